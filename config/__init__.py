@@ -1,0 +1,1 @@
+"""Server-side configuration (installed as ``picloud_compat.config``)."""

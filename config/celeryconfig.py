@@ -1,0 +1,57 @@
+"""Celery settings for picloud-compat workers, derived from `Settings`.
+
+Why each non-default matters:
+- JSON only: no pickle crosses the broker; payloads live in Redis, sealed with HMAC.
+- ``ack_emulation: False``: kombu's unacked bookkeeping costs ~0.7 ms per message and
+  does not protect started or prefetched work anyway (feasibility.md T2, T6). The
+  platform's own chunk ledger, leases and reaper make delivery durable instead, and
+  without ack emulation there is no visibility timeout to re-run long jobs.
+- ``task_acks_late`` with prefetch multiplier 1: a worker reserves only as many
+  messages as it has free processes, so chunks are not hoarded behind a slow job.
+- ``task_reject_on_worker_lost: False``: a lost process is handled by our recovery
+  (attempt cap, restartable flag), not by Celery's one-shot requeue.
+- priorities: ten steps, ``:`` separator, lower runs first (PiCloud's `_priority`).
+- ``task_send_sent_event: False``: a late task-sent event would overwrite the
+  job's function name (the shadow name) in Flower.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from picloud_compat.compute_types import DEFAULT_PRIORITY, PRIORITY_SEP, PRIORITY_STEPS
+from picloud_compat.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    transport = {
+        "priority_steps": list(PRIORITY_STEPS),
+        "sep": PRIORITY_SEP,
+        "queue_order_strategy": "priority",
+        "ack_emulation": False,
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+    }
+    return {
+        "broker_url": settings.server_url,
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": False,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": "c1",
+        "task_default_priority": DEFAULT_PRIORITY,
+        "task_create_missing_queues": True,
+        "task_send_sent_event": False,
+        "worker_send_task_events": True,
+        "worker_redirect_stdouts_level": "INFO",
+        "worker_hijack_root_logger": True,
+        "worker_enable_remote_control": True,
+    }

@@ -1,0 +1,55 @@
+"""PiCloud compute types: each one is its own Celery queue.
+
+Ops start one worker pool per type (``picloud worker --type c2`` or
+``celery -A picloud_compat.tasks.app worker -Q c2``); a job's ``_type`` picks the queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ComputeType:
+    name: str
+    description: str
+    cores: tuple[int, ...]  # the values `_cores` may take on this type
+
+    @property
+    def queue(self) -> str:
+        return self.name
+
+
+COMPUTE_TYPES: dict[str, ComputeType] = {
+    t.name: t
+    for t in (
+        ComputeType("c1", "1 compute unit, 300 MB RAM", (1,)),
+        ComputeType("c2", "2.5 compute units, 800 MB RAM", (1, 2, 4, 8)),
+        ComputeType("f2", "5.5 compute units, 3.75 GB RAM", (1, 2, 4, 8, 16)),
+        ComputeType("m1", "3.25 compute units, 8 GB RAM", (1, 2, 4, 8)),
+        ComputeType("s1", "up to 2 compute units, 300 MB RAM, 1 IP per core", (1,)),
+    )
+}
+
+DEFAULT_TYPE = "c1"
+QUEUES = tuple(COMPUTE_TYPES)
+
+# Redis has no native priorities: kombu keeps one list per priority step and reads them
+# lowest-number first. PiCloud's `_priority` (lower runs first, default 5) maps onto it.
+PRIORITY_STEPS = tuple(range(10))
+DEFAULT_PRIORITY = 5
+PRIORITY_SEP = ":"
+
+
+def priority_step(priority: int) -> int:
+    return min(max(priority, PRIORITY_STEPS[0]), PRIORITY_STEPS[-1])
+
+
+def queue_key(queue: str, priority: int) -> str:
+    """The Redis list kombu reads for `queue` at `priority` (0 is the bare queue name)."""
+    step = priority_step(priority)
+    return queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}"
+
+
+def queue_keys(queue: str) -> list[str]:
+    return [queue_key(queue, p) for p in PRIORITY_STEPS]

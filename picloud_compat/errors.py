@@ -1,0 +1,113 @@
+"""Every exception the platform raises, in one hierarchy.
+
+    CloudException                    PiCloud's public error: jid, status, remote traceback
+    ├── CloudTimeoutError             a join/result/iresult wait ran out of time
+    ├── CloudPicklingError            a function, argument or result cannot be serialized
+    ├── AuthenticityError             a stored pickle failed its HMAC check; never unpickled
+    ├── ConnectionFailed              Redis (or the simulator) cannot be reached
+    ├── ConfigurationError            settings are missing or malformed
+    └── UnknownJobError               a jid that does not exist, was deleted or purged
+
+`CloudException` keeps the original client's constructor and attributes (`parameter`,
+`jid`, `status`, `retry`, `hint`) so code written against PiCloud keeps working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+PICKLE_HINT = "Please see the picloud-compat README for more information about pickle errors"
+
+
+class CloudException(Exception):
+    """A job failed, or the platform refused a request."""
+
+    def __init__(
+        self,
+        value: Any,
+        jid: Any = None,
+        status: Any = None,
+        retry: bool = False,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(jid, status, value, jid)
+        self.parameter = value
+        self.jid = jid
+        self.status = status
+        self.retry = retry
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.jid is not None and not isinstance(self.jid, list | tuple | range):
+            text = f"Job {self.jid}: {self.parameter}"
+        elif self.status is not None:
+            text = f"Error {self.status}: {self.parameter}"
+        else:
+            text = str(self.parameter)
+        if self.hint:
+            text += f"\nTIP: {self.hint}"
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.parameter, self.jid, self.status, self.retry, self.hint))
+
+
+class CloudTimeoutError(CloudException):
+    """A wait for jobs timed out; `.jid` holds the jids still unfinished."""
+
+    def __init__(self, value: Any = "Timed out", jid: Any = None, **_: Any) -> None:
+        super().__init__(value, jid=jid, status=None)
+
+    def __str__(self) -> str:
+        return str(self.parameter)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.parameter, self.jid))
+
+
+class CloudPicklingError(CloudException):
+    """Something the user passed or returned cannot be serialized."""
+
+
+class AuthenticityError(CloudException):
+    """A payload's signature is missing or wrong: it was not written by this platform."""
+
+
+class ConnectionFailed(CloudException):
+    """The job store (Redis or the simulator) is unreachable."""
+
+    def __init__(self, value: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("status", 503)
+        super().__init__(value, **kwargs)
+
+
+class ConfigurationError(CloudException):
+    """Settings are missing, contradictory or malformed."""
+
+
+class UnknownJobError(CloudException):
+    """The jid was never created, was deleted, or belongs to someone else."""
+
+    def __init__(self, jid: Any) -> None:
+        super().__init__("Does not exist or was purged", jid=jid)
+
+
+@contextlib.contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Translate redis-py connection failures into `ConnectionFailed`.
+
+    Callers see one exception type with the operation named, instead of redis-py's
+    many (ConnectionError, TimeoutError, BusyLoadingError, ...).
+    """
+    import redis.exceptions as rexc
+
+    try:
+        yield
+    except (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError) as exc:
+        raise ConnectionFailed(f"{what} failed: cannot reach the job store ({exc})") from exc
+    except rexc.ResponseError as exc:
+        if "OOM" in str(exc) or "READONLY" in str(exc):
+            raise ConnectionFailed(f"{what} failed: the job store refused the write ({exc})") from exc
+        raise

@@ -1,0 +1,315 @@
+"""`ChunkRunner`: runs the jobs of one chunk message, in a worker process.
+
+Claims jobs a batch at a time (atomic in the store; a redelivered chunk skips what is
+already claimed or finished), runs each through `execution.run_job`, and records
+outcomes in batches so tiny jobs cost a fraction of a round trip each. Long jobs are
+recorded as soon as they end, and their output is streamed while they run.
+
+The runner tells its *warden* (the Celery worker's main process, or the simulator's
+parent) what it is running through a small state file, so the warden can renew the
+chunk's lease and kill exactly the right attempt of the right job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from picloud_compat.execution import JobContext, JobOutput, JobResult, run_job
+from picloud_compat.serialization import Codec
+from picloud_compat.settings import Settings
+from picloud_compat.store.base import ChunkRef, ClaimedJob, JobStore, Outcome
+
+MAX_BATCH = 256
+"""Jobs claimed (and outcomes recorded) per round trip when jobs are tiny."""
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+"""Argument bytes fetched per claim."""
+FLUSH_AFTER = 0.02
+"""Seconds a finished job's outcome may wait to share a round trip with others."""
+TINY_JOB = 0.002
+"""Jobs faster than this grow the claim batch; slower ones are recorded at once."""
+STREAM_EVERY = 0.5
+"""Seconds between live output uploads of a running job."""
+
+
+def worker_name(pid: int | None = None) -> str:
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
+
+
+@dataclass(frozen=True)
+class RunnerIdentity:
+    worker: str  # host:pid of the process running jobs
+    warden: str  # id of the supervisor that can kill that process
+    state_dir: Path | None  # where the warden looks for our state file
+
+
+class StateFile:
+    """One fixed-size record the warden reads: the chunks this process holds (a stack:
+    nested jobs run inside their waiting parent) and the job running now, with its
+    attempt token, pid and max runtime."""
+
+    SIZE = 1024
+
+    def __init__(self, directory: Path | None) -> None:
+        self._fd: int | None = None
+        self._stack: list[dict[str, Any]] = []
+        if directory is not None:
+            path = directory / str(os.getpid())
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def push(self, chunk: str) -> None:
+        self._stack.append({"chunk": chunk})
+        self._write()
+
+    def pop(self) -> None:
+        self._stack.pop()
+        self._write()
+
+    def set_job(self, **fields: Any) -> None:
+        """Describe the job now running in the innermost chunk (no fields: between jobs)."""
+        self._stack[-1] = {"chunk": self._stack[-1]["chunk"], **fields}
+        self._write()
+
+    def _write(self) -> None:
+        if self._fd is None:
+            return
+        top = self._stack[-1] if self._stack else {}
+        record = {**top, "chunks": [e["chunk"] for e in self._stack]}
+        data = json.dumps(record).encode()
+        os.pwrite(self._fd, data.ljust(self.SIZE, b" "), 0)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.pwrite(self._fd, b" " * self.SIZE, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        raw = path.read_bytes().strip()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+class ChunkRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        settings: Settings,
+        codec_for: Callable[[str], Codec],
+        identity: RunnerIdentity,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.codec_for = codec_for
+        self.identity = identity
+        self._options: dict[tuple[str, str], dict[str, Any]] = {}
+        self._state = StateFile(identity.state_dir)
+        self._stream_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._state.close()
+
+    def run(self, chunk: ChunkRef) -> int:
+        """Run every still-queued job of `chunk`; return how many ran here."""
+        token = secrets.token_hex(8)
+        codec = self.codec_for(chunk.tenant)
+        ck = f"{chunk.tenant}/{chunk.first}+{chunk.count}"
+        index, batch, ran = 0, 1, 0
+        pending: list[Outcome] = []
+        oldest = 0.0
+        self._state.push(ck)
+        try:
+            while index < chunk.count:
+                claim = self.store.claim(
+                    chunk,
+                    index,
+                    batch,
+                    MAX_BATCH_BYTES,
+                    self.identity.worker,
+                    self.identity.warden,
+                    token,
+                )
+                index = claim.next_index
+                for job in claim.jobs:
+                    options = self._job_options(chunk.tenant, job.options_id)
+                    started = time.perf_counter()
+                    outcome = self._run_one(chunk, job, options, codec, token, ck)
+                    ran += 1
+                    if not pending:
+                        oldest = started
+                    pending.append(outcome)
+                    slow = outcome.runtime > TINY_JOB
+                    if slow or len(pending) >= MAX_BATCH or time.perf_counter() - oldest > FLUSH_AFTER:
+                        last = index >= chunk.count and job is claim.jobs[-1]
+                        self.store.finish(chunk, pending, self.identity.worker, end=last)
+                        pending = []
+                        if last:
+                            return ran
+                    restartable = options.get("restartable", True)
+                    batch = 1 if (slow or not restartable) else min(batch * 2, MAX_BATCH)
+            self.store.finish(chunk, pending, self.identity.worker, end=True)
+            return ran
+        finally:
+            self._state.pop()
+
+    def _job_options(self, tenant: str, options_id: str) -> dict[str, Any]:
+        key = (tenant, options_id)
+        cached = self._options.get(key)
+        if cached is None:
+            raw = self.store.options(tenant, options_id)
+            cached = json.loads(raw) if raw else {}
+            if len(self._options) > 1024:
+                self._options.clear()
+            self._options[key] = cached
+        return cached
+
+    def _run_one(
+        self,
+        chunk: ChunkRef,
+        job: ClaimedJob,
+        options: dict[str, Any],
+        codec: Codec,
+        token: str,
+        ck: str,
+    ) -> Outcome:
+        max_runtime = options.get("max_runtime")
+        self._state.set_job(
+            tenant=chunk.tenant,
+            jid=job.jid,
+            token=token,
+            pid=os.getpid(),
+            started=time.time(),
+            max_runtime=None if max_runtime is None else max_runtime * 60.0,
+        )
+
+        sha = options["fn"]
+        # Fetched here, not in load(): a `_kill_process` job loads in a forked child,
+        # which must not touch this process's store connection.
+        blob = None if codec.has_function(sha) else self.store.function(chunk.tenant, sha)
+
+        def load() -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+            func = codec.load_function(sha, blob)
+            args, kwargs = codec.load_arguments(job.args)
+            return func, args, kwargs
+
+        output = JobOutput(self.settings.output_limit)
+        context = JobContext(chunk.tenant, job.jid)
+        streamer = _OutputStreamer(self.store, chunk.tenant, job.jid, output, self._stream_lock)
+        streamer.start()
+        try:
+            if options.get("kill_process"):
+                result = _run_in_fresh_process(
+                    lambda: run_job(context, load, options, codec, output),
+                    self._state,
+                    dict(tenant=chunk.tenant, jid=job.jid, token=token),
+                    max_runtime,
+                )
+            else:
+                result = run_job(context, load, options, codec, output)
+        finally:
+            streamer.stop()
+        with self._stream_lock:  # any upload in flight lands before the final output
+            pass
+        self._state.set_job()
+        return Outcome(
+            jid=job.jid,
+            token=token,
+            status=result.status,
+            result=result.result,
+            exception=result.exception,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            profile=result.profile,
+            runtime=result.runtime,
+        )
+
+
+class _OutputStreamer:
+    """Uploads a long-running job's output every STREAM_EVERY seconds."""
+
+    def __init__(
+        self, store: JobStore, tenant: str, jid: int, output: JobOutput, lock: threading.Lock
+    ) -> None:
+        self._store, self._tenant, self._jid = store, tenant, jid
+        self._output, self._lock = output, lock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._timer = threading.Timer(STREAM_EVERY, self._begin)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def _begin(self) -> None:
+        self._thread = threading.current_thread()
+        while not self._stop.is_set():
+            self._upload()
+            self._stop.wait(STREAM_EVERY)
+
+    def _upload(self) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            out, err = self._output.drain()
+            if out or err:
+                try:
+                    self._store.append_output(self._tenant, self._jid, out, err)
+                except Exception:
+                    pass  # live output is best effort; the final output still lands
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._timer.cancel()
+
+
+def _run_in_fresh_process(
+    body: Callable[[], JobResult],
+    state: StateFile,
+    job_fields: dict[str, Any],
+    max_runtime: float | None,
+) -> JobResult:
+    """`_kill_process`: run the job in a forked child whose interpreter is then discarded."""
+    import pickle
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        try:
+            data = pickle.dumps(body())
+        except BaseException as exc:
+            data = pickle.dumps(JobResult("error", None, f"{exc!r}", "", "", None, 0.0))
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(data)
+        os._exit(0)
+    os.close(write_fd)
+    state.set_job(
+        **job_fields,
+        pid=pid,
+        started=time.time(),
+        max_runtime=None if max_runtime is None else max_runtime * 60.0,
+    )
+    with os.fdopen(read_fd, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if data:
+        return pickle.loads(data)
+    return JobResult(
+        "error", None, f"job process exited abnormally (wait status {status})", "", "", None, 0.0
+    )

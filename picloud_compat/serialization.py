@@ -1,0 +1,171 @@
+"""Turning functions, arguments and results into signed bytes, and back.
+
+The only module that imports cloudpickle for payloads. Three rules live here:
+- sizes: function, argument tuple and result are each capped by `max_transmit_data`
+  (PiCloud's setting), checked before anything is written;
+- errors: an unpicklable object raises `CloudPicklingError` naming *which* argument
+  (and the innermost object found) instead of cloudpickle's bare TypeError;
+- authenticity: every blob is sealed with `Signer` and opened before `pickle.loads`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import cloudpickle
+
+from picloud_compat.errors import PICKLE_HINT, CloudException, CloudPicklingError
+from picloud_compat.shipping import ship_by_value
+from picloud_compat.signing import Signer
+
+PROTOCOL = 5
+
+
+class Codec:
+    def __init__(self, signer: Signer, max_transmit_data: int) -> None:
+        self.signer = signer
+        self.limit = max_transmit_data
+        self._functions: dict[str, Any] = {}  # sha -> loaded function (workers)
+
+    # -- client side -------------------------------------------------------------
+
+    def function(self, func: Callable[..., Any]) -> tuple[str, bytes]:
+        """Seal `func` (and the user's local modules it needs) by value.
+
+        Returns (sha256 of the pickle, sealed blob). The sha names the blob in Redis
+        so a map of 10,000 jobs stores the function once.
+        """
+        ship_by_value(func)
+        try:
+            raw = cloudpickle.dumps(func, protocol=PROTOCOL)
+        except Exception as exc:
+            raise _pickling_error(f"function {_describe(func)}", func, exc) from exc
+        self._check_size(len(raw), f"function {_describe(func)}")
+        return hashlib.sha256(raw).hexdigest(), self.signer.seal(raw)
+
+    def arguments(
+        self, args: Sequence[Any], kwargs: dict[str, Any] | None = None, fast: int = 0
+    ) -> bytes:
+        """Seal one job's (args, kwargs); None kwargs keeps the pickle small."""
+        payload = (tuple(args), kwargs) if kwargs else (tuple(args),)
+        try:
+            raw = self._dumps(payload, fast)
+        except Exception as exc:
+            raise _argument_error(args, kwargs or {}, exc) from exc
+        self._check_size(len(raw), "arguments")
+        return self.signer.seal(raw)
+
+    def ship_argument_types(self, values: Iterable[Any]) -> None:
+        """Instances of the user's own classes need those classes shipped too."""
+        ship_by_value(*{type(v) for v in values})
+
+    # -- worker side -------------------------------------------------------------
+
+    def result(self, value: Any, fast: int = 0) -> bytes:
+        """Seal a job's return value; raises CloudPicklingError if it cannot travel."""
+        try:
+            raw = self._dumps(value, fast)
+        except Exception as exc:
+            raise _pickling_error("the job's return value", value, exc) from exc
+        self._check_size(len(raw), "result")
+        return self.signer.seal(raw)
+
+    def load_function(self, sha: str, blob: bytes | None) -> Any:
+        cached = self._functions.get(sha)
+        if cached is not None:
+            return cached
+        if blob is None:
+            raise CloudException(f"function {sha[:12]} is missing from the job store")
+        func = pickle.loads(self.signer.open(blob, "function"))
+        if len(self._functions) > 256:
+            self._functions.clear()
+        self._functions[sha] = func
+        return func
+
+    def has_function(self, sha: str) -> bool:
+        return sha in self._functions
+
+    def load_arguments(self, blob: bytes | memoryview) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        payload = pickle.loads(self.signer.open(blob, "arguments"))
+        return (payload[0], payload[1]) if len(payload) == 2 else (payload[0], {})
+
+    def load(self, blob: bytes | memoryview, what: str = "result") -> Any:
+        return pickle.loads(self.signer.open(blob, what))
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _dumps(self, obj: Any, fast: int) -> bytes:
+        if fast >= 2:
+            return pickle.dumps(obj, protocol=PROTOCOL)
+        return cloudpickle.dumps(obj, protocol=PROTOCOL)
+
+    def _check_size(self, size: int, what: str) -> None:
+        if size > self.limit:
+            raise CloudException(
+                f"Excessive data ({size} bytes) transmitted in {what}: the limit is "
+                f"{self.limit} bytes (max_transmit_data). Store large data with cloud.files "
+                "and pass its name instead."
+            )
+
+
+def _describe(obj: Any) -> str:
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return name or type(obj).__name__
+
+
+def _argument_error(args: Sequence[Any], kwargs: dict[str, Any], exc: Exception) -> Exception:
+    for index, value in enumerate(args):
+        if not _picklable(value):
+            return _pickling_error(f"argument {index}", value, exc)
+    for name, value in kwargs.items():
+        if not _picklable(value):
+            return _pickling_error(f"keyword argument {name!r}", value, exc)
+    return _pickling_error("the arguments", args, exc)
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        cloudpickle.dumps(value, protocol=PROTOCOL)
+        return True
+    except Exception:
+        return False
+
+
+def _innermost_unpicklable(value: Any, depth: int = 0) -> Any:
+    """Dig into containers and attributes for the object that really fails."""
+    if depth > 6:
+        return value
+    children: Iterable[Any]
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list | tuple | set | frozenset):
+        children = value
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        children = vars(value).values()
+    else:
+        return value
+    for child in children:
+        if not _picklable(child):
+            return _innermost_unpicklable(child, depth + 1)
+    return value
+
+
+def _pickling_error(what: str, value: Any, exc: Exception) -> CloudPicklingError:
+    culprit = _innermost_unpicklable(value)
+    detail = f"{what} cannot be pickled: {type(exc).__name__}: {exc}"
+    if culprit is not value:
+        detail += f" (the unpicklable object is {_safe_repr(culprit)} inside {_safe_repr(value)})"
+    else:
+        detail += f" (object: {_safe_repr(value)})"
+    return CloudPicklingError(f"{detail}\n{PICKLE_HINT}")
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} with a failing repr>"
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -1,0 +1,164 @@
+"""Client and worker settings: one frozen dataclass, read once.
+
+Precedence: explicit arguments (e.g. ``cloud.setkey``), then ``PICLOUD_<NAME>``
+environment variables, then ``cloudconf.py`` in the config directory, then the
+defaults below. ``cloudconf.py`` is parsed as ``name = literal`` lines with
+`ast.literal_eval`, never executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from picloud_compat.errors import ConfigurationError
+
+CONFIG_DIR_ENV = "PICLOUD_CONFIG_DIR"
+CONFIG_FILENAME = "cloudconf.py"
+ENV_PREFIX = "PICLOUD_"
+
+MAX_TRANSMIT_DATA = 16 * 1024 * 1024
+"""Largest serialized function, argument tuple or result, in bytes."""
+MAX_TRANSMIT_CEILING = 256 * 1024 * 1024
+"""Hard ceiling for `max_transmit_data`: Redis strings stop at 512 MB."""
+RETENTION_SECONDS = 7 * 24 * 3600
+"""How long a finished job's record, result and output are kept (about 0.5 KB a job)."""
+MAX_ATTEMPTS = 3
+"""Runs of a restartable job before a lost worker turns it into an error."""
+INLINE_RESULT_LIMIT = 64 * 1024
+"""Results up to this size ride inside the completion notice (saves a round trip)."""
+OUTPUT_LIMIT = 256 * 1024
+"""stdout/stderr kept per job (the tail, as PiCloud kept the last 64 KB)."""
+
+
+def getconfigpath() -> str:
+    """The directory holding cloudconf.py (``~/.picloud`` unless PICLOUD_CONFIG_DIR)."""
+    return os.path.expanduser(os.environ.get(CONFIG_DIR_ENV) or "~/.picloud")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # -- account / connection
+    api_key: str | None = None
+    api_secretkey: str | None = None
+    server_url: str | None = None  # redis://host:port/db of the cluster
+    use_simulator: bool = False
+    signing_key: str | None = None  # shared HMAC secret of clients and workers
+    # -- simulator / cloud.mp
+    num_procs: int = 0  # 0 means the number of CPUs
+    # -- transport
+    max_transmit_data: int = MAX_TRANSMIT_DATA
+    redis_socket_timeout: float = 15.0
+    redis_connect_timeout: float = 3.0
+    # -- job records
+    retention_seconds: int = RETENTION_SECONDS
+    max_attempts: int = MAX_ATTEMPTS
+    inline_result_limit: int = INLINE_RESULT_LIMIT
+    output_limit: int = OUTPUT_LIMIT
+    # -- logging
+    log_filename: str = "cloud.log"
+    log_level: str = "INFO"
+    save_log: bool = True
+    # -- files (S3)
+    s3_bucket: str = "picloud-files"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    # -- admin credentials for cloud.account
+    admin_password: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_transmit_data <= 0 or self.max_transmit_data > MAX_TRANSMIT_CEILING:
+            raise ConfigurationError(
+                f"max_transmit_data must be between 1 and {MAX_TRANSMIT_CEILING}, "
+                f"got {self.max_transmit_data}"
+            )
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+
+    @property
+    def simulated(self) -> bool:
+        """The embedded default: without a server URL everything runs locally."""
+        return self.use_simulator or not self.server_url
+
+    @property
+    def processes(self) -> int:
+        return self.num_procs or os.cpu_count() or 2
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def load(cls, config_dir: str | None = None, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {}
+        values.update(read_cloudconf(Path(config_dir or getconfigpath()) / CONFIG_FILENAME))
+        values.update(_from_env())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**_coerce_all(values))
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def read_cloudconf(path: Path) -> dict[str, Any]:
+    """Read ``name = literal`` assignments; unknown names are ignored, as PiCloud did."""
+    if not path.is_file():
+        return {}
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except SyntaxError as exc:
+        raise ConfigurationError(f"{path} is not valid Python: {exc}") from exc
+    out: dict[str, Any] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target = node.targets[0]
+        if not isinstance(target, ast.Name) or target.id not in _FIELDS:
+            continue
+        try:
+            out[target.id] = ast.literal_eval(node.value)
+        except ValueError as exc:
+            raise ConfigurationError(f"{path}: {target.id} must be a literal value") from exc
+    # PiCloud wrote the string 'None' for an unset api_key.
+    return {k: (None if v == "None" else v) for k, v in out.items()}
+
+
+def _from_env() -> dict[str, Any]:
+    out = {}
+    for name in _FIELDS:
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            out[name] = raw
+    return out
+
+
+def _coerce_all(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _coerce(k, v) for k, v in values.items() if k in _FIELDS}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = _FIELDS[name].default
+    kind = type(default) if default is not None else str
+    if value is None:
+        return None
+    try:
+        if kind is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return lowered in ("1", "true", "yes", "on")
+            return bool(value)
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(
+            f"setting {name} (env {ENV_PREFIX}{name.upper()}) must be {kind.__name__}, "
+            f"got {value!r}"
+        ) from exc

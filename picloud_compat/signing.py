@@ -1,0 +1,63 @@
+"""HMAC envelopes for every pickle the platform stores.
+
+Unpickling is code execution, and anyone who can write to Redis could plant a pickle.
+So every blob (function, arguments, result, exception) is wrapped as::
+
+    MAGIC | HMAC-SHA256(tenant key, header + payload) | len(header) | header | payload
+
+and `open()` checks the MAC *before* anything is unpickled. The tenant key is derived
+from the cluster's shared `signing_key`, so a blob signed for one API key does not
+verify under another. The header names the Python and cloudpickle versions, because
+cloudpickle payloads only load under the same versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sys
+
+import cloudpickle
+
+from picloud_compat.errors import AuthenticityError, CloudPicklingError
+
+MAGIC = b"PCS1"
+_MAC_LEN = 32
+_RUNTIME = f"py{sys.version_info[0]}.{sys.version_info[1]}|cp{cloudpickle.__version__}".encode()
+
+
+class Signer:
+    def __init__(self, secret: str | bytes, tenant: str) -> None:
+        raw = secret.encode() if isinstance(secret, str) else secret
+        if len(raw) < 16:
+            raise ValueError("signing_key must be at least 16 bytes")
+        self.tenant = tenant
+        self._key = hmac.new(raw, b"picloud-tenant:" + tenant.encode(), hashlib.sha256).digest()
+
+    def seal(self, payload: bytes) -> bytes:
+        header = _RUNTIME
+        mac = hmac.new(self._key, bytes([len(header)]) + header, hashlib.sha256)
+        mac.update(payload)
+        return b"".join((MAGIC, mac.digest(), bytes([len(header)]), header, payload))
+
+    def open(self, blob: bytes | memoryview, what: str = "payload") -> memoryview:
+        """Return the payload of `blob` if its MAC verifies; raise otherwise."""
+        view = memoryview(blob)
+        if len(view) < len(MAGIC) + _MAC_LEN + 1 or view[: len(MAGIC)] != MAGIC:
+            raise AuthenticityError(f"refusing to unpickle {what}: it carries no signature")
+        mac_end = len(MAGIC) + _MAC_LEN
+        body = view[mac_end:]
+        expected = hmac.new(self._key, body, hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, view[len(MAGIC) : mac_end]):
+            raise AuthenticityError(
+                f"refusing to unpickle {what}: its signature does not match "
+                "(tampered, or signed with another key or tenant)"
+            )
+        header_len = body[0]
+        header = bytes(body[1 : 1 + header_len])
+        if header != _RUNTIME:
+            raise CloudPicklingError(
+                f"{what} was pickled under {header.decode(errors='replace')} but this process "
+                f"runs {_RUNTIME.decode()}; client and workers need the same versions"
+            )
+        return body[1 + header_len :]

@@ -1,0 +1,125 @@
+"""A small RPC link between the simulator's processes and its job store.
+
+Simulator worker processes (and jobs that call ``cloud`` inside them) reach the parent's
+`MemoryJobStore` through `RemoteStore`, which forwards method calls over an
+authenticated `multiprocessing.connection` (HMAC challenge with a random key), one
+connection per thread so blocking calls (waiting for work or notices) never hold up
+another thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from multiprocessing.connection import Client as connect
+from multiprocessing.connection import Connection, Listener
+from typing import Any
+
+log = logging.getLogger("picloud.simulator")
+
+EXPOSED = frozenset(
+    {
+        "allocate",
+        "submit",
+        "statuses",
+        "info",
+        "results",
+        "options",
+        "function",
+        "kill",
+        "kill_with_reason",
+        "delete",
+        "watch",
+        "pop_notices",
+        "unfinished",
+        "next_chunk",
+        "claim",
+        "finish",
+        "unclaim",
+        "append_output",
+        "renew_leases",
+        "recover",
+    }
+)
+
+
+class StoreServer:
+    """Serves `target`'s exposed methods to authenticated local processes."""
+
+    def __init__(self, target: Any, address: str, authkey: bytes) -> None:
+        self.target = target
+        self.listener = Listener(address, family="AF_UNIX", authkey=authkey)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._accept, name="picloud-sim-rpc", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stopping:
+            try:
+                conn = self.listener.accept()
+            except Exception:
+                if self._stopping:
+                    return
+                log.debug("rejected a simulator connection", exc_info=True)
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: Connection) -> None:
+        with conn:
+            while True:
+                try:
+                    method, args, kwargs = conn.recv()
+                except (EOFError, OSError):
+                    return
+                try:
+                    if method not in EXPOSED:
+                        raise AttributeError(f"simulator store has no method {method!r}")
+                    reply = ("ok", getattr(self.target, method)(*args, **kwargs))
+                except BaseException as exc:
+                    reply = ("err", exc)
+                try:
+                    conn.send(reply)
+                except (EOFError, OSError):
+                    return
+
+    def close(self) -> None:
+        self._stopping = True
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+
+
+class RemoteStore:
+    """The `JobStore` contract, forwarded to the simulator's parent process."""
+
+    def __init__(self, address: str, authkey: bytes) -> None:
+        self._address = address
+        self._authkey = authkey
+        self._local = threading.local()
+
+    def _conn(self) -> Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self._address, family="AF_UNIX", authkey=self._authkey)
+        return conn
+
+    def __getattr__(self, method: str) -> Any:
+        if method not in EXPOSED:
+            raise AttributeError(method)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            conn = self._conn()
+            conn.send((method, args, kwargs))
+            status, value = conn.recv()
+            if status == "err":
+                raise value
+            return value
+
+        return call
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -1,0 +1,31 @@
+-- Move queued jobs of a chunk to processing for one runner, and lease the chunk.
+-- ARGV: 1 tenant, 2 now, 3 worker (host:pid running the jobs), 4 warden (who can
+--       kill that process), 5 token, 6 lease member, 7 lease expiry, 8 first,
+--       9 count, 10 start index, 11 max jobs, 12 max argument bytes.
+-- Returns {next index, jid, attempt, options id, args, jid, ...}.
+local t, now, worker, warden, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local first, count = tonumber(ARGV[8]), tonumber(ARGV[9])
+local i, max_jobs, max_bytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local out = {0}
+local taken, bytes = 0, 0
+while i < count and taken < max_jobs and bytes < max_bytes do
+  local jid = first + i
+  local jk = K.job(t, jid)
+  local cur = redis.call('HMGET', jk, 'status', 'opts')
+  if cur[1] == 'queued' then
+    local att = redis.call('HINCRBY', jk, 'att', 1)
+    redis.call('HSET', jk, 'status', 'processing', 'started', now, 'worker', worker,
+               'warden', warden, 'token', token)
+    local a = redis.call('GET', K.args(t, jid)) or ''
+    bytes = bytes + #a
+    taken = taken + 1
+    out[#out + 1] = jid
+    out[#out + 1] = att
+    out[#out + 1] = cur[2]
+    out[#out + 1] = a
+  end
+  i = i + 1
+end
+out[1] = i
+if taken > 0 then redis.call('HSET', K.leases(), ARGV[6], ARGV[7]) end
+return out

@@ -1,0 +1,30 @@
+-- Kill unfinished jobs: they become `killed`, dependents stall, waiters are told.
+-- Jobs that were processing get a kill request pushed to the warden of their worker
+-- process, which stops that process (only if it still runs that attempt).
+-- ARGV: 1 tenant, 2 now, 3 retention, 4 inline limit, 5 reason, then jids
+--       (none = every unfinished job of the tenant).
+-- Returns the jids that were killed.
+local t, now, retention, inline_limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local reason = ARGV[5]
+local jids = {}
+if #ARGV == 5 then
+  jids = redis.call('SMEMBERS', K.unfinished(t))
+else
+  for i = 6, #ARGV do jids[#jids + 1] = ARGV[i] end
+end
+local killed = {}
+for _, jid in ipairs(jids) do
+  local jk = K.job(t, jid)
+  local cur = redis.call('HMGET', jk, 'status', 'worker', 'warden', 'token')
+  local st = cur[1]
+  if st == 'waiting' or st == 'queued' or st == 'processing' then
+    if st == 'processing' and cur[3] then
+      redis.call('RPUSH', K.kill_queue(cur[3]), cmsgpack.pack({t, tonumber(jid), cur[2], cur[4]}))
+      redis.call('EXPIRE', K.kill_queue(cur[3]), 3600)
+    end
+    fail_job(t, jid, 'killed', reason, now, retention, inline_limit)
+    killed[#killed + 1] = tonumber(jid)
+  end
+end
+flush_notices()
+return killed

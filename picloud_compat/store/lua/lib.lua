@@ -1,0 +1,149 @@
+-- Shared helpers, prepended (after the generated key builders `K`) to every script.
+-- Job hash fields: status opts cid created att started worker warden token
+--                  finished runtime exc parent
+
+local FINISHED = {done = true, error = true, killed = true, stalled = true}
+local STALLED_MSG = 'Could not start due to dependency erroring'
+local NOTICE_TTL = 3600
+
+-- Notices are collected per client id during one script run, then pushed once each.
+local NOTICES = {}
+local NOTICE_ORDER = {}
+
+local function add_notice(t, cid, jid, status, result)
+  local key = K.notices(t, cid)
+  local list = NOTICES[key]
+  if not list then
+    list = {}
+    NOTICES[key] = list
+    NOTICE_ORDER[#NOTICE_ORDER + 1] = key
+  end
+  list[#list + 1] = tonumber(jid)
+  list[#list + 1] = status
+  list[#list + 1] = result or false
+end
+
+local function flush_notices()
+  for _, key in ipairs(NOTICE_ORDER) do
+    redis.call('RPUSH', key, cmsgpack.pack(NOTICES[key]))
+    redis.call('EXPIRE', key, NOTICE_TTL)
+  end
+end
+
+-- Tell the submitting client and any watchers that `jid` finished.
+local function notify(t, jid, status, result, inline_limit)
+  local inline = false
+  if result and #result <= inline_limit then inline = result end
+  local cid = redis.call('HGET', K.job(t, jid), 'cid')
+  if cid then add_notice(t, cid, jid, status, inline) end
+  local wkey = K.watchers(t, jid)
+  local watchers = redis.call('SMEMBERS', wkey)
+  if #watchers > 0 then
+    for _, w in ipairs(watchers) do
+      if w ~= cid then add_notice(t, w, jid, status, inline) end
+    end
+    redis.call('DEL', wkey)
+  end
+end
+
+-- Bookkeeping shared by every move into a finished status.
+local function finalize(t, jid, retention)
+  redis.call('SREM', K.unfinished(t), jid)
+  redis.call('EXPIRE', K.job(t, jid), retention)
+  redis.call('EXPIRE', K.args(t, jid), retention)
+end
+
+local function publish(ck, queue, tpl, gen, now)
+  local msg = string.gsub(tpl, '@TAG@', ck .. '#' .. gen)
+  redis.call('LPUSH', queue, msg)
+  redis.call('HSET', K.ledger(), ck, cmsgpack.pack({queue, tpl, gen, now}))
+  redis.call('ZADD', K.ledger_times(), now, ck)
+end
+
+local function unledger(ck)
+  redis.call('HDEL', K.ledger(), ck)
+  redis.call('ZREM', K.ledger_times(), ck)
+end
+
+local function chunk_range(chunk)
+  local plus = string.find(chunk, '+', 1, true)
+  return tonumber(string.sub(chunk, 1, plus - 1)), tonumber(string.sub(chunk, plus + 1))
+end
+
+-- A waiting chunk's parents are all satisfied: queue its jobs and publish it.
+local function release(t, chunk, wkey, now)
+  local w = redis.call('HMGET', wkey, 'queue', 'tpl')
+  redis.call('DEL', wkey)
+  local first, count = chunk_range(chunk)
+  local any = false
+  for jid = first, first + count - 1 do
+    local jk = K.job(t, jid)
+    if redis.call('HGET', jk, 'status') == 'waiting' then
+      redis.call('HSET', jk, 'status', 'queued')
+      any = true
+    end
+  end
+  if any then publish(t .. '/' .. chunk, w[1], w[2], 0, now) end
+end
+
+-- `jid` reached `status`: release or stall the chunks waiting on it, transitively.
+-- Iterative (a work list, not recursion) so a 1,000-deep chain cannot overflow.
+local function propagate(t, jid, status, now, retention, inline_limit)
+  local work = {jid, status}
+  while #work > 0 do
+    local st = table.remove(work)
+    local parent = table.remove(work)
+    local kkey = K.dependents(t, parent)
+    local kids = redis.call('LRANGE', kkey, 0, -1)
+    if #kids > 0 then redis.call('DEL', kkey) end
+    for _, chunk in ipairs(kids) do
+      local wkey = K.waiting_chunk(t, chunk)
+      local deperr = redis.call('HGET', wkey, 'deperr')
+      if deperr then
+        if st == 'done' or deperr == 'ignore' then
+          if redis.call('HINCRBY', wkey, 'pending', -1) <= 0 then
+            release(t, chunk, wkey, now)
+          end
+        else
+          redis.call('DEL', wkey)
+          local first, count = chunk_range(chunk)
+          for child = first, first + count - 1 do
+            local ck = K.job(t, child)
+            if redis.call('HGET', ck, 'status') == 'waiting' then
+              redis.call('HSET', ck, 'status', 'stalled', 'finished', now, 'exc', STALLED_MSG)
+              finalize(t, child, retention)
+              notify(t, child, 'stalled', nil, inline_limit)
+              work[#work + 1] = child
+              work[#work + 1] = 'stalled'
+            end
+          end
+        end
+      end
+    end
+  end
+end
+
+-- Move one unfinished job to a failed status (killed / error) with its consequences.
+local function fail_job(t, jid, status, reason, now, retention, inline_limit)
+  redis.call('HSET', K.job(t, jid), 'status', status, 'finished', now, 'exc', reason)
+  finalize(t, jid, retention)
+  notify(t, jid, status, nil, inline_limit)
+  propagate(t, jid, status, now, retention, inline_limit)
+end
+
+-- Append to an output stream keeping only its last `limit` bytes.
+local function append_capped(key, text, limit, retention)
+  if text == '' then return end
+  if redis.call('APPEND', key, text) > limit then
+    redis.call('SET', key, redis.call('GETRANGE', key, -limit, -1))
+  end
+  if retention then redis.call('EXPIRE', key, retention) end
+end
+
+local function chunk_finished(t, first, count)
+  for jid = first, first + count - 1 do
+    local st = redis.call('HGET', K.job(t, jid), 'status')
+    if st and not FINISHED[st] then return false end
+  end
+  return true
+end

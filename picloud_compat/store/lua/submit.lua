@@ -1,0 +1,79 @@
+-- Create one chunk of jobs atomically: check dependencies, write records and
+-- arguments, then queue (publish the Celery message), wait, or stall.
+-- ARGV: 1 tenant, 2 now, 3 cid, 4 first ('' = allocate), 5 count, 6 options id,
+--       7 options json, 8 fn sha, 9 fn blob ('' = already stored), 10 retention,
+--       11 queue key, 12 message template, 13 depends_on_errors, 14 n deps,
+--       15 parent jid ('' = none), 16 inline limit,
+--       then n deps jids, then `count` sealed argument blobs.
+-- Returns the first jid, or an error reply 'NOFN' / 'NOJOB <jid>'.
+local t, now, cid = ARGV[1], ARGV[2], ARGV[3]
+local count = tonumber(ARGV[5])
+local oid, fn_sha, fn_blob = ARGV[6], ARGV[8], ARGV[9]
+local retention = tonumber(ARGV[10])
+local queue, tpl, deperr = ARGV[11], ARGV[12], ARGV[13]
+local ndeps = tonumber(ARGV[14])
+local parent, inline_limit = ARGV[15], tonumber(ARGV[16])
+
+local fkey = K['function'](t, fn_sha)
+if fn_blob == '' and redis.call('EXISTS', fkey) == 0 then
+  return redis.error_reply('NOFN function blob missing')
+end
+
+-- Validate every dependency before writing anything.
+local live, stalled = {}, false
+for i = 1, ndeps do
+  local dep = ARGV[16 + i]
+  local st = redis.call('HGET', K.job(t, dep), 'status')
+  if not st then return redis.error_reply('NOJOB ' .. dep) end
+  if st == 'error' or st == 'killed' or st == 'stalled' then
+    if deperr ~= 'ignore' then stalled = true end
+  elseif st ~= 'done' then
+    live[#live + 1] = dep
+  end
+end
+
+if fn_blob ~= '' then
+  redis.call('SET', fkey, fn_blob, 'EX', retention)
+else
+  redis.call('EXPIRE', fkey, retention)
+end
+redis.call('SET', K.options(t, oid), ARGV[7], 'EX', retention)
+
+local first
+if ARGV[4] == '' then
+  first = redis.call('INCRBY', K.jid_counter(t), count) - count + 1
+else
+  first = tonumber(ARGV[4])
+end
+
+local status = 'queued'
+if stalled then status = 'stalled' elseif #live > 0 then status = 'waiting' end
+local args_at = 16 + ndeps
+for i = 0, count - 1 do
+  local jid = first + i
+  local jk = K.job(t, jid)
+  redis.call('HSET', jk, 'status', status, 'opts', oid, 'cid', cid, 'created', now, 'att', 0)
+  if parent ~= '' then redis.call('HSET', jk, 'parent', parent) end
+  redis.call('SET', K.args(t, jid), ARGV[args_at + 1 + i])
+  if stalled then
+    redis.call('HSET', jk, 'finished', now, 'exc', STALLED_MSG)
+    finalize(t, jid, retention)
+    notify(t, jid, 'stalled', nil, inline_limit)
+  else
+    redis.call('SADD', K.unfinished(t), jid)
+  end
+end
+
+local chunk = first .. '+' .. count
+tpl = string.gsub(tpl, '@JID@', first)
+if status == 'waiting' then
+  local wkey = K.waiting_chunk(t, chunk)
+  redis.call('HSET', wkey, 'pending', #live, 'deperr', deperr, 'queue', queue, 'tpl', tpl)
+  for _, dep in ipairs(live) do
+    redis.call('RPUSH', K.dependents(t, dep), chunk)
+  end
+elseif status == 'queued' then
+  publish(t .. '/' .. chunk, queue, tpl, 0, now)
+end
+flush_notices()
+return first

@@ -1,0 +1,1 @@
+"""The Celery app and its one task (installed as ``picloud_compat.tasks``)."""

@@ -1,0 +1,20 @@
+"""The Celery app: ``celery -A picloud_compat.tasks.app worker -Q c2``.
+
+Settings come from the environment / cloudconf.py (`Settings.load`), so ops configure
+workers with ``PICLOUD_SERVER_URL`` and ``PICLOUD_SIGNING_KEY``.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from picloud_compat.config.celeryconfig import celery_config
+from picloud_compat.settings import Settings
+
+settings = Settings.load()
+app = Celery("picloud")
+app.conf.update(celery_config(settings))
+
+# Registered for their side effects: the task, and the worker lifecycle hooks.
+from picloud_compat.tasks import run as _run  # noqa: E402,F401
+from picloud_compat.workers import lifecycle as _lifecycle  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Worker processes: lifecycle, warden, reaper and CLI (installed as ``picloud_compat.workers``)."""
