@@ -87,8 +87,8 @@ class Client:
 
     @classmethod
     def for_cluster(cls, settings: Settings, tenant: str, store: Any = None) -> Client:
-        from picloud_compat.store.redis_store import RedisJobStore
         from picloud_compat.cluster_info import cluster_concurrency
+        from picloud_compat.store.redis_store import RedisJobStore
 
         redis_store = store or RedisJobStore.from_url(settings.server_url or "", settings)
         return cls(
@@ -378,10 +378,8 @@ class Client:
 
     def delete(self, jids: Any) -> None:
         _, ids = jidlib.normalize(jids)
-        try:
-            self.store.delete(self.tenant, ids)
-        finally:
-            self.hub.forget(ids)
+        self.store.delete(self.tenant, ids)
+        self.hub.forget(ids)
 
     def close(self) -> bool:
         with self._lock:

@@ -109,5 +109,7 @@ def store_errors(what: str) -> Iterator[None]:
         raise ConnectionFailed(f"{what} failed: cannot reach the job store ({exc})") from exc
     except rexc.ResponseError as exc:
         if "OOM" in str(exc) or "READONLY" in str(exc):
-            raise ConnectionFailed(f"{what} failed: the job store refused the write ({exc})") from exc
+            raise ConnectionFailed(
+                f"{what} failed: the job store refused the write ({exc})"
+            ) from exc
         raise

@@ -176,9 +176,7 @@ def run_job(
         _current.reset(token)
     runtime = time.perf_counter() - start
     stdout, stderr = output.drain()
-    return JobResult(
-        status, result, exception, stdout, stderr, _profile_text(profiler), runtime
-    )
+    return JobResult(status, result, exception, stdout, stderr, _profile_text(profiler), runtime)
 
 
 def _remote_traceback(exc: BaseException) -> str:

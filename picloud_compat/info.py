@@ -43,7 +43,9 @@ def build_info(client: Client, ids: list[int], fields: list[str]) -> dict[int, d
         item: dict[str, Any] = {}
         for f in fields:
             if f in _FROM_OPTIONS:
-                item[f] = _options(client, entry.get("options"), options_cache).get(_FROM_OPTIONS[f])
+                item[f] = _options(client, entry.get("options"), options_cache).get(
+                    _FROM_OPTIONS[f]
+                )
             elif f == "runtime":
                 item[f] = _runtime(entry)
             elif f in ("created", "finished"):

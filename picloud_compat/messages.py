@@ -35,7 +35,9 @@ def chunk_template(
 ) -> str:
     """A message for the chunk (tenant, @JID@, count), with placeholders left in."""
     spec = f'{{"t": {json.dumps(tenant)}, "j": {JID}, "n": {count}}}'
-    body = f'[[{spec}], {{}}, {{"callbacks": null, "errbacks": null, "chain": null, "chord": null}}]'
+    body = (
+        f'[[{spec}], {{}}, {{"callbacks": null, "errbacks": null, "chain": null, "chord": null}}]'
+    )
     tid = task_id(tenant, JID, count)
     shadow = display_name if not label else f"{display_name} [{label}]"
     if count > 1:

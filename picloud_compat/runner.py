@@ -155,7 +155,11 @@ class ChunkRunner:
                         oldest = started
                     pending.append(outcome)
                     slow = outcome.runtime > TINY_JOB
-                    if slow or len(pending) >= MAX_BATCH or time.perf_counter() - oldest > FLUSH_AFTER:
+                    if (
+                        slow
+                        or len(pending) >= MAX_BATCH
+                        or time.perf_counter() - oldest > FLUSH_AFTER
+                    ):
                         last = index >= chunk.count and job is claim.jobs[-1]
                         self.store.finish(chunk, pending, self.identity.worker, end=last)
                         pending = []

@@ -79,10 +79,9 @@ def local_modules_of(roots: Iterable[Any]) -> set[str]:
         seen.add(id(obj))
         if isinstance(obj, types.ModuleType):
             top = _top_level(obj.__name__)
-            if top and _is_local_top_level(top):
-                if top not in found:
-                    found.add(top)
-                    stack.extend(_module_members(top))
+            if top and top not in found and _is_local_top_level(top):
+                found.add(top)
+                stack.extend(_module_members(top))
             continue
         if isinstance(obj, types.FunctionType):
             _note(obj.__module__, found, stack)

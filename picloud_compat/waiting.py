@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from picloud_compat.errors import UnknownJobError
 from picloud_compat.options import Callbacks
 from picloud_compat.status import FINISHED
 from picloud_compat.store.base import JobStore, Notice
@@ -26,7 +27,7 @@ log = logging.getLogger("picloud.client")
 
 POP_SLICE = 0.5
 """Longest single blocking pop, so close() and deadlines are honoured promptly."""
-RECHECK_EVERY = 3.0
+RECHECK_EVERY = 1.0
 """Seconds between status re-reads while waiting (a safety net, not the mechanism)."""
 MAX_INLINE_BYTES = 64 * 1024 * 1024
 """Inline results kept for jids nobody has asked about yet; beyond this they are
@@ -47,11 +48,14 @@ class NoticeHub:
         )
         self._callback_thread: threading.Thread | None = None
         self._pump_thread: threading.Thread | None = None
+        self._deleted: set[int] = set()
         self._closed = False
 
     # -- what waiters call --------------------------------------------------------
 
     def finished_status(self, jid: int) -> str | None:
+        if jid in self._deleted:
+            raise UnknownJobError(jid)
         return self._finished.get(jid)
 
     def take_inline(self, jid: int) -> bytes | None:
@@ -70,8 +74,10 @@ class NoticeHub:
             self._cond.notify_all()
 
     def forget(self, jids: Iterable[int]) -> None:
+        """Deleted jobs: waiting on them fails at once instead of at the next recheck."""
         with self._cond:
             for jid in jids:
+                self._deleted.add(jid)
                 self._finished.pop(jid, None)
                 blob = self._inline.pop(jid, None)
                 if blob is not None:
@@ -158,8 +164,11 @@ class NoticeHub:
 
     def recheck(self, pending: set[int]) -> None:
         """Read statuses directly, in case a notice was lost."""
-        jids = sorted(pending)
+        jids = sorted(pending)[:2000]  # a bounded sample per pass
         statuses = self.store.statuses(self.tenant, jids)
+        for jid, st in zip(jids, statuses, strict=True):
+            if st is None:
+                raise UnknownJobError(jid)
         done = {j: s for j, s in zip(jids, statuses, strict=True) if s in FINISHED}
         if done:
             self._absorb([Notice(j, s) for j, s in done.items()])

@@ -62,9 +62,8 @@ class Warden:
     def kill(self, tenant: str, jid: int, token: str) -> bool:
         """Stop the process running (tenant, jid) under `token`; True if one was killed."""
         for state in self.running():
-            if state.get("tenant") == tenant and state.get("jid") == jid:
-                if state.get("token") == token:
-                    return self._stop_verify_kill(state["_path"], int(state["pid"]), tenant, jid, token)
+            if (state.get("tenant"), state.get("jid"), state.get("token")) == (tenant, jid, token):
+                return self._stop_verify_kill(state["_path"], int(state["pid"]), tenant, jid, token)
         return False
 
     def _stop_verify_kill(self, path: Path, pid: int, tenant: str, jid: int, token: str) -> bool:

@@ -7,8 +7,8 @@ workers with ``PICLOUD_SERVER_URL`` and ``PICLOUD_SIGNING_KEY``.
 from __future__ import annotations
 
 from celery import Celery
-
 from picloud_compat.config.celeryconfig import celery_config
+
 from picloud_compat.settings import Settings
 
 settings = Settings.load()

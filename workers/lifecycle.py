@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from celery import signals
+from picloud_compat.workers import reaper, runtime
 
 from picloud_compat import keys
 from picloud_compat.runner import worker_name
 from picloud_compat.warden import Warden
-from picloud_compat.workers import reaper, runtime
 
 log = logging.getLogger("picloud.worker")
 
@@ -30,7 +30,9 @@ HEARTBEAT_EVERY = 2.0
 
 
 class WardenThread(threading.Thread):
-    def __init__(self, warden_id: str, state_dir: Path, queues: list[str], concurrency: int) -> None:
+    def __init__(
+        self, warden_id: str, state_dir: Path, queues: list[str], concurrency: int
+    ) -> None:
         super().__init__(name="picloud-warden", daemon=True)
         self.warden_id = warden_id
         self.queues = queues
@@ -46,7 +48,9 @@ class WardenThread(threading.Thread):
         last_beat = 0.0
         while not self.stopping.is_set():
             try:
-                for tenant, jid, _worker, token in self.store.pop_kill_requests(self.warden_id, 0.25):
+                for tenant, jid, _worker, token in self.store.pop_kill_requests(
+                    self.warden_id, 0.25
+                ):
                     self.warden.kill(tenant, jid, token)
                 self.warden.enforce_max_runtime()
                 now = time.time()

@@ -50,7 +50,9 @@ def reap(store: RedisJobStore, now: float) -> None:
 
 def _republish_orphans(store: RedisJobStore, held: set[str], now: float) -> None:
     r = store.redis
-    old = r.zrangebyscore(keys.LEDGER_TIMES, "-inf", now - ORPHAN_AGE, start=0, num=ORPHANS_PER_PASS)
+    old = r.zrangebyscore(
+        keys.LEDGER_TIMES, "-inf", now - ORPHAN_AGE, start=0, num=ORPHANS_PER_PASS
+    )
     suspects = {k.decode(): float(v) for k, v in r.hgetall(keys.ORPHAN_SUSPECTS).items()}
     for raw in old:
         ck = raw.decode()

@@ -11,6 +11,7 @@ import functools
 import os
 from pathlib import Path
 
+from picloud_compat import helping
 from picloud_compat.runner import ChunkRunner, RunnerIdentity, worker_name
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
@@ -74,6 +75,7 @@ def runner() -> ChunkRunner:
             state_dir=Path(state_dir) if state_dir and Path(state_dir).is_dir() else None,
         )
         existing = _runners[pid] = ChunkRunner(store(), settings(), codec_for, identity)
+        helping.register_runner(existing)
     return existing
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from picloud_compat import __version__ as __version__
 from picloud_compat import client as _clients
-from picloud_compat import __version__
 from picloud_compat.errors import CloudException, CloudTimeoutError
 from picloud_compat.execution import current_job as _current_job
 from picloud_compat.settings import Settings as _Settings
@@ -30,8 +30,8 @@ __all__ = [
     "finished_statuses",
     "getconfigpath",
     "info",
-    "is_simulated",
     "iresult",
+    "is_simulated",
     "join",
     "kill",
     "m1",
@@ -53,7 +53,7 @@ def call(func: Any, *args: Any, **kwargs: Any) -> int:
     return _clients.get_client().call(func, *args, **kwargs)
 
 
-def map(func: Any, *iterables: Any, **kwargs: Any) -> list[int]:  # noqa: A001 - PiCloud's name
+def map(func: Any, *iterables: Any, **kwargs: Any) -> list[int]:
     """One job per element (shorter iterables padded with None); jids in input order."""
     return _clients.get_client().map(func, *iterables, **kwargs)
 
@@ -68,20 +68,29 @@ def info(jids: Any, info_requested: Any = None) -> dict[int, dict[str, Any]]:
     return _clients.get_client().info(jids, info_requested)
 
 
-def join(jids: Any, timeout: float | None = None, ignore_errors: bool = False,
-         deadlock_check: bool = True) -> None:
+def join(
+    jids: Any,
+    timeout: float | None = None,
+    ignore_errors: bool = False,
+    deadlock_check: bool = True,
+) -> None:
     """Block until the jobs finish; raise CloudException for the first failed one."""
     _clients.get_client().join(jids, timeout, ignore_errors, deadlock_check)
 
 
-def result(jids: Any, timeout: float | None = None, ignore_errors: bool = False,
-           deadlock_check: bool = True) -> Any:
+def result(
+    jids: Any,
+    timeout: float | None = None,
+    ignore_errors: bool = False,
+    deadlock_check: bool = True,
+) -> Any:
     """The return value of a job, or the list of values of a list of jobs (in order)."""
     return _clients.get_client().result(jids, timeout, ignore_errors, deadlock_check)
 
 
-def iresult(jids: Any, timeout: float | None = None, num_in_parallel: int = 10,
-            ignore_errors: bool = False) -> Any:
+def iresult(
+    jids: Any, timeout: float | None = None, num_in_parallel: int = 10, ignore_errors: bool = False
+) -> Any:
     """Iterate results in jid order as they arrive; a failed job raises, then goes on."""
     return _clients.get_client().iresult(jids, timeout, num_in_parallel, ignore_errors)
 
@@ -118,8 +127,13 @@ def running_on_cloud() -> bool:
     return _current_job() is not None
 
 
-def setkey(api_key: Any = None, api_secretkey: str | None = None, server_url: str | None = None,
-           restart: bool = False, immutable: bool = False) -> None:
+def setkey(
+    api_key: Any = None,
+    api_secretkey: str | None = None,
+    server_url: str | None = None,
+    restart: bool = False,
+    immutable: bool = False,
+) -> None:
     """Use the cluster at `server_url` (a redis:// URL) as API key `api_key`."""
     global _immutable
     if _immutable:
@@ -153,9 +167,9 @@ def start_simulator(force_restart: bool = False) -> None:
     if _immutable:
         return
     current = _clients.peek_client()
-    if current is not None and not current.closed and current.connection_type == "simulation":
-        if not force_restart:
-            return
+    running = current is not None and not current.closed
+    if running and current.connection_type == "simulation" and not force_restart:  # type: ignore[union-attr]
+        return
     from picloud_compat.simulator import start_local_client
 
     previous = _clients.set_client(start_local_client(_Settings.load(), "simulation"))

@@ -45,7 +45,7 @@ def call(func: Any, *args: Any, **kwargs: Any) -> int:
     return _get().call(func, *args, **kwargs)
 
 
-def map(func: Any, *iterables: Any, **kwargs: Any) -> list[int]:  # noqa: A001
+def map(func: Any, *iterables: Any, **kwargs: Any) -> list[int]:
     return _get().map(func, *iterables, **kwargs)
 
 
@@ -57,18 +57,27 @@ def info(jids: Any, info_requested: Any = None) -> dict[int, dict[str, Any]]:
     return _get().info(jids, info_requested)
 
 
-def join(jids: Any, timeout: float | None = None, ignore_errors: bool = False,
-         deadlock_check: bool = True) -> None:
+def join(
+    jids: Any,
+    timeout: float | None = None,
+    ignore_errors: bool = False,
+    deadlock_check: bool = True,
+) -> None:
     _get().join(jids, timeout, ignore_errors, deadlock_check)
 
 
-def result(jids: Any, timeout: float | None = None, ignore_errors: bool = False,
-           deadlock_check: bool = True) -> Any:
+def result(
+    jids: Any,
+    timeout: float | None = None,
+    ignore_errors: bool = False,
+    deadlock_check: bool = True,
+) -> Any:
     return _get().result(jids, timeout, ignore_errors, deadlock_check)
 
 
-def iresult(jids: Any, timeout: float | None = None, num_in_parallel: int = 10,
-            ignore_errors: bool = False) -> Any:
+def iresult(
+    jids: Any, timeout: float | None = None, num_in_parallel: int = 10, ignore_errors: bool = False
+) -> Any:
     return _get().iresult(jids, timeout, num_in_parallel, ignore_errors)
 
 

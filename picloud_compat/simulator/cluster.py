@@ -90,7 +90,9 @@ class LocalCluster:
     def _supervise(self) -> None:
         while not self._closing.wait(0.05):
             with self._lock:
-                dead = [(pid, p.returncode) for pid, p in self._procs.items() if p.poll() is not None]
+                dead = [
+                    (pid, p.returncode) for pid, p in self._procs.items() if p.poll() is not None
+                ]
                 for pid, _ in dead:
                     del self._procs[pid]
             for pid, code in dead:

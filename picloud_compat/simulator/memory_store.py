@@ -76,7 +76,11 @@ class MemoryJobStore:
     # -- helpers (called with the lock held) --------------------------------------
 
     def _notify(self, t: str, jid: int, status: str, result: bytes | None) -> None:
-        inline = result if result is not None and len(result) <= self.settings.inline_result_limit else None
+        inline = (
+            result
+            if result is not None and len(result) <= self.settings.inline_result_limit
+            else None
+        )
         job = self._jobs[(t, jid)]
         cid = job.get("cid")
         targets = [cid] if cid else []
@@ -183,7 +187,13 @@ class MemoryJobStore:
             now = time.time()
             for i, blob in enumerate(sub.args):
                 jid = first + i
-                job = {"status": status, "opts": sub.options_id, "cid": sub.cid, "created": now, "att": 0}
+                job = {
+                    "status": status,
+                    "opts": sub.options_id,
+                    "cid": sub.cid,
+                    "created": now,
+                    "att": 0,
+                }
                 if sub.parent is not None:
                     job["parent"] = sub.parent
                 self._jobs[(t, jid)] = job
@@ -271,7 +281,13 @@ class MemoryJobStore:
                     )
             for jid in jids:
                 key = (t, jid)
-                for table in (self._jobs, self._args, self._results, self._watchers, self._dependents):
+                for table in (
+                    self._jobs,
+                    self._args,
+                    self._results,
+                    self._watchers,
+                    self._dependents,
+                ):
                     table.pop(key, None)
                 for name in OUTPUT_FIELDS:
                     self._outputs.pop((name, key), None)
@@ -348,7 +364,9 @@ class MemoryJobStore:
                 job = self._jobs.get((t, jid))
                 if job is not None and job["status"] == "queued":
                     job["att"] += 1
-                    job.update(status="processing", started=now, worker=worker, warden=warden, token=token)
+                    job.update(
+                        status="processing", started=now, worker=worker, warden=warden, token=token
+                    )
                     blob = self._args.get((t, jid), b"")
                     claim.jobs.append(ClaimedJob(jid, job["att"], job["opts"], blob))
                     size += len(blob)
@@ -416,7 +434,9 @@ class MemoryJobStore:
                         job.pop(f, None)
                     loss.requeued += 1
                 else:
-                    why = reason if not restartable else f"{reason} (worker lost {job['att']} times)"
+                    why = (
+                        reason if not restartable else f"{reason} (worker lost {job['att']} times)"
+                    )
                     self._fail(t, jid, "error", why)
                     loss.errored += 1
             ck = keys.chunk_key(t, chunk.first, chunk.count)
@@ -435,10 +455,11 @@ class MemoryJobStore:
         with self._lock:
             chunks = set(self._held.pop(dead_worker, set()))
             for (t, jid), job in self._jobs.items():
-                if job["status"] == "processing" and job.get("worker") == dead_worker:
-                    if not any(c.tenant == t and jid in c.jids for c in chunks):
-                        chunks.add(ChunkRef(t, jid, 1))
-                        self._ledger.setdefault(keys.chunk_key(t, jid, 1), 0)
+                ran_here = job["status"] == "processing" and job.get("worker") == dead_worker
+                if ran_here and not any(c.tenant == t and jid in c.jids for c in chunks):
+                    # a job this process ran outside its chunks (helping a nested wait)
+                    chunks.add(ChunkRef(t, jid, 1))
+                    self._ledger.setdefault(keys.chunk_key(t, jid, 1), 0)
             for chunk in chunks:
                 loss = self.recover(chunk, dead_worker, reason)
                 total.requeued += loss.requeued

@@ -101,7 +101,9 @@ class RemoteStore:
     def _conn(self) -> Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self._address, family="AF_UNIX", authkey=self._authkey)
+            conn = self._local.conn = connect(
+                self._address, family="AF_UNIX", authkey=self._authkey
+            )
         return conn
 
     def __getattr__(self, method: str) -> Any:

@@ -31,7 +31,9 @@ def main() -> None:
 
     def codec_for(tenant: str) -> Codec:
         if tenant not in codecs:
-            codecs[tenant] = Codec(Signer(settings.signing_key or "", tenant), settings.max_transmit_data)
+            codecs[tenant] = Codec(
+                Signer(settings.signing_key or "", tenant), settings.max_transmit_data
+            )
         return codecs[tenant]
 
     identity = RunnerIdentity(worker_name(), config["warden"], Path(config["state_dir"]))

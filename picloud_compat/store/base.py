@@ -179,9 +179,7 @@ class JobStore(Protocol):
         """Move up to `max_jobs` queued jobs of `chunk` (from index `start`) to
         processing under `token`, and take a lease on the chunk for `worker`."""
 
-    def finish(
-        self, chunk: ChunkRef, outcomes: Sequence[Outcome], worker: str, end: bool
-    ) -> None:
+    def finish(self, chunk: ChunkRef, outcomes: Sequence[Outcome], worker: str, end: bool) -> None:
         """Record outcomes whose token still owns the job (first writer wins), release
         or stall dependents, notify waiters. With `end`, drop the lease and, if every
         job of the chunk is finished, the chunk's ledger entry."""

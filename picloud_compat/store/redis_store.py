@@ -27,9 +27,9 @@ from picloud_compat.messages import chunk_template
 from picloud_compat.settings import Settings
 from picloud_compat.store.base import (
     OUTPUT_FIELDS,
+    ChunkRef,
     Claim,
     ClaimedJob,
-    ChunkRef,
     MissingFunction,
     Notice,
     Outcome,

@@ -1,0 +1,130 @@
+"""Shared fixtures: a private redis-server, real Celery workers, and clients in both modes.
+
+Nothing here talks to the machine's shared Redis on 6379: the session starts its own
+``redis-server`` on a free loopback port (installing Debian's package if it is missing,
+and failing, never skipping, if that is impossible).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from picloud_compat import client as clients
+from picloud_compat.client import Client
+from picloud_compat.settings import Settings
+from tests.harness import RedisServer, Worker
+
+SIGNING_KEY = "test-signing-key-" + "0" * 32
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("PICLOUD_CONFIG_DIR", str(Path(__file__).parent / ".no-config"))
+
+
+def ensure_redis_server() -> None:
+    """Install Debian's redis-server if it is missing; fail (never skip) without it."""
+    if shutil.which("redis-server"):
+        return
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=False)
+    if not shutil.which("redis-server"):
+        pytest.fail(
+            "redis-server is required and could not be installed (apt-get install redis-server)"
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    ensure_redis_server()
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_settings(redis_server: RedisServer) -> Settings:
+    return Settings(server_url=redis_server.url, signing_key=SIGNING_KEY)
+
+
+@pytest.fixture(scope="session")
+def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """A real prefork Celery worker on every queue, run from an empty directory."""
+    w = Worker(redis_server.url, SIGNING_KEY, tmp_path_factory.mktemp("worker"), concurrency=2)
+    w.start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> Iterator[object]:
+    from picloud_compat.simulator.cluster import LocalCluster
+
+    cluster = LocalCluster(Settings(signing_key=SIGNING_KEY, num_procs=2))
+    yield cluster
+    cluster.close()
+
+
+def _tenant() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def tenant() -> str:
+    return _tenant()
+
+
+def make_cluster_client(settings: Settings, tenant: str) -> Client:
+    return Client.for_cluster(settings, tenant)
+
+
+def make_simulator_client(cluster: object, tenant: str) -> Client:
+    return Client(
+        cluster.settings,  # type: ignore[attr-defined]
+        cluster.store,  # type: ignore[attr-defined]
+        tenant,
+        connection_type="simulation",
+        concurrency=lambda _q: cluster.processes,  # type: ignore[attr-defined]
+    )
+
+
+@pytest.fixture(params=["simulator", "cluster"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def client(mode: str, request: pytest.FixtureRequest, tenant: str) -> Iterator[Client]:
+    """A `Client` in each mode, installed as the default so `cloud.*` uses it."""
+    if mode == "cluster":
+        request.getfixturevalue("worker")
+        c = make_cluster_client(request.getfixturevalue("cluster_settings"), tenant)
+    else:
+        c = make_simulator_client(request.getfixturevalue("local_cluster"), tenant)
+    previous = clients.set_client(c)
+    yield c
+    clients.set_client(previous)
+    c.hub.close()
+    if mode == "cluster":
+        c.store.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def cloud(client: Client):  # type: ignore[no-untyped-def]
+    import cloud as cloud_module
+
+    return cloud_module
+
+
+@pytest.fixture
+def random_key() -> str:
+    return secrets.token_hex(16)

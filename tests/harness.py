@@ -1,0 +1,192 @@
+"""Processes the tests start and stop by pid: a private redis-server and Celery workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RedisServer:
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.dir = directory
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, appendonly: bool = False) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if appendonly else "no",
+                "--dir",
+                str(self.dir),
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        wait_for(lambda: _pings(client), 10, f"redis-server on port {self.port}")
+        client.close()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+class Worker:
+    """``celery -A picloud_compat.tasks.app worker`` as a subprocess in an empty cwd."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        signing_key: str,
+        cwd: Path,
+        concurrency: int = 2,
+        queues: str = "c1,c2,f2,m1,s1",
+        name: str | None = None,
+    ) -> None:
+        self.redis_url = redis_url
+        self.signing_key = signing_key
+        self.cwd = cwd
+        self.concurrency = concurrency
+        self.queues = queues
+        self.name = name or f"w{os.getpid()}-{time.monotonic_ns() % 10**8}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = cwd / f"{self.name}.log"
+
+    def start(self, wait: bool = True) -> None:
+        env = dict(os.environ)
+        env.update(PICLOUD_SERVER_URL=self.redis_url, PICLOUD_SIGNING_KEY=self.signing_key)
+        env.pop("PYTHONPATH", None)  # the worker must not see the tests' modules
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "picloud_compat.tasks.app",
+                    "worker",
+                    "-Q",
+                    self.queues,
+                    "-c",
+                    str(self.concurrency),
+                    "-P",
+                    "prefork",
+                    "-n",
+                    f"{self.name}@%h",
+                    "-l",
+                    "INFO",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=self.cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        client = redis.from_url(self.redis_url)
+        main_pid = self.proc.pid if self.proc else 0
+
+        def registered() -> bool:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early; log:\n{self.log.read_text()[-3000:]}")
+            return any(k.decode().endswith(f":{main_pid}") for k in client.hkeys("pc:workers"))
+
+        wait_for(registered, timeout, "the worker to register")
+        client.close()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def children(self) -> list[int]:
+        import psutil
+
+        try:
+            return [c.pid for c in psutil.Process(self.pid).children()]
+        except psutil.Error:
+            return []
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes (a hard crash)."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers in the worker's group
+        except ProcessLookupError:
+            pass
+        self.proc = None

@@ -1,0 +1,128 @@
+"""Functions the tests submit. Workers run in an empty directory, so this module reaches
+them by value (it is local, not installed): using it also exercises code shipping."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+SCALE = 3
+
+
+class Point:
+    def __init__(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+
+    def norm1(self) -> int:
+        return abs(self.x) + abs(self.y)
+
+
+def add(a, b=0):
+    return a + b
+
+
+def square(x):
+    return x * x
+
+
+def scaled(x):
+    return x * SCALE
+
+
+def echo(*args, **kwargs):
+    return args, kwargs
+
+
+def pair(a, b):
+    return (a, b)
+
+
+def fail(message="boom"):
+    raise ValueError(message)
+
+
+def noop(x=None):
+    return x
+
+
+def sleep(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def shout(text):
+    print(text)
+    print("to stderr", file=sys.stderr)
+    return len(text)
+
+
+def chatty(lines, pause):
+    for i in range(lines):
+        print(f"line {i}", flush=True)
+        time.sleep(pause)
+    return lines
+
+
+def spin(seconds):
+    end = time.time() + seconds
+    x = 0
+    while time.time() < end:
+        x += 1
+    return x
+
+
+def c_loop():
+    return sum(range(10**12))  # one long C call: holds the GIL, ignores signals' handlers
+
+
+def pid():
+    return os.getpid()
+
+
+def env(name):
+    return os.environ.get(name)
+
+
+def make_point(x, y):
+    return Point(x, y)
+
+
+def norm(p):
+    return p.norm1()
+
+
+def unpicklable_result():
+    import threading
+
+    return threading.Lock()
+
+
+def append_line(path, text):
+    with open(path, "a") as f:
+        f.write(text + "\n")
+    return text
+
+
+def nested_sum(n):
+    """Submits a child job and waits for it: nested jobs, deeper than the pool."""
+    import cloud
+
+    if n <= 0:
+        return 0
+    return n + cloud.result(cloud.call(nested_sum, n - 1))
+
+
+def isprime(n):
+    if n < 2:
+        return False
+    i = 2
+    while i * i <= n:
+        if n % i == 0:
+            return False
+        i += 1
+    return True
+
+
+def sum_primes(n):
+    return sum(x for x in range(2, n) if isprime(x))

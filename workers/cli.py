@@ -1,0 +1,64 @@
+"""``picloud worker`` / ``picloud beat``: start Celery with the platform's options."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from picloud_compat.compute_types import QUEUES
+
+WORKER_FLAGS = ["--without-gossip", "--without-mingle", "--without-heartbeat", "-P", "prefork"]
+
+
+def worker_argv(
+    types: list[str], concurrency: int | None, loglevel: str, name: str | None
+) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "picloud_compat.tasks.app",
+        "worker",
+        "-Q",
+        ",".join(types),
+        "-l",
+        loglevel,
+        *WORKER_FLAGS,
+    ]
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    if name:
+        argv += ["-n", name]
+    return argv
+
+
+@click.command("worker")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    type=click.Choice([*QUEUES, "all"]),
+    default=["c1"],
+    show_default=True,
+    envvar="PICLOUD_WORKER_TYPES",
+    help="Compute type(s) (queues) to serve.",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    envvar="PICLOUD_WORKER_CONCURRENCY",
+    help="Processes (default: CPU count).",
+)
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--name", "-n", help="Celery node name (default celery@hostname).")
+def worker(
+    types: tuple[str, ...], concurrency: int | None, loglevel: str, name: str | None
+) -> None:
+    """Run a prefork Celery worker for the given compute types."""
+    chosen = list(QUEUES) if "all" in types else list(dict.fromkeys(types))
+    argv = worker_argv(chosen, concurrency, loglevel, name)
+    os.execv(argv[0], argv)
