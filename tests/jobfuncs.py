@@ -126,3 +126,38 @@ def isprime(n):
 
 def sum_primes(n):
     return sum(x for x in range(2, n) if isprime(x))
+
+
+def run_until_killed(path, kind="spin", children=0):
+    """Record this process's pid (and any children's) in `path`, then never finish."""
+    import signal
+    import subprocess
+
+    if kind == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    kids = [subprocess.Popen(["sleep", "1000"]) for _ in range(children)]
+    with open(path + ".tmp", "w") as f:
+        f.write(" ".join(str(p) for p in [os.getpid(), *(k.pid for k in kids)]))
+    os.rename(path + ".tmp", path)
+    if kind == "c_loop":
+        return c_loop()
+    if kind == "sleep":
+        time.sleep(1000)
+    return spin(1000)
+
+
+def logged_sleep(path, seconds, tag):
+    """Append `start tag` / `end tag` lines to `path` around a sleep (an execution ledger)."""
+    with open(path, "a") as f:
+        f.write(f"start {tag} {os.getpid()}\n")
+    time.sleep(seconds)
+    with open(path, "a") as f:
+        f.write(f"end {tag}\n")
+    return tag
+
+
+def die_hard():
+    """Kill the process running the job (a segfault-like loss, for every attempt)."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
