@@ -29,6 +29,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "sep": PRIORITY_SEP,
         "queue_order_strategy": "priority",
         "ack_emulation": False,
+        # Irrelevant without ack emulation (nothing is ever redelivered by kombu), kept
+        # explicit so a long job can never be re-run by it; see tests/integration.
+        "visibility_timeout": settings.visibility_timeout,
         "socket_timeout": settings.redis_socket_timeout,
         "socket_connect_timeout": settings.redis_connect_timeout,
         "socket_keepalive": True,

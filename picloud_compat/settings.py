@@ -33,6 +33,11 @@ INLINE_RESULT_LIMIT = 64 * 1024
 """Results up to this size ride inside the completion notice (saves a round trip)."""
 OUTPUT_LIMIT = 256 * 1024
 """stdout/stderr kept per job (the tail, as PiCloud kept the last 64 KB)."""
+LEASE_SECONDS = 10.0
+"""A running chunk's lease; its worker's warden renews it every 2 s. When a whole worker
+dies, its jobs are recovered within about this long (plus one reaper pass)."""
+ORPHAN_SECONDS = 20.0
+"""A published chunk that is neither queued nor leased for this long is republished."""
 
 
 def getconfigpath() -> str:
@@ -59,6 +64,10 @@ class Settings:
     max_attempts: int = MAX_ATTEMPTS
     inline_result_limit: int = INLINE_RESULT_LIMIT
     output_limit: int = OUTPUT_LIMIT
+    # -- worker reliability (read by workers)
+    lease_seconds: float = LEASE_SECONDS
+    orphan_seconds: float = ORPHAN_SECONDS
+    visibility_timeout: int = 12 * 3600
     # -- logging
     log_filename: str = "cloud.log"
     log_level: str = "INFO"

@@ -93,7 +93,9 @@ class Worker:
         concurrency: int = 2,
         queues: str = "c1,c2,f2,m1,s1",
         name: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.extra_env = env or {}
         self.redis_url = redis_url
         self.signing_key = signing_key
         self.cwd = cwd
@@ -107,6 +109,7 @@ class Worker:
         env = dict(os.environ)
         env.update(PICLOUD_SERVER_URL=self.redis_url, PICLOUD_SIGNING_KEY=self.signing_key)
         env.pop("PYTHONPATH", None)  # the worker must not see the tests' modules
+        env.update(self.extra_env)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [

@@ -57,7 +57,9 @@ class WardenThread(threading.Thread):
                 if now - last_beat >= HEARTBEAT_EVERY:
                     last_beat = now
                     self._heartbeat(now)
-                    self.store.renew_leases(self.warden.leased_chunks(), reaper.LEASE_TTL)
+                    self.store.renew_leases(
+                        self.warden.leased_chunks(), self.store.settings.lease_seconds
+                    )
                     reaper.reap(self.store, now)
             except Exception as exc:  # Redis restarts etc.: keep going, retry shortly
                 log.warning("warden pass failed: %s", exc)

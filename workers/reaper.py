@@ -18,22 +18,19 @@ import logging
 
 from picloud_compat import keys, messages
 from picloud_compat.store.base import ChunkRef
-from picloud_compat.store.redis_store import LEASE_TTL, RedisJobStore
-
-__all__ = ["LEASE_TTL", "reap"]
+from picloud_compat.store.redis_store import RedisJobStore
 
 log = logging.getLogger("picloud.reaper")
 
-ORPHAN_AGE = 20.0
-"""A chunk unleased and out of its queue for this long is suspected lost..."""
 ORPHAN_CONFIRM = 4.0
-"""...and republished if still missing this much later."""
+"""A suspected orphan (see `Settings.orphan_seconds`) is republished only if it is still
+missing this much later, so a message in transit to a live worker is never doubled."""
 ORPHANS_PER_PASS = 200
 
 
 def reap(store: RedisJobStore, now: float) -> None:
     r = store.redis
-    if not r.set(keys.REAPER_LOCK, "1", nx=True, px=int(LEASE_TTL * 500)):
+    if not r.set(keys.REAPER_LOCK, "1", nx=True, px=1500):
         return
     leases = store.leases()
     for member, until in leases.items():
@@ -51,7 +48,11 @@ def reap(store: RedisJobStore, now: float) -> None:
 def _republish_orphans(store: RedisJobStore, held: set[str], now: float) -> None:
     r = store.redis
     old = r.zrangebyscore(
-        keys.LEDGER_TIMES, "-inf", now - ORPHAN_AGE, start=0, num=ORPHANS_PER_PASS
+        keys.LEDGER_TIMES,
+        "-inf",
+        now - store.settings.orphan_seconds,
+        start=0,
+        num=ORPHANS_PER_PASS,
     )
     suspects = {k.decode(): float(v) for k, v in r.hgetall(keys.ORPHAN_SUSPECTS).items()}
     for raw in old:

@@ -278,7 +278,7 @@ class RedisJobStore:
                 warden,
                 token,
                 lease_member(chunk, worker),
-                now + LEASE_TTL,
+                now + self.settings.lease_seconds,
                 chunk.first,
                 chunk.count,
                 start,
@@ -388,10 +388,6 @@ class RedisJobStore:
             queue, tpl, gen, when = msgpack.unpackb(v, raw=True)
             out[k.decode()] = (queue.decode(), tpl.decode(), int(gen), float(when))
         return out
-
-
-LEASE_TTL = 10.0
-"""Seconds a chunk lease lasts; wardens renew leases of running chunks every 2 s."""
 
 
 def lease_member(chunk: ChunkRef, worker: str) -> str:
