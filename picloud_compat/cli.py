@@ -44,3 +44,7 @@ def main() -> None:
         click.echo(f"CloudException: {exc}", err=True)
         sys.exit(EXIT_CLOUD_EXCEPTION)
     sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()
