@@ -13,6 +13,9 @@ Why each non-default matters:
 - priorities: ten steps, ``:`` separator, lower runs first (PiCloud's `_priority`).
 - ``task_send_sent_event: False``: a late task-sent event would overwrite the
   job's function name (the shadow name) in Flower.
+- worker events off by default: publishing them costs ~1 ms per message on this class
+  of machine. Flower enables them on running workers by itself (its ``enable_events``
+  option, on by default); ``PICLOUD_TASK_EVENTS=1`` forces them on.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_priority": DEFAULT_PRIORITY,
         "task_create_missing_queues": True,
         "task_send_sent_event": False,
-        "worker_send_task_events": True,
+        "worker_send_task_events": settings.task_events,
         "worker_redirect_stdouts_level": "INFO",
         "worker_hijack_root_logger": True,
         "worker_enable_remote_control": True,

@@ -8,6 +8,7 @@ store, never in ``if`` statements here.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import math
@@ -181,13 +182,13 @@ class Client:
         first: int | None,
     ) -> int:
         name = _display_name(func)
-        options_json = options.to_json(fn=fn_sha, name=name)
+        options_json, options_id = opts.stored_form(options, fn_sha, name)
         parent = current_job()
         sub = Submission(
             cid=self.cid,
             fn_sha=fn_sha,
             fn_blob=None if fn_sha in self._stored_functions else fn_blob,
-            options_id=opts.SubmitOptions.content_id(options_json),
+            options_id=options_id,
             options_json=options_json,
             queue=options.type,
             priority=options.priority,
@@ -409,12 +410,22 @@ def _display_name(func: Callable[..., Any]) -> str:
     return name if module in (None, "__main__") else f"{module}.{name}"
 
 
+@functools.lru_cache(maxsize=256)
+def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(func)
+    except (TypeError, ValueError):
+        return None  # builtins and some callables have no inspectable signature
+
+
 def _check_signature(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> None:
     """Raise the TypeError a real call would raise, before anything is submitted."""
     try:
+        sig = _signature(func)
+    except TypeError:  # unhashable callable
         sig = inspect.signature(func)
-    except (TypeError, ValueError):
-        return  # builtins and some callables have no inspectable signature
+    if sig is None:
+        return
     try:
         sig.bind(*args, **kwargs)
     except TypeError as exc:

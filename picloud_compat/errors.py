@@ -51,7 +51,16 @@ class CloudException(Exception):
         return text
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.parameter, self.jid, self.status, self.retry, self.hint))
+        # Subclasses have narrower constructors, so rebuild without calling them: the
+        # simulator ships these exceptions between processes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[CloudException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
 
 
 class CloudTimeoutError(CloudException):
@@ -62,9 +71,6 @@ class CloudTimeoutError(CloudException):
 
     def __str__(self) -> str:
         return str(self.parameter)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.parameter, self.jid))
 
 
 class CloudPicklingError(CloudException):

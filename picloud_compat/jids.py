@@ -36,11 +36,17 @@ class RangeSet:
         self._ends: list[int] = []  # exclusive
 
     def add_range(self, first: int, count: int) -> None:
+        """Add [first, first+count), merging with overlapping or adjacent ranges."""
         if count <= 0:
             return
-        i = bisect.bisect_left(self._starts, first)
-        self._starts.insert(i, first)
-        self._ends.insert(i, first + count)
+        start, end = first, first + count
+        lo = bisect.bisect_left(self._ends, start)  # first range that ends at/after start
+        hi = bisect.bisect_right(self._starts, end)  # ranges starting after end stay
+        if lo < hi:
+            start = min(start, self._starts[lo])
+            end = max(end, self._ends[hi - 1])
+        self._starts[lo:hi] = [start]
+        self._ends[lo:hi] = [end]
 
     def __contains__(self, jid: object) -> bool:
         if not isinstance(jid, int):

@@ -9,11 +9,12 @@ is an `int` but is not accepted as a priority, core count or jid.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from picloud_compat.compute_types import COMPUTE_TYPES, DEFAULT_PRIORITY, DEFAULT_TYPE
@@ -60,7 +61,7 @@ class SubmitOptions:
     fast_serialization: int = 0
     env: str | None = None
     vol: tuple[str, ...] = ()
-    os_env_vars: Mapping[str, str] = field(default_factory=dict)
+    os_env_vars: tuple[tuple[str, str], ...] = ()  # pairs, so options stay hashable
 
     def to_json(self, **extra: Any) -> str:
         data = asdict(self)
@@ -72,6 +73,14 @@ class SubmitOptions:
     def content_id(options_json: str) -> str:
         """Options are content-addressed so a map of 10,000 stores them once."""
         return hashlib.sha256(options_json.encode()).hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=512)
+def stored_form(options: SubmitOptions, fn_sha: str, name: str) -> tuple[str, str]:
+    """(JSON document, content id) of a submission's options; cached, as most calls
+    repeat the same options."""
+    doc = options.to_json(fn=fn_sha, name=name)
+    return doc, SubmitOptions.content_id(doc)
 
 
 @dataclass(frozen=True)
@@ -240,16 +249,16 @@ def _names(name: str, value: Any) -> tuple[str, ...]:
     return items
 
 
-def _os_env_vars(value: Any) -> dict[str, str]:
+def _os_env_vars(value: Any) -> tuple[tuple[str, str], ...]:
     if value is None:
-        return {}
+        return ()
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise TypeError(f"_os_env_vars must map names to strings, got {k!r}: {v!r}")
             out[k] = v
-        return out
+        return tuple(sorted(out.items()))
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise _bad_type("_os_env_vars", value, "a list of variable names or a dict")
     names = list(value)
@@ -257,7 +266,7 @@ def _os_env_vars(value: Any) -> dict[str, str]:
         if not isinstance(n, str):
             raise TypeError(f"_os_env_vars names must be strings, got {n!r}")
     # Only the variables set locally travel, as in the original client.
-    return {n: os.environ[n] for n in names if n in os.environ}
+    return tuple((n, os.environ[n]) for n in names if n in os.environ)
 
 
 def _callbacks(name: str, value: Any) -> tuple[Callable[..., Any], ...]:

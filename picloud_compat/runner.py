@@ -120,7 +120,7 @@ class ChunkRunner:
         self.identity = identity
         self._options: dict[tuple[str, str], dict[str, Any]] = {}
         self._state = StateFile(identity.state_dir)
-        self._stream_lock = threading.Lock()
+        self._streamer = _OutputStreamer(store)
 
     def close(self) -> None:
         self._state.close()
@@ -214,8 +214,9 @@ class ChunkRunner:
 
         output = JobOutput(self.settings.output_limit)
         context = JobContext(chunk.tenant, job.jid)
-        streamer = _OutputStreamer(self.store, chunk.tenant, job.jid, output, self._stream_lock)
-        streamer.start()
+        streamer = self._streamer
+        previous = streamer.current()  # a nested (helped) job resumes its parent's streaming
+        streamer.begin(chunk.tenant, job.jid, output)
         try:
             if options.get("kill_process"):
                 result = _run_in_fresh_process(
@@ -227,9 +228,9 @@ class ChunkRunner:
             else:
                 result = run_job(context, load, options, codec, output)
         finally:
-            streamer.stop()
-        with self._stream_lock:  # any upload in flight lands before the final output
-            pass
+            streamer.end()
+            if previous is not None:
+                streamer.begin(*previous[:3])
         self._state.set_job()
         return Outcome(
             jid=job.jid,
@@ -245,41 +246,48 @@ class ChunkRunner:
 
 
 class _OutputStreamer:
-    """Uploads a long-running job's output every STREAM_EVERY seconds."""
+    """Uploads the running job's output every STREAM_EVERY seconds, from one thread.
 
-    def __init__(
-        self, store: JobStore, tenant: str, jid: int, output: JobOutput, lock: threading.Lock
-    ) -> None:
-        self._store, self._tenant, self._jid = store, tenant, jid
-        self._output, self._lock = output, lock
-        self._stop = threading.Event()
+    The thread lives as long as the process; jobs shorter than STREAM_EVERY never
+    upload anything here (their output travels with the outcome).
+    """
+
+    def __init__(self, store: JobStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()  # held while uploading and while switching jobs
+        self._job: tuple[str, int, JobOutput, float] | None = None
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._timer = threading.Timer(STREAM_EVERY, self._begin)
-        self._timer.daemon = True
 
-    def start(self) -> None:
-        self._timer.start()
-
-    def _begin(self) -> None:
-        self._thread = threading.current_thread()
-        while not self._stop.is_set():
-            self._upload()
-            self._stop.wait(STREAM_EVERY)
-
-    def _upload(self) -> None:
+    def begin(self, tenant: str, jid: int, output: JobOutput) -> None:
         with self._lock:
-            if self._stop.is_set():
-                return
-            out, err = self._output.drain()
-            if out or err:
-                try:
-                    self._store.append_output(self._tenant, self._jid, out, err)
-                except Exception:
-                    pass  # live output is best effort; the final output still lands
+            self._job = (tenant, jid, output, time.monotonic())
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="picloud-output", daemon=True)
+            self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._timer.cancel()
+    def current(self) -> tuple[str, int, JobOutput, float] | None:
+        return self._job
+
+    def end(self) -> None:
+        """Stop streaming; any upload in flight lands before this returns."""
+        with self._lock:
+            self._job = None
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(STREAM_EVERY)
+            with self._lock:
+                job = self._job
+                if job is None or time.monotonic() - job[3] < STREAM_EVERY:
+                    continue
+                tenant, jid, output, _ = job
+                out, err = output.drain()
+                if out or err:
+                    try:
+                        self._store.append_output(tenant, jid, out, err)
+                    except Exception:
+                        pass  # live output is best effort; the final output still lands
 
 
 def _run_in_fresh_process(

@@ -19,7 +19,7 @@ import cloudpickle
 
 from picloud_compat.errors import PICKLE_HINT, CloudException, CloudPicklingError
 from picloud_compat.shipping import ship_by_value
-from picloud_compat.signing import Signer
+from picloud_compat.signing import ENVELOPE_SIZE, Signer
 
 PROTOCOL = 5
 
@@ -51,12 +51,13 @@ class Codec:
     ) -> bytes:
         """Seal one job's (args, kwargs); None kwargs keeps the pickle small."""
         payload = (tuple(args), kwargs) if kwargs else (tuple(args),)
+        pickler = pickle.Pickler if fast >= 2 else cloudpickle.Pickler
         try:
-            raw = self._dumps(payload, fast)
+            sealed = self.signer.seal_pickle(lambda f: pickler(f, protocol=PROTOCOL).dump(payload))
         except Exception as exc:
             raise _argument_error(args, kwargs or {}, exc) from exc
-        self._check_size(len(raw), "arguments")
-        return self.signer.seal(raw)
+        self._check_size(len(sealed) - ENVELOPE_SIZE, "arguments")
+        return sealed  # type: ignore[return-value]  # bytes-like; written as is
 
     def ship_argument_types(self, values: Iterable[Any]) -> None:
         """Instances of the user's own classes need those classes shipped too."""

@@ -68,6 +68,7 @@ class Settings:
     lease_seconds: float = LEASE_SECONDS
     orphan_seconds: float = ORPHAN_SECONDS
     visibility_timeout: int = 12 * 3600
+    task_events: bool = False  # Flower switches worker events on remotely when it runs
     # -- logging
     log_filename: str = "cloud.log"
     log_level: str = "INFO"
@@ -129,7 +130,7 @@ def read_cloudconf(path: Path) -> dict[str, Any]:
             continue
         try:
             out[target.id] = ast.literal_eval(node.value)
-        except ValueError as exc:
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
             raise ConfigurationError(f"{path}: {target.id} must be a literal value") from exc
     # PiCloud wrote the string 'None' for an unset api_key.
     return {k: (None if v == "None" else v) for k, v in out.items()}

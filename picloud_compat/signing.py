@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import sys
+from collections.abc import Callable
 
 import cloudpickle
 
@@ -24,6 +26,10 @@ from picloud_compat.errors import AuthenticityError, CloudPicklingError
 MAGIC = b"PCS1"
 _MAC_LEN = 32
 _RUNTIME = f"py{sys.version_info[0]}.{sys.version_info[1]}|cp{cloudpickle.__version__}".encode()
+
+
+ENVELOPE_SIZE = len(MAGIC) + _MAC_LEN + 1 + len(_RUNTIME)
+"""Bytes a sealed blob adds to its payload."""
 
 
 class Signer:
@@ -39,6 +45,20 @@ class Signer:
         mac = hmac.new(self._key, bytes([len(header)]) + header, hashlib.sha256)
         mac.update(payload)
         return b"".join((MAGIC, mac.digest(), bytes([len(header)]), header, payload))
+
+    def seal_pickle(self, dump: Callable[[io.BytesIO], None]) -> memoryview:
+        """Seal what `dump` writes, without copying it: the envelope is reserved first,
+        the pickle written after it, and the MAC patched in. For megabyte arguments
+        this saves a full copy over `seal(pickle.dumps(...))`."""
+        buf = io.BytesIO()
+        buf.write(MAGIC + bytes(_MAC_LEN) + bytes([len(_RUNTIME)]) + _RUNTIME)
+        dump(buf)
+        view = buf.getbuffer()
+        body_start = len(MAGIC) + _MAC_LEN
+        view[len(MAGIC) : body_start] = hmac.new(
+            self._key, view[body_start:], hashlib.sha256
+        ).digest()
+        return view
 
     def open(self, blob: bytes | memoryview, what: str = "payload") -> memoryview:
         """Return the payload of `blob` if its MAC verifies; raise otherwise."""

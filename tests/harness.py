@@ -131,7 +131,6 @@ class Worker:
                     "INFO",
                     "--without-gossip",
                     "--without-mingle",
-                    "--without-heartbeat",
                 ],
                 cwd=self.cwd,
                 env=env,

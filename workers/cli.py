@@ -9,7 +9,7 @@ import click
 
 from picloud_compat.compute_types import QUEUES
 
-WORKER_FLAGS = ["--without-gossip", "--without-mingle", "--without-heartbeat", "-P", "prefork"]
+WORKER_FLAGS = ["--without-gossip", "--without-mingle", "-P", "prefork"]
 
 
 def worker_argv(

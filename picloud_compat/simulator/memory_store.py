@@ -197,7 +197,7 @@ class MemoryJobStore:
                 if sub.parent is not None:
                     job["parent"] = sub.parent
                 self._jobs[(t, jid)] = job
-                self._args[(t, jid)] = blob
+                self._args[(t, jid)] = bytes(blob)  # may be a view of the client's buffer
                 if stalled:
                     job.update(finished=now, exc=STALLED_MESSAGE)
                     self._notify(t, jid, "stalled", None)

@@ -111,6 +111,9 @@ class RemoteStore:
             raise AttributeError(method)
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if method == "submit":  # sealed arguments may be views: pickle needs bytes
+                sub = args[1]
+                sub.args = [bytes(a) for a in sub.args]
             conn = self._conn()
             conn.send((method, args, kwargs))
             status, value = conn.recv()

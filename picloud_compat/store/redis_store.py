@@ -18,7 +18,9 @@ from typing import Any
 import msgpack
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import HiredisRespSerializer, PythonRespSerializer
 from redis.retry import Retry
+from redis.utils import HIREDIS_AVAILABLE
 
 from picloud_compat import keys
 from picloud_compat.compute_types import queue_key
@@ -73,9 +75,37 @@ def _script_source(name: str) -> str:
     return keys.lua_prelude() + lib + body
 
 
+class _HybridPacker:
+    """Packs commands with hiredis (fast) unless they carry a big value.
+
+    hiredis copies every value into one buffer, which makes multi-megabyte writes ~3x
+    slower than redis-py's packer, which sends big values as separate buffers
+    (feasibility.md T7). Replies are parsed by hiredis either way.
+    """
+
+    def __init__(self, buffer_cutoff: int, encode: Any) -> None:
+        self._python = PythonRespSerializer(buffer_cutoff, encode)
+        self._fast = HiredisRespSerializer() if HIREDIS_AVAILABLE else self._python
+
+    def pack(self, *args: Any) -> list[bytes]:
+        for arg in args:
+            if isinstance(arg, bytes | bytearray | memoryview) and len(arg) > INLINE_ARGS:
+                return self._python.pack(*args)
+        return self._fast.pack(*args)
+
+
+class _Connection(redis.Connection):
+    def _construct_command_packer(self, packer: Any) -> Any:
+        return _HybridPacker(self._buffer_cutoff, self.encoder.encode)
+
+
 def connect(url: str, settings: Settings) -> redis.Redis:
+    extra: dict[str, Any] = {}
+    if url.startswith("redis://"):
+        extra["connection_class"] = _Connection
     return redis.Redis.from_url(
         url,
+        **extra,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
         socket_keepalive=True,
@@ -112,11 +142,18 @@ class RedisJobStore:
             t, len(sub.args), sub.queue, sub.priority, sub.display_name, sub.label
         )
         s = self.settings
+        # Big arguments bypass Lua (copying megabytes through Lua strings is slow): they
+        # are SET with a TTL in the same MULTI and made persistent by the script, so a
+        # failed submit leaves nothing behind for long.
+        external = any(len(a) > INLINE_ARGS for a in sub.args)
+        first = sub.first
+        if external and first is None:
+            first = self.allocate(t, len(sub.args))
         args: list[Any] = [
             t,
             time.time(),
             sub.cid,
-            "" if sub.first is None else sub.first,
+            "" if first is None else first,
             len(sub.args),
             sub.options_id,
             sub.options_json,
@@ -129,11 +166,19 @@ class RedisJobStore:
             len(sub.depends_on),
             "" if sub.parent is None else sub.parent,
             s.inline_result_limit,
+            "1" if external else "0",
             *sub.depends_on,
-            *sub.args,
         ]
         try:
-            return int(self._run("submit", args, "submitting jobs"))
+            if not external:
+                return int(self._run("submit", [*args, *sub.args], "submitting jobs"))
+            assert first is not None
+            with store_errors("submitting jobs"):
+                pipe = self.redis.pipeline(transaction=True)
+                for i, blob in enumerate(sub.args):
+                    pipe.set(keys.args(t, first + i), blob, ex=PENDING_ARGS_TTL)
+                self._scripts["submit"](keys=[], args=args, client=pipe)
+                return int(pipe.execute()[-1])
         except redis.ResponseError as exc:
             text = str(exc)
             if text.startswith("NOFN"):
@@ -235,15 +280,14 @@ class RedisJobStore:
         key = keys.notices(t, cid)
         with store_errors("waiting for results"):
             if timeout <= 0:
-                first = self.redis.lpop(key)
+                items = self.redis.lpop(key, 1000) or []
             else:
-                popped = self.redis.blpop([key], timeout=max(timeout, 0.001))
-                first = popped[1] if popped else None
-            if first is None:
-                return []
-            rest = self.redis.lpop(key, 1000) or []
+                popped = self.redis.blmpop(
+                    max(timeout, 0.001), 1, key, direction="LEFT", count=1000
+                )
+                items = popped[1] if popped else []
         notices: list[Notice] = []
-        for raw in (first, *rest):
+        for raw in items:
             flat = msgpack.unpackb(raw, raw=True)
             for i in range(0, len(flat), 3):
                 result = flat[i + 2]
@@ -284,6 +328,7 @@ class RedisJobStore:
                 start,
                 max_jobs,
                 max_bytes,
+                INLINE_ARGS,
             ],
             "claiming jobs",
         )
@@ -292,6 +337,12 @@ class RedisJobStore:
             claim.jobs.append(
                 ClaimedJob(int(reply[i]), int(reply[i + 1]), reply[i + 2].decode(), reply[i + 3])
             )
+        big = [job for job in claim.jobs if job.args is None]
+        if big:
+            with store_errors("fetching arguments"):
+                blobs = self.redis.mget([keys.args(chunk.tenant, job.jid) for job in big])
+            for job, blob in zip(big, blobs, strict=True):
+                job.args = blob or b""
         return claim
 
     def finish(self, chunk: ChunkRef, outcomes: Sequence[Outcome], worker: str, end: bool) -> None:
@@ -388,6 +439,12 @@ class RedisJobStore:
             queue, tpl, gen, when = msgpack.unpackb(v, raw=True)
             out[k.decode()] = (queue.decode(), tpl.decode(), int(gen), float(when))
         return out
+
+
+INLINE_ARGS = 64 * 1024
+"""Arguments up to this size travel through the Lua scripts; bigger ones go around them."""
+PENDING_ARGS_TTL = 3600
+"""TTL of big arguments written just before their submit script runs."""
 
 
 def lease_member(chunk: ChunkRef, worker: str) -> str:

@@ -3,8 +3,9 @@
 -- ARGV: 1 tenant, 2 now, 3 cid, 4 first ('' = allocate), 5 count, 6 options id,
 --       7 options json, 8 fn sha, 9 fn blob ('' = already stored), 10 retention,
 --       11 queue key, 12 message template, 13 depends_on_errors, 14 n deps,
---       15 parent jid ('' = none), 16 inline limit,
---       then n deps jids, then `count` sealed argument blobs.
+--       15 parent jid ('' = none), 16 inline limit, 17 args stored ('1' = the caller
+--       already SET them, with a TTL, in the same MULTI; they are made persistent here),
+--       then n deps jids, then `count` sealed argument blobs (none if 17 is '1').
 -- Returns the first jid, or an error reply 'NOFN' / 'NOJOB <jid>'.
 local t, now, cid = ARGV[1], ARGV[2], ARGV[3]
 local count = tonumber(ARGV[5])
@@ -22,7 +23,7 @@ end
 -- Validate every dependency before writing anything.
 local live, stalled = {}, false
 for i = 1, ndeps do
-  local dep = ARGV[16 + i]
+  local dep = ARGV[17 + i]
   local st = redis.call('HGET', K.job(t, dep), 'status')
   if not st then return redis.error_reply('NOJOB ' .. dep) end
   if st == 'error' or st == 'killed' or st == 'stalled' then
@@ -48,13 +49,18 @@ end
 
 local status = 'queued'
 if stalled then status = 'stalled' elseif #live > 0 then status = 'waiting' end
-local args_at = 16 + ndeps
+local args_at = 17 + ndeps
+local stored = ARGV[17] == '1'
 for i = 0, count - 1 do
   local jid = first + i
   local jk = K.job(t, jid)
   redis.call('HSET', jk, 'status', status, 'opts', oid, 'cid', cid, 'created', now, 'att', 0)
   if parent ~= '' then redis.call('HSET', jk, 'parent', parent) end
-  redis.call('SET', K.args(t, jid), ARGV[args_at + 1 + i])
+  if stored then
+    redis.call('PERSIST', K.args(t, jid))
+  else
+    redis.call('SET', K.args(t, jid), ARGV[args_at + 1 + i])
+  end
   if stalled then
     redis.call('HSET', jk, 'finished', now, 'exc', STALLED_MSG)
     finalize(t, jid, retention)

@@ -1,0 +1,417 @@
+"""Benchmarks W1-W4: picloud-compat (cluster and simulator) beside raw Celery and mp.Pool.
+
+    python -m bench.run                 # 3 repetitions, prints a table
+    python -m bench.run --reps 5 --write bench/RESULTS.md
+
+One invocation starts a private redis-server, one picloud worker and one raw Celery worker
+(both prefork, concurrency 2, run from an empty directory), a simulator with 2 processes
+and a multiprocessing.Pool(2); every process is stopped by pid at the end. Repetitions
+are interleaved (rep -> workload -> system); the table reports medians, and ratios are
+medians of per-repetition ratios against raw Celery in the same repetition.
+
+W1  2,000 no-op jobs, submit all then gather          jobs/s
+W2  200 sequential call -> result                      p50 / p95 / p99 ms
+W3  16 prime sums of ~40 ms (sum_primes(30000+i))      speed-up vs serial, same run
+W4  200 jobs each taking a distinct 1 MiB argument     MB/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from bench import workloads as wl
+
+SIGNING_KEY = "bench-signing-key-0123456789abcdef"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- systems ------------------------------------------------------------------------
+
+
+class System:
+    name = ""
+
+    def map(self, fn: Callable[..., Any], items: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def call_result(self, fn: Callable[..., Any], arg: Any) -> Any:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        """Drop the repetition's records (not timed)."""
+
+    def close(self) -> None:
+        pass
+
+
+class CloudSystem(System):
+    def __init__(self, name: str, client: Any) -> None:
+        self.name = name
+        self.client = client
+        self._jids: list[int] = []
+
+    def map(self, fn, items):  # type: ignore[no-untyped-def]
+        jids = self.client.map(fn, items)
+        self._jids += jids
+        return self.client.result(jids)
+
+    def call_result(self, fn, arg):  # type: ignore[no-untyped-def]
+        jid = self.client.call(fn, arg)
+        self._jids.append(jid)
+        return self.client.result(jid)
+
+    def cleanup(self) -> None:
+        for start in range(0, len(self._jids), 5000):
+            self.client.delete(self._jids[start : start + 5000])
+        self._jids = []
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class RawCelery(System):
+    name = "raw Celery"
+
+    def __init__(self) -> None:
+        from bench.raw_celery import run_pickled
+
+        self.task = run_pickled
+        cloudpickle.register_pickle_by_value(wl)
+
+    def _blob(self, fn, arg):  # type: ignore[no-untyped-def]
+        return cloudpickle.dumps((fn, (arg,)))
+
+    def map(self, fn, items):  # type: ignore[no-untyped-def]
+        results = [self.task.apply_async((self._blob(fn, x),)) for x in items]
+        return [cloudpickle.loads(r.get()) for r in results]
+
+    def call_result(self, fn, arg):  # type: ignore[no-untyped-def]
+        return cloudpickle.loads(self.task.apply_async((self._blob(fn, arg),)).get())
+
+
+class PoolSystem(System):
+    name = "mp.Pool(2)"
+
+    def __init__(self) -> None:
+        self.pool = get_context("fork").Pool(2)
+
+    def map(self, fn, items):  # type: ignore[no-untyped-def]
+        return self.pool.map(fn, items)
+
+    def call_result(self, fn, arg):  # type: ignore[no-untyped-def]
+        return self.pool.apply_async(fn, (arg,)).get()
+
+    def close(self) -> None:
+        self.pool.terminate()
+
+
+# -- workloads ----------------------------------------------------------------------
+
+
+def w1(system: System, n: int) -> dict[str, float]:
+    start = time.perf_counter()
+    out = system.map(wl.noop, list(range(n)))
+    wall = time.perf_counter() - start
+    assert out == list(range(n))
+    return {"jobs/s": n / wall}
+
+
+def w2(system: System, n: int = 200) -> dict[str, float]:
+    for i in range(10):  # warm-up
+        system.call_result(wl.noop, i)
+    lat = []
+    for i in range(n):
+        start = time.perf_counter()
+        assert system.call_result(wl.noop, i) == i
+        lat.append((time.perf_counter() - start) * 1000)
+    return {"p50": percentile(lat, 0.5), "p95": percentile(lat, 0.95), "p99": percentile(lat, 0.99)}
+
+
+W3_INPUTS = list(range(30000, 30016))
+
+
+def serial_w3() -> float:
+    start = time.perf_counter()
+    [wl.sum_primes(x) for x in W3_INPUTS]
+    return time.perf_counter() - start
+
+
+def w3(system: System, serial: float) -> dict[str, float]:
+    start = time.perf_counter()
+    out = system.map(wl.sum_primes, W3_INPUTS)
+    wall = time.perf_counter() - start
+    assert len(out) == len(W3_INPUTS)
+    return {"speed-up": serial / wall, "wall s": wall}
+
+
+def w4(system: System, payloads: list[bytes]) -> dict[str, float]:
+    start = time.perf_counter()
+    out = system.map(wl.payload_len, payloads)
+    wall = time.perf_counter() - start
+    assert out == [len(p) for p in payloads]
+    return {"MB/s": sum(map(len, payloads)) / wall / 1e6}
+
+
+# -- processes ----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as f:
+        return subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    try:
+        os.killpg(proc.pid, 9)
+    except ProcessLookupError:
+        pass
+
+
+def wait_ready(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+# -- main ---------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--n", type=int, default=2000, help="W1 job count")
+    parser.add_argument("--workloads", default="W1,W2,W3,W4")
+    parser.add_argument("--write", type=Path, help="append the results to this Markdown file")
+    parser.add_argument("--only", default="", help="comma-separated systems to time (debugging)")
+    args = parser.parse_args()
+    chosen = args.workloads.split(",")
+
+    import redis
+
+    from picloud_compat.client import Client
+    from picloud_compat.settings import Settings
+    from picloud_compat.simulator import start_local_client
+
+    tmp = Path(tempfile.mkdtemp(prefix="picloud-bench-"))
+    empty = tmp / "cwd"
+    empty.mkdir()
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}"
+    procs = []
+    systems: list[System] = []
+    try:
+        procs.append(
+            start(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(tmp),
+                ],
+                dict(os.environ),
+                tmp,
+                tmp / "redis.log",
+            )
+        )
+        wait_ready(lambda: redis.Redis(port=port).ping(), "redis-server")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        ours = dict(env, PICLOUD_SERVER_URL=f"{url}/0", PICLOUD_SIGNING_KEY=SIGNING_KEY)
+        procs.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "picloud_compat.tasks.app",
+                    "worker",
+                    "-Q",
+                    "c1",
+                    "-c",
+                    "2",
+                    "-l",
+                    "WARNING",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                ours,
+                empty,
+                tmp / "ours.log",
+            )
+        )
+        raw = dict(env, BENCH_REDIS=url, PYTHONPATH=str(ROOT), C_FORCE_ROOT="1")
+        procs.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "bench.raw_celery",
+                    "worker",
+                    "-c",
+                    "2",
+                    "-l",
+                    "WARNING",
+                ],
+                raw,
+                empty,
+                tmp / "raw.log",
+            )
+        )
+        r0 = redis.Redis(port=port, db=0)
+        wait_ready(lambda: r0.hlen("pc:workers") > 0, "the picloud worker")
+        os.environ["BENCH_REDIS"] = url
+        cluster = Client.for_cluster(
+            Settings(server_url=f"{url}/0", signing_key=SIGNING_KEY), "bench"
+        )
+        systems = [
+            CloudSystem("cloud (cluster)", cluster),
+            CloudSystem(
+                "cloud (simulator)", start_local_client(Settings(num_procs=2), "simulation")
+            ),
+            RawCelery(),
+            PoolSystem(),
+        ]
+        raw_sys = systems[2]
+        wait_ready(lambda: raw_sys.call_result(wl.noop, 1) == 1, "the raw Celery worker")
+        for s in systems:  # warm every system once (imports, connections, process pools)
+            s.map(wl.noop, list(range(50)))
+            s.cleanup()
+        payloads = [os.urandom(1 << 20) for _ in range(200)]
+        results: dict[tuple[str, str], list[dict[str, float]]] = {}
+        serial_times: list[float] = []
+        for rep in range(args.reps):
+            serial = serial_w3() if "W3" in chosen else 0.0
+            serial_times.append(serial)
+            for wname in chosen:
+                for s in systems:
+                    if args.only and s.name not in args.only.split(","):
+                        continue
+                    if wname == "W1":
+                        res = w1(s, args.n)
+                    elif wname == "W2":
+                        res = w2(s)
+                    elif wname == "W3":
+                        res = w3(s, serial)
+                    else:
+                        res = w4(s, payloads)
+                    s.cleanup()
+                    results.setdefault((wname, s.name), []).append(res)
+                    print(
+                        f"rep {rep + 1} {wname} {s.name:18} "
+                        + "  ".join(f"{k} {v:,.2f}" for k, v in res.items()),
+                        flush=True,
+                    )
+        report = render(results, chosen, [s.name for s in systems], args, serial_times)
+        print()
+        print(report)
+        if args.write:
+            with open(args.write, "a") as f:
+                f.write(report + "\n")
+    finally:
+        for s in systems:
+            try:
+                s.close()
+            except Exception:
+                pass
+        for p in reversed(procs):
+            stop(p)
+
+
+PRIMARY = {"W1": "jobs/s", "W2": "p50", "W3": "speed-up", "W4": "MB/s"}
+TARGETS = {
+    "W1": "≥ 30x raw Celery",
+    "W2": "p50 ≤ 0.4x raw Celery",
+    "W3": "≥ 1.85x serial",
+    "W4": "≥ 5x raw Celery",
+}
+
+
+def render(results, chosen, names, args, serial_times) -> str:  # type: ignore[no-untyped-def]
+    lines = [
+        f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+        f"({args.reps} reps, W1 n={args.n}; {platform.node()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()})",
+        "",
+    ]
+    for wname in chosen:
+        metric = PRIMARY[wname]
+        raw = results[(wname, "raw Celery")]
+        keys = list(raw[0])
+        lines.append(f"**{wname}** (target: {TARGETS[wname]})")
+        lines.append("")
+        lines.append(
+            "| system | " + " | ".join(f"{k} (median)" for k in keys) + " | vs raw Celery |"
+        )
+        lines.append("|---|" + "---|" * (len(keys) + 1))
+        for name in names:
+            rows = results[(wname, name)]
+            med = {k: statistics.median(r[k] for r in rows) for k in keys}
+            ratios = [r[metric] / base[metric] for r, base in zip(rows, raw, strict=True)]
+            ratio = statistics.median(ratios)
+            lines.append(
+                f"| {name} | " + " | ".join(f"{med[k]:,.2f}" for k in keys) + f" | {ratio:.2f}x |"
+            )
+        if wname == "W3":
+            lines.append(
+                f"| serial (in-process) | {statistics.median(serial_times) * 1000:.0f} ms | | |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

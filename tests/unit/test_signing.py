@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import pytest
+
+from picloud_compat import signing
+from picloud_compat.errors import AuthenticityError, CloudException, CloudPicklingError
+from picloud_compat.signing import MAGIC, Signer
+
+SECRET = "unit-test-secret-" + "x" * 16
+PAYLOAD = b"\x80\x05some pickle bytes"
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer(SECRET, "tenant-a")
+
+
+def test_round_trip(signer: Signer) -> None:
+    blob = signer.seal(PAYLOAD)
+    assert blob.startswith(MAGIC)
+    opened = signer.open(blob)
+    assert isinstance(opened, memoryview)
+    assert bytes(opened) == PAYLOAD
+
+
+def test_round_trip_from_memoryview_and_empty_payload(signer: Signer) -> None:
+    assert bytes(signer.open(memoryview(signer.seal(PAYLOAD)))) == PAYLOAD
+    assert bytes(signer.open(signer.seal(b""))) == b""
+
+
+def test_bytes_secret_equals_str_secret() -> None:
+    blob = Signer(SECRET, "t").seal(PAYLOAD)
+    assert bytes(Signer(SECRET.encode(), "t").open(blob)) == PAYLOAD
+
+
+def test_seal_is_deterministic(signer: Signer) -> None:
+    assert signer.seal(PAYLOAD) == signer.seal(PAYLOAD)
+
+
+@pytest.mark.parametrize("offset", [-1, -len(PAYLOAD), len(MAGIC), len(MAGIC) + 31])
+def test_flipped_byte_is_refused(signer: Signer, offset: int) -> None:
+    """Offsets hit the payload's last and first byte and the MAC's first and last byte."""
+    blob = bytearray(signer.seal(PAYLOAD))
+    blob[offset] ^= 0x01
+    with pytest.raises(AuthenticityError, match="signature does not match"):
+        signer.open(bytes(blob))
+
+
+def test_flipped_header_byte_is_refused(signer: Signer) -> None:
+    blob = bytearray(signer.seal(PAYLOAD))
+    blob[len(MAGIC) + 32 + 1] ^= 0x01  # first byte of the runtime header
+    with pytest.raises(AuthenticityError):
+        signer.open(bytes(blob))
+
+
+def test_truncated_blob_is_refused(signer: Signer) -> None:
+    blob = signer.seal(PAYLOAD)
+    with pytest.raises(AuthenticityError):
+        signer.open(blob[:-1])
+
+
+@pytest.mark.parametrize(
+    "blob", [b"", b"PCS1", PAYLOAD, b"XXXX" + b"\0" * 64, b"\x80\x05\x95" + b"\0" * 80]
+)
+def test_blob_without_magic_is_refused(signer: Signer, blob: bytes) -> None:
+    with pytest.raises(AuthenticityError, match="carries no signature") as info:
+        signer.open(blob, "arguments")
+    assert "arguments" in str(info.value)
+
+
+def test_other_tenant_cannot_open() -> None:
+    blob = Signer(SECRET, "a").seal(PAYLOAD)
+    with pytest.raises(AuthenticityError):
+        Signer(SECRET, "b").open(blob)
+
+
+def test_other_secret_cannot_open() -> None:
+    blob = Signer(SECRET, "a").seal(PAYLOAD)
+    with pytest.raises(AuthenticityError):
+        Signer(SECRET + "!", "a").open(blob)
+
+
+def test_authenticity_error_is_a_cloud_exception(signer: Signer) -> None:
+    with pytest.raises(CloudException):
+        signer.open(b"nope")
+
+
+@pytest.mark.parametrize("secret", ["", "short", "x" * 15, b"y" * 15])
+def test_short_secret_is_refused(secret: str | bytes) -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        Signer(secret, "t")
+
+
+def test_sixteen_byte_secret_is_enough() -> None:
+    assert Signer("k" * 16, "t").tenant == "t"
+
+
+def test_other_runtime_header_is_a_pickling_error(
+    signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A correctly signed blob from another Python/cloudpickle version is not unpickled."""
+    with monkeypatch.context() as patch:
+        patch.setattr(signing, "_RUNTIME", b"py2.7|cp0.5.2")
+        forged = signer.seal(PAYLOAD)
+    with pytest.raises(CloudPicklingError) as info:
+        signer.open(forged, "function")
+    message = str(info.value)
+    assert "function" in message
+    assert "py2.7|cp0.5.2" in message
+    assert signing._RUNTIME.decode() in message
