@@ -8,7 +8,6 @@ return value. It never raises for anything the job does: failures come back as a
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import cProfile
 import io
@@ -18,7 +17,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -110,31 +109,18 @@ class JobOutput:
         return self.stdout.drain(), self.stderr.drain()
 
 
-@contextlib.contextmanager
-def _redirected(output: JobOutput) -> Iterator[None]:
-    saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = output.stdout, output.stderr
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved
-
-
-@contextlib.contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    if not env:
-        yield
-        return
+def _set_environment(env: Mapping[str, str]) -> dict[str, str | None]:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return saved
+
+
+def _restore_environment(saved: Mapping[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def run_job(
@@ -150,30 +136,36 @@ def run_job(
     so an import error in the user's code is reported as the job's error.
     """
     profiler = cProfile.Profile() if options.get("profile") else None
+    env = options.get("os_env_vars")
+    saved_env = _set_environment(env) if env else None
+    saved_streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = output.stdout, output.stderr
     token = _current.set(context)
     start = time.perf_counter()
     result = exception = None
     status = "done"
-    try:
-        with _environment(options.get("os_env_vars") or {}), _redirected(output):
-            try:
-                func, args, kwargs = load()
-                if profiler is not None:
-                    value = profiler.runcall(func, *args, **kwargs)
-                else:
-                    value = func(*args, **kwargs)
-            except BaseException as exc:  # the job's failure, whatever it is
-                status, exception = "error", _remote_traceback(exc)
+    try:  # plain try/finally, not context managers: this runs for every tiny job
+        try:
+            func, args, kwargs = load()
+            if profiler is not None:
+                value = profiler.runcall(func, *args, **kwargs)
             else:
-                try:
-                    result = codec.result(value, options.get("fast_serialization", 0))
-                except CloudPicklingError as exc:
-                    status = "error"
-                    exception = f"could not serialize result: {exc.parameter}"
-                except Exception as exc:
-                    status, exception = "error", f"could not serialize result: {exc}"
+                value = func(*args, **kwargs)
+        except BaseException as exc:  # the job's failure, whatever it is
+            status, exception = "error", _remote_traceback(exc)
+        else:
+            try:
+                result = codec.result(value, options.get("fast_serialization", 0))
+            except CloudPicklingError as exc:
+                status = "error"
+                exception = f"could not serialize result: {exc.parameter}"
+            except Exception as exc:
+                status, exception = "error", f"could not serialize result: {exc}"
     finally:
         _current.reset(token)
+        sys.stdout, sys.stderr = saved_streams
+        if saved_env is not None:
+            _restore_environment(saved_env)
     runtime = time.perf_counter() - start
     stdout, stderr = output.drain()
     return JobResult(status, result, exception, stdout, stderr, _profile_text(profiler), runtime)

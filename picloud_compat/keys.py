@@ -31,6 +31,8 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "waiting_chunk": ("pc:{t}:wait:{chunk}", ("t", "chunk")),
     # client ids (besides the submitter) waiting to hear that this jid finished
     "watchers": ("pc:{t}:w:{jid}", ("t", "jid")),
+    # chunk ids (`first+count`) that may still hold unfinished jobs; a chunk leaves the
+    # set once a scan finds all its jobs finished (one entry per chunk, not per job)
     "unfinished": ("pc:{t}:unfinished", ("t",)),
     # per-client completion notices, pushed by the job store when jobs finish
     "notices": ("pc:{t}:n:{cid}", ("t", "cid")),

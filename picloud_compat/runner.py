@@ -121,6 +121,7 @@ class ChunkRunner:
         self._options: dict[tuple[str, str], dict[str, Any]] = {}
         self._state = StateFile(identity.state_dir)
         self._streamer = _OutputStreamer(store)
+        self._output = JobOutput(settings.output_limit)  # reused: drained after each job
 
     def close(self) -> None:
         self._state.close()
@@ -130,7 +131,7 @@ class ChunkRunner:
         token = secrets.token_hex(8)
         codec = self.codec_for(chunk.tenant)
         ck = f"{chunk.tenant}/{chunk.first}+{chunk.count}"
-        index, batch, ran = 0, 1, 0
+        index, batch, ran, claimed = 0, 1, 0, 0
         pending: list[Outcome] = []
         oldest = 0.0
         self._state.push(ck)
@@ -146,6 +147,7 @@ class ChunkRunner:
                     token,
                 )
                 index = claim.next_index
+                claimed += len(claim.jobs)
                 for job in claim.jobs:
                     options = self._job_options(chunk.tenant, job.options_id)
                     started = time.perf_counter()
@@ -155,19 +157,30 @@ class ChunkRunner:
                         oldest = started
                     pending.append(outcome)
                     slow = outcome.runtime > TINY_JOB
+                    # A non-restartable job's outcome is never held back: if this process
+                    # died with it unrecorded, the job would be failed as "worker lost".
+                    restartable = options.get("restartable", True)
                     if (
                         slow
+                        or not restartable
                         or len(pending) >= MAX_BATCH
                         or time.perf_counter() - oldest > FLUSH_AFTER
                     ):
                         last = index >= chunk.count and job is claim.jobs[-1]
-                        self.store.finish(chunk, pending, self.identity.worker, end=last)
+                        self.store.finish(
+                            chunk,
+                            pending,
+                            self.identity.worker,
+                            end=last,
+                            ran_all=last and claimed == chunk.count,
+                        )
                         pending = []
                         if last:
                             return ran
-                    restartable = options.get("restartable", True)
-                    batch = 1 if (slow or not restartable) else min(batch * 2, MAX_BATCH)
-            self.store.finish(chunk, pending, self.identity.worker, end=True)
+                    batch = 1 if (slow or not restartable) else min(batch * 4, MAX_BATCH)
+            self.store.finish(
+                chunk, pending, self.identity.worker, end=True, ran_all=claimed == chunk.count
+            )
             return ran
         finally:
             self._state.pop()
@@ -212,7 +225,9 @@ class ChunkRunner:
             args, kwargs = codec.load_arguments(job.args)
             return func, args, kwargs
 
-        output = JobOutput(self.settings.output_limit)
+        # A nested (helped) job gets its own streams; the outermost reuses the runner's.
+        nested = self._streamer.current() is not None
+        output = JobOutput(self.settings.output_limit) if nested else self._output
         context = JobContext(chunk.tenant, job.jid)
         streamer = self._streamer
         previous = streamer.current()  # a nested (helped) job resumes its parent's streaming

@@ -28,7 +28,8 @@ _MAC_LEN = 32
 _RUNTIME = f"py{sys.version_info[0]}.{sys.version_info[1]}|cp{cloudpickle.__version__}".encode()
 
 
-ENVELOPE_SIZE = len(MAGIC) + _MAC_LEN + 1 + len(_RUNTIME)
+_HEADER = bytes([len(_RUNTIME)]) + _RUNTIME
+ENVELOPE_SIZE = len(MAGIC) + _MAC_LEN + len(_HEADER)
 """Bytes a sealed blob adds to its payload."""
 
 
@@ -41,23 +42,19 @@ class Signer:
         self._key = hmac.new(raw, b"picloud-tenant:" + tenant.encode(), hashlib.sha256).digest()
 
     def seal(self, payload: bytes) -> bytes:
-        header = _RUNTIME
-        mac = hmac.new(self._key, bytes([len(header)]) + header, hashlib.sha256)
-        mac.update(payload)
-        return b"".join((MAGIC, mac.digest(), bytes([len(header)]), header, payload))
+        body = _HEADER + payload
+        return MAGIC + hmac.digest(self._key, body, "sha256") + body
 
     def seal_pickle(self, dump: Callable[[io.BytesIO], None]) -> memoryview:
         """Seal what `dump` writes, without copying it: the envelope is reserved first,
         the pickle written after it, and the MAC patched in. For megabyte arguments
         this saves a full copy over `seal(pickle.dumps(...))`."""
         buf = io.BytesIO()
-        buf.write(MAGIC + bytes(_MAC_LEN) + bytes([len(_RUNTIME)]) + _RUNTIME)
+        buf.write(MAGIC + bytes(_MAC_LEN) + _HEADER)
         dump(buf)
         view = buf.getbuffer()
         body_start = len(MAGIC) + _MAC_LEN
-        view[len(MAGIC) : body_start] = hmac.new(
-            self._key, view[body_start:], hashlib.sha256
-        ).digest()
+        view[len(MAGIC) : body_start] = hmac.digest(self._key, view[body_start:], "sha256")
         return view
 
     def open(self, blob: bytes | memoryview, what: str = "payload") -> memoryview:
@@ -67,7 +64,7 @@ class Signer:
             raise AuthenticityError(f"refusing to unpickle {what}: it carries no signature")
         mac_end = len(MAGIC) + _MAC_LEN
         body = view[mac_end:]
-        expected = hmac.new(self._key, body, hashlib.sha256).digest()
+        expected = hmac.digest(self._key, body, "sha256")
         if not hmac.compare_digest(expected, view[len(MAGIC) : mac_end]):
             raise AuthenticityError(
                 f"refusing to unpickle {what}: its signature does not match "

@@ -375,7 +375,14 @@ class MemoryJobStore:
             claim.next_index = i
         return claim
 
-    def finish(self, chunk: ChunkRef, outcomes: Sequence[Outcome], worker: str, end: bool) -> None:
+    def finish(
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        end: bool,
+        ran_all: bool = False,
+    ) -> None:
         t = chunk.tenant
         now = time.time()
         with self._lock:

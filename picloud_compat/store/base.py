@@ -179,10 +179,18 @@ class JobStore(Protocol):
         """Move up to `max_jobs` queued jobs of `chunk` (from index `start`) to
         processing under `token`, and take a lease on the chunk for `worker`."""
 
-    def finish(self, chunk: ChunkRef, outcomes: Sequence[Outcome], worker: str, end: bool) -> None:
+    def finish(
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        end: bool,
+        ran_all: bool = False,
+    ) -> None:
         """Record outcomes whose token still owns the job (first writer wins), release
         or stall dependents, notify waiters. With `end`, drop the lease and, if every
-        job of the chunk is finished, the chunk's ledger entry."""
+        job of the chunk is finished (known without looking when `ran_all`: this runner
+        claimed every job of the chunk), the chunk's ledger entry."""
 
     def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
         """Give back claimed jobs that never started (their attempt is not counted)."""

@@ -49,6 +49,7 @@ _SCRIPTS = (
     "unclaim",
     "recover",
     "append_output",
+    "unfinished",
 )
 # record field -> hash field
 _HASH_FIELDS = {
@@ -227,7 +228,19 @@ class RedisJobStore:
         with store_errors("reading results"):
             for start in range(0, len(jids), 1000):
                 batch = jids[start : start + 1000]
-                out.extend(self.redis.mget([keys.result(t, j) for j in batch]))
+                pipe = self.redis.pipeline(transaction=False)
+                for jid in batch:
+                    pipe.hmget(keys.job(t, jid), "r", "rx")
+                fields = pipe.execute()
+                big = [jid for jid, (_, rx) in zip(batch, fields, strict=True) if rx]
+                stored = (
+                    dict(zip(big, self.redis.mget([keys.result(t, j) for j in big]), strict=True))
+                    if big
+                    else {}
+                )
+                out.extend(
+                    stored.get(jid) if rx else r for jid, (r, rx) in zip(batch, fields, strict=True)
+                )
         return out
 
     def options(self, t: str, options_id: str) -> str | None:
@@ -297,8 +310,7 @@ class RedisJobStore:
         return notices
 
     def unfinished(self, t: str) -> list[int]:
-        with store_errors("listing unfinished jobs"):
-            return sorted(int(j) for j in self.redis.smembers(keys.unfinished(t)))
+        return sorted(int(j) for j in self._run("unfinished", [t], "listing unfinished jobs"))
 
     # -- runner side -------------------------------------------------------------
 
@@ -328,7 +340,6 @@ class RedisJobStore:
                 start,
                 max_jobs,
                 max_bytes,
-                INLINE_ARGS,
             ],
             "claiming jobs",
         )
@@ -345,7 +356,14 @@ class RedisJobStore:
                 job.args = blob or b""
         return claim
 
-    def finish(self, chunk: ChunkRef, outcomes: Sequence[Outcome], worker: str, end: bool) -> None:
+    def finish(
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        end: bool,
+        ran_all: bool = False,
+    ) -> None:
         s = self.settings
         args: list[Any] = [
             chunk.tenant,
@@ -353,7 +371,7 @@ class RedisJobStore:
             s.retention_seconds,
             s.inline_result_limit,
             s.output_limit,
-            1 if end else 0,
+            (2 if ran_all else 1) if end else 0,
             lease_member(chunk, worker),
             chunk.first,
             chunk.count,

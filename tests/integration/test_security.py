@@ -43,7 +43,8 @@ def test_forged_result_is_never_unpickled_by_the_client(cluster_client, tmp_path
     jid = c.call(jf.add, 1, 2)
     assert c.result(jid, timeout=30) == 3
     marker = tmp_path / "pwned"
-    c.store.redis.set(keys.result(c.tenant, jid), pickle.dumps(Plant(str(marker))))
+    # small results live in the job's hash (field r)
+    c.store.redis.hset(keys.job(c.tenant, jid), "r", pickle.dumps(Plant(str(marker))))
     c.hub.forget([])  # nothing cached: read from Redis
     c.hub._inline.clear()
     with pytest.raises(AuthenticityError):
@@ -56,7 +57,7 @@ def test_result_signed_for_another_tenant_is_refused(cluster_client, tmp_path):
     jid = c.call(jf.add, 1, 2)
     c.join(jid, timeout=30)
     forged = Signer(SIGNING_KEY, "someone-else").seal(pickle.dumps("forged"))
-    c.store.redis.set(keys.result(c.tenant, jid), forged)
+    c.store.redis.hset(keys.job(c.tenant, jid), "r", forged)
     c.hub._inline.clear()
     with pytest.raises(AuthenticityError):
         c.result(jid)
@@ -67,7 +68,7 @@ def test_tampered_arguments_are_never_unpickled_by_the_worker(cluster_client, tm
     marker = tmp_path / "pwned"
     blocker = c.call(jf.sleep, 0.5)
     jid = c.call(jf.noop, 1, _depends_on=blocker)  # waits, so we can swap its arguments
-    c.store.redis.set(keys.args(c.tenant, jid), pickle.dumps(((Plant(str(marker)),), {})))
+    c.store.redis.hset(keys.job(c.tenant, jid), "a", pickle.dumps(((Plant(str(marker)),), {})))
     with pytest.raises(CloudException, match="signature") as info:
         c.result(jid, timeout=30)
     assert info.value.status == "error"

@@ -100,7 +100,7 @@ def test_other_runtime_header_is_a_pickling_error(
 ) -> None:
     """A correctly signed blob from another Python/cloudpickle version is not unpickled."""
     with monkeypatch.context() as patch:
-        patch.setattr(signing, "_RUNTIME", b"py2.7|cp0.5.2")
+        patch.setattr(signing, "_HEADER", bytes([13]) + b"py2.7|cp0.5.2")
         forged = signer.seal(PAYLOAD)
     with pytest.raises(CloudPicklingError) as info:
         signer.open(forged, "function")

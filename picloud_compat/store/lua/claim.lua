@@ -1,9 +1,9 @@
 -- Move queued jobs of a chunk to processing for one runner, and lease the chunk.
 -- ARGV: 1 tenant, 2 now, 3 worker (host:pid running the jobs), 4 warden (who can
 --       kill that process), 5 token, 6 lease member, 7 lease expiry, 8 first,
---       9 count, 10 start index, 11 max jobs, 12 max argument bytes, 13 inline limit.
--- Returns {next index, jid, attempt, options id, args, jid, ...}; args larger than the
--- inline limit come back as false (nil) and the caller fetches them with MGET: moving
+--       9 count, 10 start index, 11 max jobs, 12 max argument bytes.
+-- Returns {next index, jid, attempt, options id, args, jid, ...}; big arguments (kept
+-- in their own key) come back as nil and the caller fetches them with MGET: moving
 -- megabytes through Lua strings costs several times a plain GET.
 local t, now, worker, warden, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local first, count = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -13,16 +13,17 @@ local taken, bytes = 0, 0
 while i < count and taken < max_jobs and bytes < max_bytes do
   local jid = first + i
   local jk = K.job(t, jid)
-  local cur = redis.call('HMGET', jk, 'status', 'opts')
+  local cur = redis.call('HMGET', jk, 'status', 'opts', 'att', 'a', 'ax')
   if cur[1] == 'queued' then
-    local att = redis.call('HINCRBY', jk, 'att', 1)
+    local att = (tonumber(cur[3]) or 0) + 1
     redis.call('HSET', jk, 'status', 'processing', 'started', now, 'worker', worker,
-               'warden', warden, 'token', token)
-    local akey = K.args(t, jid)
-    local size = redis.call('STRLEN', akey)
-    local a = false
-    if size <= tonumber(ARGV[13]) then a = redis.call('GET', akey) or '' end
-    bytes = bytes + size
+               'warden', warden, 'token', token, 'att', att)
+    local a = cur[4]  -- false when the arguments live in their own key (big)
+    if a then
+      bytes = bytes + #a
+    else
+      bytes = bytes + redis.call('STRLEN', K.args(t, jid))
+    end
     taken = taken + 1
     out[#out + 1] = jid
     out[#out + 1] = att

@@ -1,40 +1,51 @@
 -- Record job outcomes (first writer wins: only the attempt holding the job's token),
 -- then release or stall dependents and notify waiters.
--- ARGV: 1 tenant, 2 now, 3 retention, 4 inline limit, 5 output limit, 6 end (0/1),
+-- ARGV: 1 tenant, 2 now, 3 retention, 4 inline limit, 5 output limit, 6 end: 0, or 1
+--       (the runner ends the chunk), or 2 (ends it having run every job of it itself),
 --       7 lease member, 8 first, 9 count, 10 n outcomes, then per outcome 9 values:
 --       jid, token, status, result, exception, stdout, stderr, profile, runtime.
+-- Results up to the inline limit are kept in the job hash (field r), bigger ones in
+-- their own key (flag rx).
 local t, now, retention = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local inline_limit, output_limit = tonumber(ARGV[4]), tonumber(ARGV[5])
-
 
 local n = tonumber(ARGV[10])
 for k = 0, n - 1 do
   local b = 10 + k * 9
   local jid, token, status = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local jk = K.job(t, jid)
-  local cur = redis.call('HMGET', jk, 'status', 'token')
+  local cur = redis.call('HMGET', jk, 'status', 'token', 'cid', 'kids', 'w', 'ax')
   if cur[1] == 'processing' and cur[2] == token then
-    redis.call('HSET', jk, 'status', status, 'finished', now, 'runtime', ARGV[b + 9])
     local result = ARGV[b + 4]
-    if result ~= '' then redis.call('SET', K.result(t, jid), result, 'EX', retention) end
+    if result == '' then
+      redis.call('HSET', jk, 'status', status, 'finished', now, 'runtime', ARGV[b + 9])
+    elseif #result <= inline_limit then
+      redis.call('HSET', jk, 'status', status, 'finished', now, 'runtime', ARGV[b + 9],
+                 'r', result)
+    else
+      redis.call('HSET', jk, 'status', status, 'finished', now, 'runtime', ARGV[b + 9],
+                 'rx', 1)
+      redis.call('SET', K.result(t, jid), result, 'EX', retention)
+    end
     if ARGV[b + 5] ~= '' then redis.call('HSET', jk, 'exc', ARGV[b + 5]) end
     append_capped(K.stdout(t, jid), ARGV[b + 6], output_limit, retention)
     append_capped(K.stderr(t, jid), ARGV[b + 7], output_limit, retention)
     if ARGV[b + 8] ~= '' then
       redis.call('SET', K.profile(t, jid), ARGV[b + 8], 'EX', retention)
     end
-    finalize(t, jid, retention)
+    finalize(t, jid, retention, cur[6] and true or false)
     if result == '' then result = nil end
-    notify(t, jid, status, result, inline_limit)
-    propagate(t, jid, status, now, retention, inline_limit)
+    notify(t, jid, status, result, inline_limit, cur[3] or false, cur[5])
+    if cur[4] then propagate(t, jid, status, now, retention, inline_limit) end
   end
 end
 
-if ARGV[6] == '1' then
+if ARGV[6] ~= '0' then
   redis.call('HDEL', K.leases(), ARGV[7])
   local first, count = tonumber(ARGV[8]), tonumber(ARGV[9])
-  if chunk_finished(t, first, count) then
+  if ARGV[6] == '2' or chunk_finished(t, first, count) then
     unledger(t .. '/' .. first .. '+' .. count)
+    redis.call('SREM', K.unfinished(t), first .. '+' .. count)
   end
 end
 flush_notices()

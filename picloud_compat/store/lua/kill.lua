@@ -8,7 +8,7 @@ local t, now, retention, inline_limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), ton
 local reason = ARGV[5]
 local jids = {}
 if #ARGV == 5 then
-  jids = redis.call('SMEMBERS', K.unfinished(t))
+  jids = unfinished_jobs(t)
 else
   for i = 6, #ARGV do jids[#jids + 1] = ARGV[i] end
 end

@@ -1,6 +1,10 @@
 -- Shared helpers, prepended (after the generated key builders `K`) to every script.
 -- Job hash fields: status opts cid created att started worker warden token
---                  finished runtime exc parent
+--                  finished runtime exc parent;
+--                  a / r: the sealed arguments / result when small (big ones live in
+--                  their own keys, flagged by ax / rx), so the hot path touches one key;
+--                  kids (a chunk waits on this job), w (watchers exist): flags that let
+--                  finishing skip lookups.
 
 local FINISHED = {done = true, error = true, killed = true, stalled = true}
 local STALLED_MSG = 'Could not start due to dependency erroring'
@@ -30,12 +34,17 @@ local function flush_notices()
   end
 end
 
--- Tell the submitting client and any watchers that `jid` finished.
-local function notify(t, jid, status, result, inline_limit)
+-- Tell the submitting client and any watchers that `jid` finished. `cid` and
+-- `watched` may be passed in when the caller already read them.
+local function notify(t, jid, status, result, inline_limit, cid, watched)
   local inline = false
   if result and #result <= inline_limit then inline = result end
-  local cid = redis.call('HGET', K.job(t, jid), 'cid')
+  if cid == nil then
+    local f = redis.call('HMGET', K.job(t, jid), 'cid', 'w')
+    cid, watched = f[1], f[2]
+  end
   if cid then add_notice(t, cid, jid, status, inline) end
+  if not watched then return end
   local wkey = K.watchers(t, jid)
   local watchers = redis.call('SMEMBERS', wkey)
   if #watchers > 0 then
@@ -46,11 +55,11 @@ local function notify(t, jid, status, result, inline_limit)
   end
 end
 
--- Bookkeeping shared by every move into a finished status.
-local function finalize(t, jid, retention)
-  redis.call('SREM', K.unfinished(t), jid)
+-- Bookkeeping shared by every move into a finished status. `external_args` is
+-- nil when unknown (then the separate arguments key gets its TTL regardless).
+local function finalize(t, jid, retention, external_args)
   redis.call('EXPIRE', K.job(t, jid), retention)
-  redis.call('EXPIRE', K.args(t, jid), retention)
+  if external_args ~= false then redis.call('EXPIRE', K.args(t, jid), retention) end
 end
 
 local function publish(ck, queue, tpl, gen, now)
@@ -146,4 +155,23 @@ local function chunk_finished(t, first, count)
     if st and not FINISHED[st] then return false end
   end
   return true
+end
+
+-- Unfinished jids of the tenant; chunks found fully finished leave the index.
+local function unfinished_jobs(t)
+  local out = {}
+  local ukey = K.unfinished(t)
+  for _, chunk in ipairs(redis.call('SMEMBERS', ukey)) do
+    local first, count = chunk_range(chunk)
+    local open = false
+    for jid = first, first + count - 1 do
+      local st = redis.call('HGET', K.job(t, jid), 'status')
+      if st and not FINISHED[st] then
+        out[#out + 1] = jid
+        open = true
+      end
+    end
+    if not open then redis.call('SREM', ukey, chunk) end
+  end
+  return out
 end

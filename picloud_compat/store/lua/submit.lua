@@ -54,29 +54,31 @@ local stored = ARGV[17] == '1'
 for i = 0, count - 1 do
   local jid = first + i
   local jk = K.job(t, jid)
-  redis.call('HSET', jk, 'status', status, 'opts', oid, 'cid', cid, 'created', now, 'att', 0)
-  if parent ~= '' then redis.call('HSET', jk, 'parent', parent) end
   if stored then
+    redis.call('HSET', jk, 'status', status, 'opts', oid, 'cid', cid, 'created', now,
+               'att', 0, 'ax', 1)
     redis.call('PERSIST', K.args(t, jid))
   else
-    redis.call('SET', K.args(t, jid), ARGV[args_at + 1 + i])
+    redis.call('HSET', jk, 'status', status, 'opts', oid, 'cid', cid, 'created', now,
+               'att', 0, 'a', ARGV[args_at + 1 + i])
   end
+  if parent ~= '' then redis.call('HSET', jk, 'parent', parent) end
   if stalled then
     redis.call('HSET', jk, 'finished', now, 'exc', STALLED_MSG)
-    finalize(t, jid, retention)
+    finalize(t, jid, retention, stored)
     notify(t, jid, 'stalled', nil, inline_limit)
-  else
-    redis.call('SADD', K.unfinished(t), jid)
   end
 end
 
 local chunk = first .. '+' .. count
+if not stalled then redis.call('SADD', K.unfinished(t), chunk) end
 tpl = string.gsub(tpl, '@JID@', first)
 if status == 'waiting' then
   local wkey = K.waiting_chunk(t, chunk)
   redis.call('HSET', wkey, 'pending', #live, 'deperr', deperr, 'queue', queue, 'tpl', tpl)
   for _, dep in ipairs(live) do
     redis.call('RPUSH', K.dependents(t, dep), chunk)
+    redis.call('HSET', K.job(t, dep), 'kids', 1)
   end
 elseif status == 'queued' then
   publish(t .. '/' .. chunk, queue, tpl, 0, now)

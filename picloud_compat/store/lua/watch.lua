@@ -9,6 +9,7 @@ for i = 3, #ARGV do
     local wkey = K.watchers(t, ARGV[i])
     redis.call('SADD', wkey, cid)
     redis.call('EXPIRE', wkey, 86400)
+    redis.call('HSET', K.job(t, ARGV[i]), 'w', 1)
   end
   out[#out + 1] = st or ''
 end
