@@ -135,41 +135,55 @@ class Client:
         if not rows:
             return []
         fn_sha, fn_blob = self.codec.function(func)
-        self.codec.ship_argument_types({type(v) for row in rows for v in row})
         fast = options.fast_serialization
-        blobs = [self.codec.arguments(row, None, fast) for row in rows]
-        first = self.store.allocate(self.tenant, len(blobs))
+        sizes = _plain_sizes(rows, self.settings.max_transmit_data)
+        if sizes is None:
+            # Anything but plain values could fail to pickle: serialize every row before
+            # submitting any, so a bad row leaves nothing behind.
+            self.codec.ship_argument_types({type(v) for row in rows for v in row})
+            blobs = [self.codec.arguments(row, None, fast) for row in rows]
+            sizes = [len(b) for b in blobs]
+            serialize = blobs.__getitem__
+        else:
+            # Plain values (numbers, strings, bytes) cannot fail: serialize each chunk just
+            # before sending it, so workers start while the rest is still being prepared.
+            def serialize(index: int) -> bytes:
+                return self.codec.arguments(rows[index], None, fast)
+
+        first = self.store.allocate(self.tenant, len(rows))
         submitted = 0
         try:
-            for chunk in self._chunks(blobs, options.type):
-                self._submit(func, fn_sha, fn_blob, options, chunk, first=first + submitted)
+            for start, end in self._chunks(sizes, options.type):
+                chunk = [serialize(i) for i in range(start, end)]
+                self._submit(func, fn_sha, fn_blob, options, chunk, first=first + start)
                 fn_blob = None
-                submitted += len(chunk)
+                submitted = end
         except ConnectionFailed as exc:
             if submitted:
                 exc.parameter = (
                     f"{exc.parameter}; jobs {first}..{first + submitted - 1} were submitted, "
-                    f"the remaining {len(blobs) - submitted} were not"
+                    f"the remaining {len(rows) - submitted} were not"
                 )
                 exc.jid = list(range(first, first + submitted))
             raise
-        jids = list(range(first, first + len(blobs)))
+        jids = list(range(first, first + len(rows)))
         if callbacks:
             self.hub.add_callbacks(jids, callbacks)
         return jids
 
-    def _chunks(self, blobs: list[bytes], queue: str) -> Iterator[list[bytes]]:
-        """Chunks of ~N/(4 x cluster concurrency) jobs, capped in count and bytes."""
-        size = max(1, min(MAX_CHUNK_JOBS, math.ceil(len(blobs) / (4 * self._concurrency(queue)))))
+    def _chunks(self, sizes: list[int], queue: str) -> Iterator[tuple[int, int]]:
+        """[start, end) ranges of ~N/(4 x cluster concurrency) jobs, capped in count and bytes."""
+        count = len(sizes)
+        size = max(1, min(MAX_CHUNK_JOBS, math.ceil(count / (4 * self._concurrency(queue)))))
         start = 0
-        while start < len(blobs):
+        while start < count:
             end, total = start, 0
-            while end < len(blobs) and end - start < size:
-                if end > start and total + len(blobs[end]) > MAX_CHUNK_BYTES:
+            while end < count and end - start < size:
+                if end > start and total + sizes[end] > MAX_CHUNK_BYTES:
                     break
-                total += len(blobs[end])
+                total += sizes[end]
                 end += 1
-            yield blobs[start:end]
+            yield start, end
             start = end
 
     def _submit(
@@ -365,6 +379,23 @@ class Client:
         _, ids = jidlib.normalize(jids)
         return ResultIterator(self, ids, timeout, num_in_parallel, ignore_errors)
 
+    # -- services ------------------------------------------------------------------
+
+    @functools.cached_property
+    def files(self) -> Any:
+        """This tenant's `FileStore`: S3 on a cluster, a local directory when simulated."""
+        if self.connection_type == "redis":
+            from picloud_compat.files.s3 import S3FileStore
+
+            return S3FileStore(self.settings, self.tenant)
+        from pathlib import Path
+
+        from picloud_compat.files.local import LocalFileStore
+        from picloud_compat.settings import getconfigpath
+
+        root = self.settings.files_dir or str(Path(getconfigpath()) / "files")
+        return LocalFileStore(Path(root), self.tenant)
+
     # -- control -------------------------------------------------------------------
 
     def kill(self, jids: Any = None) -> None:
@@ -400,6 +431,25 @@ class Client:
         else:
             info["num_procs"] = self.settings.processes
         return info
+
+
+_PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def _plain_sizes(rows: list[tuple[Any, ...]], limit: int) -> list[int] | None:
+    """Estimated sealed sizes if every value is plain and safely under the size limit,
+    else None (the caller then serializes everything up front)."""
+    sizes = []
+    for row in rows:
+        total = 128
+        for value in row:
+            if type(value) not in _PLAIN_TYPES:
+                return None
+            total += len(value) + 16 if isinstance(value, str | bytes) else 16
+        if total * 4 > limit * 3:  # str may grow when encoded: keep a wide margin
+            return None
+        sizes.append(total)
+    return sizes
 
 
 def _display_name(func: Callable[..., Any]) -> str:

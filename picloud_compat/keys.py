@@ -47,6 +47,11 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     # kill requests for one worker's pool children (list of packed requests)
     "kill_queue": ("pc:killq:{worker}", ("worker",)),
     "reaper_lock": ("pc:reaper", ()),
+    # API keys: key -> JSON {secret (HMAC of the secret), active, created, note}
+    "accounts": ("pc:accounts", ()),
+    "account_seq": ("pc:accounts:seq", ()),
+    # deactivated keys, checked by the submit and claim scripts
+    "inactive_tenants": ("pc:accounts:inactive", ()),
     "orphan_suspects": ("pc:orphans", ()),
 }
 
@@ -123,6 +128,9 @@ LEDGER_TIMES = _render("ledger_times")
 LEASES = _render("leases")
 WORKERS = _render("workers")
 REAPER_LOCK = _render("reaper_lock")
+ACCOUNTS = _render("accounts")
+ACCOUNT_SEQ = _render("account_seq")
+INACTIVE_TENANTS = _render("inactive_tenants")
 ORPHAN_SUSPECTS = _render("orphan_suspects")
 
 

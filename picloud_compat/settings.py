@@ -73,7 +73,8 @@ class Settings:
     log_filename: str = "cloud.log"
     log_level: str = "INFO"
     save_log: bool = True
-    # -- files (S3)
+    # -- files (S3 on a cluster; a directory in the simulator, default <config dir>/files)
+    files_dir: str = ""
     s3_bucket: str = "picloud-files"
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"

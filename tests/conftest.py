@@ -20,13 +20,15 @@ import pytest
 from picloud_compat import client as clients
 from picloud_compat.client import Client
 from picloud_compat.settings import Settings
-from tests.harness import RedisServer, Worker
+from tests.harness import S3_ENV, MotoServer, RedisServer, Worker
 
 SIGNING_KEY = "test-signing-key-" + "0" * 32
 
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PICLOUD_CONFIG_DIR", str(Path(__file__).parent / ".no-config"))
+    for key, value in S3_ENV.items():  # moto accepts any credentials; never use real ones
+        os.environ[key] = value
 
 
 def ensure_redis_server() -> None:
@@ -52,24 +54,43 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
-def cluster_settings(redis_server: RedisServer) -> Settings:
-    return Settings(server_url=redis_server.url, signing_key=SIGNING_KEY)
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
-def worker(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def cluster_settings(redis_server: RedisServer, s3_server: MotoServer) -> Settings:
+    return Settings(
+        server_url=redis_server.url, signing_key=SIGNING_KEY, s3_endpoint_url=s3_server.url
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(
+    redis_server: RedisServer, s3_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
     """A real prefork Celery worker on every queue, run from an empty directory."""
-    w = Worker(redis_server.url, SIGNING_KEY, tmp_path_factory.mktemp("worker"), concurrency=2)
+    w = Worker(
+        redis_server.url,
+        SIGNING_KEY,
+        tmp_path_factory.mktemp("worker"),
+        concurrency=2,
+        env={"PICLOUD_S3_ENDPOINT_URL": s3_server.url, **S3_ENV},
+    )
     w.start()
     yield w
     w.stop()
 
 
 @pytest.fixture(scope="session")
-def local_cluster() -> Iterator[object]:
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from picloud_compat.simulator.cluster import LocalCluster
 
-    cluster = LocalCluster(Settings(signing_key=SIGNING_KEY, num_procs=2))
+    files = tmp_path_factory.mktemp("simfiles")
+    cluster = LocalCluster(Settings(signing_key=SIGNING_KEY, num_procs=2, files_dir=str(files)))
     yield cluster
     cluster.close()
 

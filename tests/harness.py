@@ -192,3 +192,55 @@ class Worker:
         except ProcessLookupError:
             pass
         self.proc = None
+
+
+class MotoServer:
+    """A real S3 API (moto) on loopback, for `cloud.files`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import shutil
+
+        exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
+        with open(self.dir / "moto.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [exe, "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        import urllib.request
+
+        def up() -> bool:
+            try:
+                urllib.request.urlopen(self.url, timeout=1)
+                return True
+            except Exception as exc:
+                return "HTTP Error" in str(exc)
+
+        wait_for(up, 30, "moto_server")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}

@@ -177,4 +177,5 @@ def start_simulator(force_restart: bool = False) -> None:
         previous.close()
 
 
-from cloud import mp  # noqa: E402,F401 - PiCloud made cloud.mp available on import
+# PiCloud made its submodules available after a plain `import cloud`.
+from cloud import files, mp  # noqa: E402,F401

@@ -186,6 +186,10 @@ class RedisJobStore:
                 raise MissingFunction(sub.fn_sha) from None
             if text.startswith("NOJOB"):
                 raise UnknownJobError(int(text.split()[1])) from None
+            if text.startswith("INACTIVE"):
+                from picloud_compat.accounts import InvalidCredentials
+
+                raise InvalidCredentials("this API key is deactivated") from None
             raise
 
     def statuses(self, t: str, jids: Sequence[int]) -> list[str | None]:
@@ -340,6 +344,8 @@ class RedisJobStore:
                 start,
                 max_jobs,
                 max_bytes,
+                self.settings.retention_seconds,
+                self.settings.inline_result_limit,
             ],
             "claiming jobs",
         )

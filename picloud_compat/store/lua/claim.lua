@@ -1,7 +1,8 @@
 -- Move queued jobs of a chunk to processing for one runner, and lease the chunk.
 -- ARGV: 1 tenant, 2 now, 3 worker (host:pid running the jobs), 4 warden (who can
 --       kill that process), 5 token, 6 lease member, 7 lease expiry, 8 first,
---       9 count, 10 start index, 11 max jobs, 12 max argument bytes.
+--       9 count, 10 start index, 11 max jobs, 12 max argument bytes, 13 retention,
+--       14 inline limit.
 -- Returns {next index, jid, attempt, options id, args, jid, ...}; big arguments (kept
 -- in their own key) come back as nil and the caller fetches them with MGET: moving
 -- megabytes through Lua strings costs several times a plain GET.
@@ -9,6 +10,17 @@ local t, now, worker, warden, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5
 local first, count = tonumber(ARGV[8]), tonumber(ARGV[9])
 local i, max_jobs, max_bytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local out = {0}
+if redis.call('SISMEMBER', K.inactive_tenants(), t) == 1 then
+  -- a deactivated key's queued jobs never run
+  for jid = first + i, first + count - 1 do
+    if redis.call('HGET', K.job(t, jid), 'status') == 'queued' then
+      fail_job(t, jid, 'error', 'API key deactivated', now, tonumber(ARGV[13]), tonumber(ARGV[14]))
+    end
+  end
+  flush_notices()
+  out[1] = count
+  return out
+end
 local taken, bytes = 0, 0
 while i < count and taken < max_jobs and bytes < max_bytes do
   local jid = first + i

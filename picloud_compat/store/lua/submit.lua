@@ -6,7 +6,7 @@
 --       15 parent jid ('' = none), 16 inline limit, 17 args stored ('1' = the caller
 --       already SET them, with a TTL, in the same MULTI; they are made persistent here),
 --       then n deps jids, then `count` sealed argument blobs (none if 17 is '1').
--- Returns the first jid, or an error reply 'NOFN' / 'NOJOB <jid>'.
+-- Returns the first jid, or an error reply 'NOFN' / 'NOJOB <jid>' / 'INACTIVE'.
 local t, now, cid = ARGV[1], ARGV[2], ARGV[3]
 local count = tonumber(ARGV[5])
 local oid, fn_sha, fn_blob = ARGV[6], ARGV[8], ARGV[9]
@@ -14,6 +14,10 @@ local retention = tonumber(ARGV[10])
 local queue, tpl, deperr = ARGV[11], ARGV[12], ARGV[13]
 local ndeps = tonumber(ARGV[14])
 local parent, inline_limit = ARGV[15], tonumber(ARGV[16])
+
+if redis.call('SISMEMBER', K.inactive_tenants(), t) == 1 then
+  return redis.error_reply('INACTIVE API key deactivated')
+end
 
 local fkey = K['function'](t, fn_sha)
 if fn_blob == '' and redis.call('EXISTS', fkey) == 0 then

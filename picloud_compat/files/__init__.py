@@ -1,0 +1,1 @@
+"""`cloud.files`: per-API-key file storage on S3 (cluster) or a directory (simulator)."""
