@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from picloud_compat.compute_types import DEFAULT_PRIORITY, PRIORITY_SEP, PRIORITY_STEPS
+from picloud_compat.cron.beat import beat_config
 from picloud_compat.settings import Settings
 
 
@@ -41,6 +42,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "health_check_interval": 25,
     }
     return {
+        **beat_config(settings),
         "broker_url": settings.server_url,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,

@@ -22,9 +22,10 @@ def cli() -> None:
 
 
 def _register_server_commands() -> None:
-    from picloud_compat.workers.cli import worker
+    from picloud_compat.workers.cli import beat, worker
 
     cli.add_command(worker)
+    cli.add_command(beat)
 
 
 _register_server_commands()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
+import json
 import math
 import secrets
 import threading
@@ -111,10 +112,23 @@ class Client:
         fn_sha, fn_blob = self.codec.function(func)
         self.codec.ship_argument_types(itertools.chain(args, user_kwargs.values()))
         blob = self.codec.arguments(args, user_kwargs, options.fast_serialization)
-        jid = self._submit(func, fn_sha, fn_blob, options, [blob], first=None)
+        jid = self._submit(_display_name(func), fn_sha, fn_blob, options, [blob], first=None)
         if callbacks:
             self.hub.add_callbacks([jid], callbacks)
         return jid
+
+    def submit_stored(
+        self,
+        fn_sha: str,
+        fn_blob: bytes,
+        name: str,
+        options: opts.SubmitOptions,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> int:
+        """Submit an already-pickled function (crons, REST endpoints)."""
+        blob = self.codec.arguments(args, kwargs, options.fast_serialization)
+        return self._submit(name, fn_sha, fn_blob, options, [blob], first=None)
 
     def map(self, func: Callable[..., Any], *iterables: Any, **kwargs: Any) -> list[int]:
         if not callable(func):
@@ -135,6 +149,7 @@ class Client:
         if not rows:
             return []
         fn_sha, fn_blob = self.codec.function(func)
+        name = _display_name(func)
         fast = options.fast_serialization
         sizes = _plain_sizes(rows, self.settings.max_transmit_data)
         if sizes is None:
@@ -155,8 +170,7 @@ class Client:
         try:
             for start, end in self._chunks(sizes, options.type):
                 chunk = [serialize(i) for i in range(start, end)]
-                self._submit(func, fn_sha, fn_blob, options, chunk, first=first + start)
-                fn_blob = None
+                self._submit(name, fn_sha, fn_blob, options, chunk, first=first + start)
                 submitted = end
         except ConnectionFailed as exc:
             if submitted:
@@ -188,14 +202,13 @@ class Client:
 
     def _submit(
         self,
-        func: Callable[..., Any],
+        name: str,
         fn_sha: str,
-        fn_blob: bytes | None,
+        fn_blob: bytes,
         options: opts.SubmitOptions,
         args: Sequence[bytes],
         first: int | None,
     ) -> int:
-        name = _display_name(func)
         options_json, options_id = opts.stored_form(options, fn_sha, name)
         parent = current_job()
         sub = Submission(
@@ -216,8 +229,8 @@ class Client:
         )
         try:
             jid = self.store.submit(self.tenant, sub)
-        except MissingFunction:
-            sub.fn_blob = fn_blob if fn_blob is not None else self.codec.function(func)[1]
+        except MissingFunction:  # it expired from the store since we last sent it
+            sub.fn_blob = fn_blob
             jid = self.store.submit(self.tenant, sub)
         self._stored_functions.add(fn_sha)
         self._mine.add_range(jid, len(args))
@@ -243,6 +256,22 @@ class Client:
         from picloud_compat.info import build_info
 
         return build_info(self, ids, fields)
+
+    def list_jobs(self, label: str | None = None, status: str | None = None) -> list[int]:
+        """Jids of this API key's jobs, optionally only those with a label / status."""
+        labels: dict[str, str | None] = {}
+        out = []
+        for jid, st, oid in self.store.jobs(self.tenant):
+            if status is not None and st != status:
+                continue
+            if label is not None:
+                if oid not in labels:
+                    raw = self.store.options(self.tenant, oid)
+                    labels[oid] = json.loads(raw).get("label") if raw else None
+                if labels[oid] != label:
+                    continue
+            out.append(jid)
+        return out
 
     # -- waiting -------------------------------------------------------------------
 

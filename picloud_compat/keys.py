@@ -47,6 +47,15 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     # kill requests for one worker's pool children (list of packed requests)
     "kill_queue": ("pc:killq:{worker}", ("worker",)),
     "reaper_lock": ("pc:reaper", ()),
+    # crons: the record, its function (persistent), the tenant's index, fired markers
+    "cron": ("pc:{t}:cron:{label}", ("t", "label")),
+    "cron_function": ("pc:{t}:cronfn:{label}", ("t", "label")),
+    "crons": ("pc:{t}:crons", ("t",)),
+    "cron_fired": ("pc:{t}:cronfired:{label}:{stamp}", ("t", "label", "stamp")),
+    # REST endpoints: the record, its function (persistent), the tenant's index
+    "rest": ("pc:{t}:rest:{label}", ("t", "label")),
+    "rest_function": ("pc:{t}:restfn:{label}", ("t", "label")),
+    "rests": ("pc:{t}:rests", ("t",)),
     # API keys: key -> JSON {secret (HMAC of the secret), active, created, note}
     "accounts": ("pc:accounts", ()),
     "account_seq": ("pc:accounts:seq", ()),
@@ -123,6 +132,36 @@ def kill_queue(worker: str) -> str:
     return _render("kill_queue", worker=worker)
 
 
+def cron(t: str, label: str) -> str:
+    return _render("cron", t=t, label=label)
+
+
+def cron_function(t: str, label: str) -> str:
+    return _render("cron_function", t=t, label=label)
+
+
+def crons(t: str) -> str:
+    return _render("crons", t=t)
+
+
+def cron_fired(t: str, label: str, stamp: int) -> str:
+    return _render("cron_fired", t=t, label=label, stamp=stamp)
+
+
+def rest(t: str, label: str) -> str:
+    return _render("rest", t=t, label=label)
+
+
+def rest_function(t: str, label: str) -> str:
+    return _render("rest_function", t=t, label=label)
+
+
+def rests(t: str) -> str:
+    return _render("rests", t=t)
+
+
+BEAT_PREFIX = "pc:beat:"
+"""RedBeat's key prefix (its entries and its lock live under it)."""
 LEDGER = _render("ledger")
 LEDGER_TIMES = _render("ledger_times")
 LEASES = _render("leases")

@@ -16,5 +16,10 @@ app = Celery("picloud")
 app.conf.update(celery_config(settings))
 
 # Registered for their side effects: the task, and the worker lifecycle hooks.
+from picloud_compat.tasks import cron as _cron  # noqa: E402,F401
 from picloud_compat.tasks import run as _run  # noqa: E402,F401
 from picloud_compat.workers import lifecycle as _lifecycle  # noqa: E402,F401
+
+from picloud_compat.cron.schedule import install as _install_cron_schedule  # noqa: E402
+
+_install_cron_schedule()  # beat stores CronSchedule entries in RedBeat

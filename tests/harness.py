@@ -244,3 +244,39 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+class Beat:
+    """``picloud beat`` (Celery beat + RedBeat) as a subprocess."""
+
+    def __init__(self, redis_url: str, signing_key: str, cwd: Path, name: str = "beat") -> None:
+        self.redis_url, self.signing_key, self.cwd = redis_url, signing_key, cwd
+        self.log = cwd / f"{name}-{time.monotonic_ns() % 10**8}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(
+            os.environ, PICLOUD_SERVER_URL=self.redis_url, PICLOUD_SIGNING_KEY=self.signing_key
+        )
+        env.pop("PYTHONPATH", None)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "picloud_compat.cli", "beat", "-l", "INFO"],
+                cwd=self.cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None

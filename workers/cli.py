@@ -62,3 +62,26 @@ def worker(
     chosen = list(QUEUES) if "all" in types else list(dict.fromkeys(types))
     argv = worker_argv(chosen, concurrency, loglevel, name)
     os.execv(argv[0], argv)
+
+
+@click.command("beat")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run Celery beat with the Redis-backed schedule of `cloud.cron` (RedBeat).
+
+    Several may run: a Redis lock lets one fire while the others stand by, and every
+    scheduled time is served at most once either way.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "picloud_compat.tasks.app",
+        "beat",
+        "-S",
+        "redbeat.RedBeatScheduler",
+        "-l",
+        loglevel,
+    ]
+    os.execv(argv[0], argv)

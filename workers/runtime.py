@@ -11,6 +11,7 @@ import functools
 import os
 from pathlib import Path
 
+from picloud_compat import client as client_module
 from picloud_compat import helping
 from picloud_compat.runner import ChunkRunner, RunnerIdentity, worker_name
 from picloud_compat.serialization import Codec
@@ -79,11 +80,11 @@ def runner() -> ChunkRunner:
     return existing
 
 
+def tenant_client(tenant: str) -> client_module.Client:
+    """A client acting as `tenant` on this worker's Redis (crons, REST)."""
+    return client_module.Client.for_cluster(settings(), tenant, store())
+
+
 def _install_job_client() -> None:
     """Jobs calling `cloud.*` act as their own tenant, on this worker's Redis."""
-    from picloud_compat import client
-
-    def factory(tenant: str) -> client.Client:
-        return client.Client.for_cluster(settings(), tenant, store())
-
-    client.set_job_client_factory(factory)
+    client_module.set_job_client_factory(tenant_client)

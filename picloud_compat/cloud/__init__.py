@@ -178,4 +178,4 @@ def start_simulator(force_restart: bool = False) -> None:
 
 
 # PiCloud made its submodules available after a plain `import cloud`.
-from cloud import files, mp  # noqa: E402,F401
+from cloud import cron, files, mp  # noqa: E402,F401

@@ -318,6 +318,14 @@ class MemoryJobStore:
             box.clear()
             return out
 
+    def jobs(self, t: str) -> list[tuple[int, str, str]]:
+        with self._lock:
+            return sorted(
+                (jid, job["status"], job["opts"])
+                for (tt, jid), job in self._jobs.items()
+                if tt == t
+            )
+
     def unfinished(self, t: str) -> list[int]:
         with self._lock:
             return sorted(self._unfinished[t])

@@ -32,6 +32,7 @@ EXPOSED = frozenset(
         "watch",
         "pop_notices",
         "unfinished",
+        "jobs",
         "next_chunk",
         "claim",
         "finish",

@@ -164,6 +164,9 @@ class JobStore(Protocol):
     def unfinished(self, t: str) -> list[int]:
         """Jids of the tenant's jobs that have not finished."""
 
+    def jobs(self, t: str) -> list[tuple[int, str, str]]:
+        """(jid, status, options id) of every job of the tenant (a scan: not a hot path)."""
+
     # -- runner side -------------------------------------------------------------
 
     def claim(

@@ -313,6 +313,24 @@ class RedisJobStore:
                 )
         return notices
 
+    def jobs(self, t: str) -> list[tuple[int, str, str]]:
+        prefix = keys.job(t, "")
+        found = []
+        with store_errors("listing jobs"):
+            for key in self.redis.scan_iter(match=keys.tenant_job_pattern(t), count=1000):
+                found.append(int(key.decode()[len(prefix) :]))
+            found.sort()
+            out = []
+            for start in range(0, len(found), 1000):
+                batch = found[start : start + 1000]
+                pipe = self.redis.pipeline(transaction=False)
+                for jid in batch:
+                    pipe.hmget(keys.job(t, jid), "status", "opts")
+                for jid, (status, oid) in zip(batch, pipe.execute(), strict=True):
+                    if status is not None:
+                        out.append((jid, status.decode(), (oid or b"").decode()))
+        return out
+
     def unfinished(self, t: str) -> list[int]:
         return sorted(int(j) for j in self._run("unfinished", [t], "listing unfinished jobs"))
 

@@ -1,0 +1,111 @@
+"""Cron schedules with real cron semantics, stored in RedBeat.
+
+Celery's own `crontab` differs from cron (day-of-month and day-of-week are ANDed;
+no '7' for Sunday, no names in some fields), so schedules are evaluated with croniter,
+in UTC, exactly as validated at registration. RedBeat stores entries as JSON and only
+knows its own schedule types, so `install()` teaches its encoder and decoder this one;
+every process that saves or runs entries (clients registering crons, beat) calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery.schedules import BaseSchedule, schedstate
+from croniter import croniter
+
+TYPE_TAG = "picloud-cron"
+
+
+def normalize(schedule: str | Sequence[object]) -> str:
+    """A validated cron expression: 5 fields (minute hour day month weekday), or 6 with
+    a trailing seconds field. Raises ValueError naming the problem."""
+    if not isinstance(schedule, str):
+        if isinstance(schedule, Sequence) and not isinstance(schedule, bytes):
+            schedule = " ".join(str(part) for part in schedule)
+        else:
+            raise TypeError(
+                f"schedule must be a cron string or a list of 5 fields, got {schedule!r}"
+            )
+    expr = " ".join(schedule.split())
+    fields = expr.split(" ") if expr else []
+    if len(fields) not in (5, 6):
+        raise ValueError(
+            f"schedule {schedule!r} must have 5 fields (minute hour day-of-month month "
+            f"day-of-week), got {len(fields)}"
+        )
+    if not croniter.is_valid(expr):
+        raise ValueError(f"schedule {schedule!r} is not a valid cron expression")
+    return expr
+
+
+def previous_fire(expr: str, now: datetime) -> datetime:
+    """The latest scheduled time at or before `now` (the firing being served)."""
+    return croniter(expr, now + timedelta(seconds=1)).get_prev(datetime)
+
+
+class CronSchedule(BaseSchedule):
+    def __init__(self, expr: str, nowfun: Any = None, app: Any = None) -> None:
+        self.expr = normalize(expr)
+        super().__init__(nowfun=nowfun, app=app)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def _next_after(self, moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return croniter(self.expr, moment).get_next(datetime)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        return self._next_after(last_run_at) - self.now()
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        now = self.now()
+        due_at = self._next_after(last_run_at)
+        if due_at <= now:
+            # One run, however many were missed while beat was down (no catch-up burst).
+            return schedstate(True, max(0.0, (self._next_after(now) - now).total_seconds()))
+        return schedstate(False, (due_at - now).total_seconds())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.expr,))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CronSchedule) and other.expr == self.expr
+
+    def __hash__(self) -> int:
+        return hash(self.expr)
+
+    def __repr__(self) -> str:
+        return f"<CronSchedule {self.expr!r} UTC>"
+
+
+_installed = False
+
+
+def install() -> None:
+    """Teach RedBeat to store and load `CronSchedule` (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    import redbeat.schedulers as schedulers
+    from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
+
+    class Encoder(RedBeatJSONEncoder):
+        def default(self, obj: Any) -> Any:
+            if isinstance(obj, CronSchedule):
+                return {"__type__": TYPE_TAG, "expr": obj.expr}
+            return super().default(obj)
+
+    class Decoder(RedBeatJSONDecoder):
+        def dict_to_object(self, d: dict[str, Any]) -> Any:
+            if d.get("__type__") == TYPE_TAG:
+                return CronSchedule(d["expr"])
+            return super().dict_to_object(d)
+
+    schedulers.RedBeatJSONEncoder = Encoder  # type: ignore[misc]
+    schedulers.RedBeatJSONDecoder = Decoder  # type: ignore[misc]
+    _installed = True
