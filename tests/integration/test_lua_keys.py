@@ -11,6 +11,8 @@ SAMPLES = {
     "jid": 42,
     "sha": "ab12",
     "oid": "o9",
+    "label": "nightly",
+    "stamp": 1700000000,
     "chunk": "5+3",
     "cid": "c7",
     "worker": "host:123",

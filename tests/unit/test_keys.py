@@ -17,6 +17,8 @@ SAMPLES: dict[str, object] = {
     "chunk": "17+250",
     "cid": "client-1",
     "worker": "w@host",
+    "label": "nightly",
+    "stamp": 1700000000,
 }
 LINE = re.compile(r"^K\['(\w+)'\] = function\(([\w, ]*)\) return (.+) end$")
 
