@@ -22,10 +22,10 @@ def cli() -> None:
 
 
 def _register_server_commands() -> None:
-    from picloud_compat.workers.cli import beat, worker
+    from picloud_compat.workers.cli import beat, gateway, worker
 
-    cli.add_command(worker)
-    cli.add_command(beat)
+    for command in (worker, beat, gateway):
+        cli.add_command(command)
 
 
 _register_server_commands()

@@ -125,10 +125,11 @@ class Client:
         options: opts.SubmitOptions,
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
+        extra: tuple[tuple[str, Any], ...] = (),
     ) -> int:
         """Submit an already-pickled function (crons, REST endpoints)."""
         blob = self.codec.arguments(args, kwargs, options.fast_serialization)
-        return self._submit(name, fn_sha, fn_blob, options, [blob], first=None)
+        return self._submit(name, fn_sha, fn_blob, options, [blob], first=None, extra=extra)
 
     def map(self, func: Callable[..., Any], *iterables: Any, **kwargs: Any) -> list[int]:
         if not callable(func):
@@ -208,8 +209,9 @@ class Client:
         options: opts.SubmitOptions,
         args: Sequence[bytes],
         first: int | None,
+        extra: tuple[tuple[str, Any], ...] = (),
     ) -> int:
-        options_json, options_id = opts.stored_form(options, fn_sha, name)
+        options_json, options_id = opts.stored_form(options, fn_sha, name, extra)
         parent = current_job()
         sub = Submission(
             cid=self.cid,
@@ -583,6 +585,15 @@ def _default_client() -> Client:
         from picloud_compat.simulator import start_local_client
 
         return start_local_client(settings, connection_type="simulation")
+    from picloud_compat.accounts import AccountRegistry
     from picloud_compat.tenancy import tenant_for
 
-    return Client.for_cluster(settings, tenant_for(settings))
+    client = Client.for_cluster(settings, tenant_for(settings))
+    try:
+        AccountRegistry(client.store.redis, settings).authenticate(  # type: ignore[attr-defined]
+            client.tenant, settings.api_secretkey
+        )
+    except BaseException:
+        client.close()
+        raise
+    return client

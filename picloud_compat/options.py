@@ -76,10 +76,12 @@ class SubmitOptions:
 
 
 @functools.lru_cache(maxsize=512)
-def stored_form(options: SubmitOptions, fn_sha: str, name: str) -> tuple[str, str]:
+def stored_form(
+    options: SubmitOptions, fn_sha: str, name: str, extra: tuple[tuple[str, Any], ...] = ()
+) -> tuple[str, str]:
     """(JSON document, content id) of a submission's options; cached, as most calls
-    repeat the same options."""
-    doc = options.to_json(fn=fn_sha, name=name)
+    repeat the same options. `extra` adds fields (e.g. a REST endpoint's encoding)."""
+    doc = options.to_json(fn=fn_sha, name=name, **dict(extra))
     return doc, SubmitOptions.content_id(doc)
 
 
@@ -90,6 +92,16 @@ class Callbacks:
 
     def __bool__(self) -> bool:
         return bool(self.on_success or self.on_error)
+
+
+def from_json(doc: str) -> dict[str, Any]:
+    """SubmitOptions keyword arguments from a stored options document."""
+    data = json.loads(doc)
+    out = {k: v for k, v in data.items() if k in SubmitOptions.__dataclass_fields__}
+    out["depends_on"] = tuple(out.get("depends_on", ()))
+    out["vol"] = tuple(out.get("vol", ()))
+    out["os_env_vars"] = tuple(sorted((out.get("os_env_vars") or {}).items()))
+    return out
 
 
 def split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -7,8 +7,8 @@ workers with ``PICLOUD_SERVER_URL`` and ``PICLOUD_SIGNING_KEY``.
 from __future__ import annotations
 
 from celery import Celery
-from picloud_compat.config.celeryconfig import celery_config
 
+from picloud_compat.config.celeryconfig import celery_config
 from picloud_compat.settings import Settings
 
 settings = Settings.load()
@@ -16,10 +16,9 @@ app = Celery("picloud")
 app.conf.update(celery_config(settings))
 
 # Registered for their side effects: the task, and the worker lifecycle hooks.
+from picloud_compat.cron.schedule import install as _install_cron_schedule  # noqa: E402
 from picloud_compat.tasks import cron as _cron  # noqa: E402,F401
 from picloud_compat.tasks import run as _run  # noqa: E402,F401
 from picloud_compat.workers import lifecycle as _lifecycle  # noqa: E402,F401
-
-from picloud_compat.cron.schedule import install as _install_cron_schedule  # noqa: E402
 
 _install_cron_schedule()  # beat stores CronSchedule entries in RedBeat

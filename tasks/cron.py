@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from picloud_compat.cron.registry import FIRE_TASK, CronNotFound, CronRegistry
 from picloud_compat.tasks.app import app
 from picloud_compat.workers import runtime
-
-from picloud_compat.cron.registry import FIRE_TASK, CronNotFound, CronRegistry
 
 log = logging.getLogger("picloud.cron")
 

@@ -15,12 +15,12 @@ from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery import Task
 from celery.worker.request import Request
-from picloud_compat.tasks.app import app
-from picloud_compat.workers import runtime
 
 from picloud_compat.messages import TASK_NAME, parse_body
 from picloud_compat.runner import worker_name
 from picloud_compat.store.base import ChunkRef
+from picloud_compat.tasks.app import app
+from picloud_compat.workers import runtime
 
 log = logging.getLogger("picloud.tasks")
 

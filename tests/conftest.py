@@ -20,9 +20,10 @@ import pytest
 from picloud_compat import client as clients
 from picloud_compat.client import Client
 from picloud_compat.settings import Settings
-from tests.harness import S3_ENV, MotoServer, RedisServer, Worker
+from tests.harness import S3_ENV, Gateway, MotoServer, RedisServer, Worker
 
 SIGNING_KEY = "test-signing-key-" + "0" * 32
+ADMIN_PASSWORD = "test-admin-password"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -149,3 +150,29 @@ def cloud(client: Client):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def random_key() -> str:
     return secrets.token_hex(16)
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    worker, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    g = Gateway(redis_server.url, SIGNING_KEY, tmp_path_factory.mktemp("gateway"))
+    g.start()
+    yield g
+    g.stop()
+
+
+@pytest.fixture
+def account(cluster_settings: Settings):  # type: ignore[no-untyped-def]
+    """A freshly created API key: (api_key, secret, a client acting as it)."""
+    from picloud_compat.accounts import AccountRegistry
+    from picloud_compat.store.redis_store import connect
+
+    registry = AccountRegistry(
+        connect(cluster_settings.server_url or "", cluster_settings), cluster_settings
+    )
+    api_key, secret = registry.create_key("test")
+    client = Client.for_cluster(cluster_settings.replace(gateway_url="http://unused"), api_key)
+    yield api_key, secret, client
+    client.hub.close()
+    registry.redis.close()

@@ -280,3 +280,59 @@ class Beat:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+
+
+class Gateway:
+    """``picloud gateway`` (FastAPI on uvicorn) as a subprocess on a free port."""
+
+    def __init__(
+        self, redis_url: str, signing_key: str, cwd: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.cwd = cwd
+        self.env = dict(
+            os.environ,
+            PICLOUD_SERVER_URL=redis_url,
+            PICLOUD_SIGNING_KEY=signing_key,
+            PICLOUD_GATEWAY_URL=f"http://127.0.0.1:{self.port}",
+            **(env or {}),
+        )
+        self.env.pop("PYTHONPATH", None)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import httpx
+
+        with open(self.cwd / f"gateway-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "picloud_compat.cli", "gateway", "--port", str(self.port)],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def up() -> bool:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError("the gateway exited early")
+            try:
+                return httpx.get(f"{self.url}/openapi.json", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 30, "the gateway")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None

@@ -85,3 +85,21 @@ def beat(loglevel: str) -> None:
         loglevel,
     ]
     os.execv(argv[0], argv)
+
+
+@click.command("gateway")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="PICLOUD_GATEWAY_HOST")
+@click.option("--port", default=8080, show_default=True, type=int, envvar="PICLOUD_GATEWAY_PORT")
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn processes")
+def gateway(host: str, port: int, workers: int) -> None:
+    """Serve published functions and jobs over HTTP (FastAPI on uvicorn)."""
+    import uvicorn
+
+    uvicorn.run(
+        "picloud_compat.workers.gateway:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )

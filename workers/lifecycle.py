@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from celery import signals
-from picloud_compat.workers import reaper, runtime
 
 from picloud_compat import keys
 from picloud_compat.runner import worker_name
 from picloud_compat.warden import Warden
+from picloud_compat.workers import reaper, runtime
 
 log = logging.getLogger("picloud.worker")
 

@@ -153,9 +153,17 @@ def setkey(
         and current.connection_type == "redis"
         and current.tenant == tenant
         and current.settings.server_url == settings.server_url
+        and current.settings.api_secretkey == settings.api_secretkey
     )
     if not same or restart:
         new = _clients.Client.for_cluster(settings, tenant)
+        try:
+            from picloud_compat.accounts import AccountRegistry
+
+            AccountRegistry(new.store.redis, settings).authenticate(tenant, settings.api_secretkey)  # type: ignore[attr-defined]
+        except BaseException:
+            new.close()
+            raise
         previous = _clients.set_client(new)
         if previous is not None:
             previous.close()
@@ -178,4 +186,4 @@ def start_simulator(force_restart: bool = False) -> None:
 
 
 # PiCloud made its submodules available after a plain `import cloud`.
-from cloud import cron, files, mp  # noqa: E402,F401
+from cloud import account, cron, files, mp, rest  # noqa: E402,F401

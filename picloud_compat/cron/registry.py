@@ -8,7 +8,6 @@ at most once per scheduled time, even if two beats fire it (a SET NX on the fire
 from __future__ import annotations
 
 import inspect
-import json
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -178,7 +177,7 @@ class CronRegistry:
         blob = self.redis.get(keys.cron_function(self.tenant, label))
         if blob is None:
             raise UnknownJobError(label)
-        options = opts.SubmitOptions(**_options_from_json(record["options"]))
+        options = opts.SubmitOptions(**opts.from_json(record["options"]))
         jid = self.client.submit_stored(record["fn"], blob, record["func_name"], options)
         self.redis.hset(
             keys.cron(self.tenant, label), mapping={"last_run": time.time(), "last_jid": jid}
@@ -212,16 +211,6 @@ def _with_label(options: opts.SubmitOptions, label: str) -> opts.SubmitOptions:
     import dataclasses
 
     return dataclasses.replace(options, label=label)
-
-
-def _options_from_json(doc: str) -> dict[str, Any]:
-    data = json.loads(doc)
-    fields = {f for f in opts.SubmitOptions.__dataclass_fields__}
-    out = {k: v for k, v in data.items() if k in fields}
-    out["depends_on"] = tuple(out.get("depends_on", ()))
-    out["vol"] = tuple(out.get("vol", ()))
-    out["os_env_vars"] = tuple(sorted((out.get("os_env_vars") or {}).items()))
-    return out
 
 
 def _display(func: Callable[..., Any]) -> str:

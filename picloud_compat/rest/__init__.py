@@ -1,0 +1,1 @@
+"""`cloud.rest`: functions published as HTTP endpoints, served by `picloud gateway`."""
