@@ -9,6 +9,7 @@ from picloud_compat import client as clients
 from picloud_compat.accounts import InvalidCredentials
 from tests import jobfuncs as jf
 from tests.conftest import ADMIN_PASSWORD, SIGNING_KEY
+from tests.harness import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,12 +62,14 @@ def test_deactivated_key_is_refused_everywhere(cluster_env, gateway):
     cloud.setkey(key, secret)
     blocker = cloud.call(jf.sleep, 1)
     queued = cloud.call(jf.noop, 1, _depends_on=blocker)  # still waiting when we deactivate
+    wait_for(lambda: cloud.status(blocker) == "processing", 30, "the blocker to start")
     cloud.account.deactivate_key("admin", ADMIN_PASSWORD, key)
 
     with pytest.raises(InvalidCredentials):
         cloud.call(jf.noop)  # an existing client can no longer submit
     with pytest.raises(cloud.CloudException, match="deactivated") as info:
-        cloud.result(queued, timeout=30)  # its queued jobs never run
+        cloud.result(queued, timeout=30)  # its queued jobs never run (running ones finish)
+    assert cloud.status(blocker) == "done"
     assert info.value.status == "error"
     assert httpx.get(f"{gateway.url}/r", auth=(key, secret)).status_code == 401
     with pytest.raises(InvalidCredentials):
