@@ -580,7 +580,10 @@ def peek_client() -> Client | None:
 
 
 def _default_client() -> Client:
+    from picloud_compat import logs
+
     settings = Settings.load()
+    logs.configure(settings)
     if settings.simulated:
         from picloud_compat.simulator import start_local_client
 

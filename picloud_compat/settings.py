@@ -110,8 +110,36 @@ class Settings:
         values: dict[str, Any] = {}
         values.update(read_cloudconf(Path(config_dir or getconfigpath()) / CONFIG_FILENAME))
         values.update(_from_env())
+        values.update(RUNTIME_OVERRIDES)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**_coerce_all(values))
+
+
+RUNTIME_OVERRIDES: dict[str, Any] = {}
+"""Values set through `cloud.config` in this process (above the environment)."""
+
+
+def coerce(name: str, value: Any) -> Any:
+    """`value` converted to setting `name`'s type; ConfigurationError if impossible."""
+    if name not in _FIELDS:
+        raise AttributeError(f"no setting named {name!r}")
+    return _coerce(name, value)
+
+
+def setting_names() -> list[str]:
+    return list(_FIELDS)
+
+
+def write_cloudconf(path: Path, values: dict[str, Any]) -> None:
+    """Write ``name = repr(value)`` lines; the file may hold secrets, so it is 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lines = ['"""picloud-compat settings (read with ast.literal_eval, never executed)."""', ""]
+    lines += [f"{name} = {value!r}" for name, value in values.items() if value is not None]
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}

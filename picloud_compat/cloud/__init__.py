@@ -25,6 +25,7 @@ __all__ = [
     "c2",
     "call",
     "close",
+    "config",
     "connection_info",
     "delete",
     "finished_statuses",
@@ -185,5 +186,9 @@ def start_simulator(force_restart: bool = False) -> None:
         previous.close()
 
 
+from picloud_compat.config_object import ConfigSettings as _ConfigSettings  # noqa: E402
+
+config = _ConfigSettings()
+
 # PiCloud made its submodules available after a plain `import cloud`.
-from cloud import account, cron, files, mp, rest  # noqa: E402,F401
+from cloud import account, cron, files, mp, pool_interface, rest  # noqa: E402,F401

@@ -1,0 +1,163 @@
+"""The `picloud` command against a real cluster (and exit codes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import SIGNING_KEY
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+
+@pytest.fixture
+def picloud(tmp_path, account, redis_server, s3_server, worker):  # type: ignore[no-untyped-def]
+    api_key, secret, _ = account
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICLOUD_")}
+    env.update(PICLOUD_CONFIG_DIR=str(tmp_path / "conf"), PICLOUD_S3_ENDPOINT_URL=s3_server.url)
+
+    def run(*args: str, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "picloud_compat.cli", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check is not None:
+            assert proc.returncode == check, (args, proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    run(
+        "setup",
+        "--api-key",
+        api_key,
+        "--api-secretkey",
+        secret,
+        "--server-url",
+        redis_server.url,
+        "--signing-key",
+        SIGNING_KEY,
+    )
+    conf = tmp_path / "conf" / "cloudconf.py"
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    return run
+
+
+def test_jobs_commands(picloud, account):
+    _, _, client = account
+    from tests import jobfuncs as jf
+
+    jids = [client.call(jf.add, i, 1, _label="cli") for i in range(3)]
+    bad = client.call(jf.fail, "broken")
+    spec = f"{jids[0]}-{jids[-1]}"
+    out = picloud("-o", "json", "result", spec, "-t", "60").stdout
+    assert json.loads(out) == {str(j): i + 1 for i, j in enumerate(jids)}
+    assert picloud("status", str(jids[0])).stdout.split() == [str(jids[0]), "done"]
+    info = json.loads(picloud("-o", "json", "info", str(jids[1]), "-f", "status,label").stdout)
+    assert info[str(jids[1])] == {"status": "done", "label": "cli"}
+    listed = json.loads(picloud("-o", "json", "list", "--label", "cli").stdout)
+    assert listed == jids
+    failed = picloud("result", str(bad), "-t", "60", check=3)
+    assert "CloudException" in failed.stderr and "broken" in failed.stderr
+    picloud("delete", str(jids[0]))
+    assert picloud("status", str(jids[0]), check=3).returncode == 3
+    assert picloud("status", "1-x", check=1).returncode == 1
+
+    slow = client.call(jf.sleep, 30)
+    picloud("kill", str(slow))
+    assert client.status(slow) == "killed"
+
+
+def test_files_commands(picloud, tmp_path):
+    src = tmp_path / "hello.txt"
+    src.write_text("hi there")
+    assert picloud("files", "put", str(src), "docs/hello.txt").stdout.strip() == "docs/hello.txt"
+    assert json.loads(picloud("-o", "json", "files", "list").stdout) == ["docs/hello.txt"]
+    picloud("files", "get", "docs/hello.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "hi there"
+    picloud("files", "delete", "docs/hello.txt")
+    assert picloud("files", "delete", "docs/hello.txt", check=1).returncode == 1
+
+
+def test_cron_and_rest_commands(picloud, account):
+    _, _, client = account
+    picloud("cron", "register", "hello", "0 0 1 1 *", "echo", "from-cron")
+    assert json.loads(picloud("-o", "json", "cron", "list").stdout) == ["hello"]
+    assert "0 0 1 1 *" in picloud("cron", "info", "hello").stdout
+    jid = int(picloud("cron", "run", "hello").stdout)
+    assert client.result(jid, timeout=60) == "from-cron\n"
+    picloud("cron", "deregister", "hello")
+    assert picloud("cron", "info", "hello", check=3).returncode == 3
+
+    from picloud_compat.rest.registry import RestRegistry
+    from tests import jobfuncs as jf
+
+    RestRegistry(client).publish(jf.add, "adder")
+    assert json.loads(picloud("-o", "json", "rest", "list").stdout) == ["adder"]
+    assert json.loads(picloud("-o", "json", "rest", "info", "adder").stdout)["signature"][
+        "required"
+    ] == ["a"]
+
+
+def test_worker_command_serves_its_type(tmp_path):
+    """`picloud worker --type m1` consumes m1 (and only m1), on a Redis of its own."""
+    from picloud_compat.client import Client
+    from picloud_compat.settings import Settings
+    from tests import jobfuncs as jf
+    from tests.harness import RedisServer, wait_for
+
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+
+    env = dict(os.environ, PICLOUD_SERVER_URL=redis_server.url, PICLOUD_SIGNING_KEY=SIGNING_KEY)
+    env.pop("PYTHONPATH", None)
+    log = open(tmp_path / "w.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "picloud_compat.cli",
+            "worker",
+            "--type",
+            "m1",
+            "-c",
+            "1",
+            "-n",
+            "m1w@%h",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    client = Client.for_cluster(
+        Settings(server_url=redis_server.url, signing_key=SIGNING_KEY), "cliw"
+    )
+    try:
+        import redis
+
+        r = redis.from_url(redis_server.url)
+        wait_for(lambda: any(b"m1" in v for v in r.hvals("pc:workers")), 30, "the m1 worker")
+        assert client.result(client.call(jf.add, 20, 22, _type="m1"), timeout=60) == 42
+        other = client.call(jf.add, 1, 1, _type="c2")
+        with pytest.raises(client_timeout()):
+            client.result(other, timeout=2)  # no c2 worker: it stays queued
+    finally:
+        client.hub.close()
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        log.close()
+        redis_server.stop()
+
+
+def client_timeout():
+    from picloud_compat.errors import CloudTimeoutError
+
+    return CloudTimeoutError
