@@ -33,6 +33,7 @@ from typing import Any
 import cloudpickle
 
 from bench import workloads as wl
+from picloud_compat.workers.cli import worker_argv
 
 SIGNING_KEY = "bench-signing-key-0123456789abcdef"
 ROOT = Path(__file__).resolve().parent.parent
@@ -268,29 +269,7 @@ def main() -> None:
         wait_ready(lambda: redis.Redis(port=port).ping(), "redis-server")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         ours = dict(env, PICLOUD_SERVER_URL=f"{url}/0", PICLOUD_SIGNING_KEY=SIGNING_KEY)
-        procs.append(
-            start(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "picloud_compat.tasks.app",
-                    "worker",
-                    "-Q",
-                    "c1",
-                    "-c",
-                    "2",
-                    "-l",
-                    "WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
-                ],
-                ours,
-                empty,
-                tmp / "ours.log",
-            )
-        )
+        procs.append(start(worker_argv(["c1"], 2, "WARNING", None), ours, empty, tmp / "ours.log"))
         raw = dict(env, BENCH_REDIS=url, PYTHONPATH=str(ROOT), C_FORCE_ROOT="1")
         procs.append(
             start(

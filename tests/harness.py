@@ -12,6 +12,8 @@ from pathlib import Path
 
 import redis
 
+from picloud_compat.workers.cli import worker_argv
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -112,26 +114,7 @@ class Worker:
         env.update(self.extra_env)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "picloud_compat.tasks.app",
-                    "worker",
-                    "-Q",
-                    self.queues,
-                    "-c",
-                    str(self.concurrency),
-                    "-P",
-                    "prefork",
-                    "-n",
-                    f"{self.name}@%h",
-                    "-l",
-                    "INFO",
-                    "--without-gossip",
-                    "--without-mingle",
-                ],
+                worker_argv(self.queues.split(","), self.concurrency, "INFO", f"{self.name}@%h"),
                 cwd=self.cwd,
                 env=env,
                 stdout=log,

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from picloud_compat.accounts import AccountRegistry, InvalidCredentials
-from picloud_compat.client import Client
+from picloud_compat.client import ALL_INFO, Client
 from picloud_compat.errors import CloudException, ConnectionFailed, UnknownJobError
 from picloud_compat.rest.registry import EndpointNotFound, RestRegistry
 from picloud_compat.settings import Settings
@@ -32,17 +32,7 @@ from picloud_compat.store.redis_store import RedisJobStore
 
 log = logging.getLogger("picloud.gateway")
 MAX_MAP = 500
-INFO_FIELDS = (
-    "status",
-    "stdout",
-    "stderr",
-    "runtime",
-    "exception",
-    "created",
-    "finished",
-    "label",
-    "function",
-)
+INFO_FIELDS = tuple(f for f in ALL_INFO if f not in ("profile", "worker", "parent"))
 
 
 class ApiError(Exception):

@@ -14,6 +14,7 @@ from picloud_compat import __version__ as __version__
 from picloud_compat import client as _clients
 from picloud_compat.errors import CloudException, CloudTimeoutError
 from picloud_compat.execution import current_job as _current_job
+from picloud_compat.facade import JobApi
 from picloud_compat.settings import Settings as _Settings
 from picloud_compat.settings import getconfigpath
 from picloud_compat.status import finished_statuses
@@ -49,71 +50,23 @@ c1, c2, m1, s1, f2 = "c1", "c2", "m1", "s1", "f2"
 _immutable = False
 
 
-def call(func: Any, *args: Any, **kwargs: Any) -> int:
-    """Run ``func(*args, **kwargs)`` as a job; return its jid. See the README for `_kwargs`."""
-    return _clients.get_client().call(func, *args, **kwargs)
-
-
-def map(func: Any, *iterables: Any, **kwargs: Any) -> list[int]:
-    """One job per element (shorter iterables padded with None); jids in input order."""
-    return _clients.get_client().map(func, *iterables, **kwargs)
-
-
-def status(jids: Any) -> Any:
-    """Status string of a jid, or a list of statuses for a list of jids."""
-    return _clients.get_client().status(jids)
-
-
-def info(jids: Any, info_requested: Any = None) -> dict[int, dict[str, Any]]:
-    """{jid: {field: value}}; default fields stdout, stderr, status, runtime; 'all' for all."""
-    return _clients.get_client().info(jids, info_requested)
-
-
-def join(
-    jids: Any,
-    timeout: float | None = None,
-    ignore_errors: bool = False,
-    deadlock_check: bool = True,
-) -> None:
-    """Block until the jobs finish; raise CloudException for the first failed one."""
-    _clients.get_client().join(jids, timeout, ignore_errors, deadlock_check)
-
-
-def result(
-    jids: Any,
-    timeout: float | None = None,
-    ignore_errors: bool = False,
-    deadlock_check: bool = True,
-) -> Any:
-    """The return value of a job, or the list of values of a list of jobs (in order)."""
-    return _clients.get_client().result(jids, timeout, ignore_errors, deadlock_check)
-
-
-def iresult(
-    jids: Any, timeout: float | None = None, num_in_parallel: int = 10, ignore_errors: bool = False
-) -> Any:
-    """Iterate results in jid order as they arrive; a failed job raises, then goes on."""
-    return _clients.get_client().iresult(jids, timeout, num_in_parallel, ignore_errors)
-
-
-def kill(jids: Any = None) -> None:
-    """Kill jobs (all of this account's unfinished jobs if no jids are given)."""
-    _clients.get_client().kill(jids)
-
-
-def delete(jids: Any) -> None:
-    """Remove finished jobs' results and output; raises for unfinished jobs."""
-    _clients.get_client().delete(jids)
+_api = JobApi(_clients.get_client)
+call = _api.call
+map = _api.map
+status = _api.status
+info = _api.info
+join = _api.join
+result = _api.result
+iresult = _api.iresult
+kill = _api.kill
+delete = _api.delete
+connection_info = _api.connection_info
 
 
 def close() -> bool:
     """Close the connection (or stop the simulator); the next call reopens it."""
     current = _clients.peek_client()
     return current.close() if current is not None else False
-
-
-def connection_info() -> dict[str, Any]:
-    return _clients.get_client().connection_info()
 
 
 def is_simulated() -> bool:
