@@ -318,7 +318,9 @@ class Client:
             until = slice_end if deadline is None else min(deadline, slice_end)
             self.hub.wait_any(pending, until)
             self._resolve_known(pending, statuses)
-            if pending and time.monotonic() - last_check >= RECHECK_EVERY:
+            due = time.monotonic() - last_check >= RECHECK_EVERY or self.hub.recheck_all
+            if pending and due:
+                self.hub.recheck_all = False
                 last_check = time.monotonic()
                 self.hub.recheck(pending)
                 self._resolve_known(pending, statuses)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from picloud_compat.errors import ConnectionFailed
 from picloud_compat.execution import JobContext, JobOutput, JobResult, run_job
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
@@ -36,6 +37,8 @@ FLUSH_AFTER = 0.02
 """Seconds a finished job's outcome may wait to share a round trip with others."""
 TINY_JOB = 0.002
 """Jobs faster than this grow the claim batch; slower ones are recorded at once."""
+OUTAGE_RETRY = 30.0
+"""Seconds claims and result writes are retried while the job store is unreachable."""
 STREAM_EVERY = 0.5
 """Seconds between live output uploads of a running job."""
 
@@ -137,7 +140,8 @@ class ChunkRunner:
         self._state.push(ck)
         try:
             while index < chunk.count:
-                claim = self.store.claim(
+                claim = self._retrying(
+                    self.store.claim,
                     chunk,
                     index,
                     batch,
@@ -167,7 +171,8 @@ class ChunkRunner:
                         or time.perf_counter() - oldest > FLUSH_AFTER
                     ):
                         last = index >= chunk.count and job is claim.jobs[-1]
-                        self.store.finish(
+                        self._retrying(
+                            self.store.finish,
                             chunk,
                             pending,
                             self.identity.worker,
@@ -178,12 +183,29 @@ class ChunkRunner:
                         if last:
                             return ran
                     batch = 1 if (slow or not restartable) else min(batch * 4, MAX_BATCH)
-            self.store.finish(
-                chunk, pending, self.identity.worker, end=True, ran_all=claimed == chunk.count
+            self._retrying(
+                self.store.finish,
+                chunk,
+                pending,
+                self.identity.worker,
+                end=True,
+                ran_all=claimed == chunk.count,
             )
             return ran
         finally:
             self._state.pop()
+
+    def _retrying(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Ride out a short job store outage (a Redis restart) instead of dropping work:
+        outcomes already computed are kept and recorded once it is back."""
+        deadline = time.monotonic() + OUTAGE_RETRY
+        while True:
+            try:
+                return operation(*args, **kwargs)
+            except ConnectionFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def _job_options(self, tenant: str, options_id: str) -> dict[str, Any]:
         key = (tenant, options_id)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from picloud_compat.errors import UnknownJobError
+from picloud_compat.errors import ConnectionFailed, UnknownJobError
 from picloud_compat.options import Callbacks
 from picloud_compat.status import FINISHED
 from picloud_compat.store.base import JobStore, Notice
@@ -29,6 +29,8 @@ POP_SLICE = 0.5
 """Longest single blocking pop, so close() and deadlines are honoured promptly."""
 RECHECK_EVERY = 1.0
 """Seconds between status re-reads while waiting (a safety net, not the mechanism)."""
+OUTAGE_GRACE = 60.0
+"""Seconds a wait rides out an unreachable job store before raising ConnectionFailed."""
 MAX_INLINE_BYTES = 64 * 1024 * 1024
 """Inline results kept for jids nobody has asked about yet; beyond this they are
 dropped (they stay in the store and are fetched on demand)."""
@@ -49,6 +51,8 @@ class NoticeHub:
         self._callback_thread: threading.Thread | None = None
         self._pump_thread: threading.Thread | None = None
         self._deleted: set[int] = set()
+        self._outage_since: float | None = None
+        self.recheck_all = False  # set after an outage: notices may have been lost
         self._closed = False
 
     # -- what waiters call --------------------------------------------------------
@@ -106,9 +110,32 @@ class NoticeHub:
                     self._cond.notify_all()
 
     def _pump(self, timeout: float) -> None:
-        notices = self.store.pop_notices(self.tenant, self.cid, timeout)
+        notices = self.riding_out_outages(
+            lambda: self.store.pop_notices(self.tenant, self.cid, timeout), timeout
+        )
         if notices:
             self._absorb(notices)
+
+    def riding_out_outages(self, operation: Callable[[], Any], pause: float) -> Any:
+        """Run `operation`; while the job store is unreachable return None instead of
+        failing, for up to OUTAGE_GRACE seconds. A Redis restart must not fail every
+        waiting result(): notices lost with it are found by the next status re-check."""
+        try:
+            value = operation()
+        except ConnectionFailed:
+            now = time.monotonic()
+            if self._outage_since is None:
+                self._outage_since = now
+                log.warning("lost the job store; waiting for it to come back")
+            if now - self._outage_since > OUTAGE_GRACE:
+                self._outage_since = None
+                raise
+            time.sleep(min(pause, 0.5))
+            return None
+        if self._outage_since is not None:
+            self._outage_since = None
+            self.recheck_all = True
+        return value
 
     def _absorb(self, notices: list[Notice]) -> None:
         fire: list[tuple[Callable[..., Any], int]] = []
@@ -165,7 +192,9 @@ class NoticeHub:
     def recheck(self, pending: set[int]) -> None:
         """Read statuses directly, in case a notice was lost."""
         jids = sorted(pending)[:2000]  # a bounded sample per pass
-        statuses = self.store.statuses(self.tenant, jids)
+        statuses = self.riding_out_outages(lambda: self.store.statuses(self.tenant, jids), 0.5)
+        if statuses is None:
+            return
         for jid, st in zip(jids, statuses, strict=True):
             if st is None:
                 raise UnknownJobError(jid)
