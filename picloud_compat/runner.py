@@ -55,58 +55,99 @@ class RunnerIdentity:
 
 
 class StateFile:
-    """One fixed-size record the warden reads: the chunks this process holds (a stack:
-    nested jobs run inside their waiting parent) and the job running now, with its
-    attempt token, pid and max runtime."""
+    """What the warden reads about this process, in two fixed regions of one file.
 
-    SIZE = 1024
+    - chunks (written when a chunk starts or ends): the chunk keys this process holds,
+      a stack, since a nested job runs inside its waiting parent;
+    - job (written twice per job, so kept to one short line): the job running now, as
+      ``jid token pid started max_runtime tenant``, or blank between jobs.
+
+    Writes are single `pwrite`s of whole regions; the warden freezes the process
+    (SIGSTOP) before trusting what it reads, so it never acts on a torn record.
+    """
+
+    CHUNKS_SIZE = 896
+    JOB_SIZE = 128
+    _BLANK_JOB = b" " * JOB_SIZE
 
     def __init__(self, directory: Path | None) -> None:
         self._fd: int | None = None
-        self._stack: list[dict[str, Any]] = []
+        self._chunks: list[str] = []
+        self._jobs: list[bytes] = []  # the job line of each stacked chunk
         if directory is not None:
             path = directory / str(os.getpid())
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
 
     def push(self, chunk: str) -> None:
-        self._stack.append({"chunk": chunk})
-        self._write()
+        self._chunks.append(chunk)
+        self._jobs.append(self._BLANK_JOB)
+        self._write_chunks()
 
     def pop(self) -> None:
-        self._stack.pop()
-        self._write()
+        self._chunks.pop()
+        self._jobs.pop()
+        self._write_chunks()
 
-    def set_job(self, **fields: Any) -> None:
-        """Describe the job now running in the innermost chunk (no fields: between jobs)."""
-        self._stack[-1] = {"chunk": self._stack[-1]["chunk"], **fields}
-        self._write()
+    def set_job(
+        self,
+        tenant: str,
+        jid: int,
+        token: str,
+        pid: int,
+        started: float,
+        max_runtime: float | None,
+    ) -> None:
+        """Describe the job now running in the innermost chunk."""
+        line = f"{jid} {token} {pid} {started!r} {max_runtime or 0!r} {tenant}".encode()
+        self._jobs[-1] = line.ljust(self.JOB_SIZE)
+        if self._fd is not None:
+            os.pwrite(self._fd, self._jobs[-1], self.CHUNKS_SIZE)
 
-    def _write(self) -> None:
+    def clear_job(self) -> None:
+        self._jobs[-1] = self._BLANK_JOB
+        if self._fd is not None:
+            os.pwrite(self._fd, self._BLANK_JOB, self.CHUNKS_SIZE)
+
+    def _write_chunks(self) -> None:
         if self._fd is None:
             return
-        top = self._stack[-1] if self._stack else {}
-        record = {**top, "chunks": [e["chunk"] for e in self._stack]}
-        data = json.dumps(record).encode()
-        os.pwrite(self._fd, data.ljust(self.SIZE, b" "), 0)
+        data = json.dumps(self._chunks).encode().ljust(self.CHUNKS_SIZE)
+        job = self._jobs[-1] if self._jobs else self._BLANK_JOB
+        os.pwrite(self._fd, data + job, 0)
 
     def close(self) -> None:
         if self._fd is not None:
-            os.pwrite(self._fd, b" " * self.SIZE, 0)
+            os.pwrite(self._fd, b" " * (self.CHUNKS_SIZE + self.JOB_SIZE), 0)
             os.close(self._fd)
             self._fd = None
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
+    """The warden's view of a job process: {"chunks": [...], and the running job's
+    tenant, jid, token, pid, started, max_runtime (None) if one is running}."""
     try:
-        raw = path.read_bytes().strip()
+        raw = path.read_bytes()
     except OSError:
         return None
-    if not raw:
-        return None
     try:
-        return json.loads(raw)
+        chunks = json.loads(raw[: StateFile.CHUNKS_SIZE] or b"[]")
     except ValueError:
         return None
+    if not chunks:
+        return None
+    state: dict[str, Any] = {"chunks": chunks}
+    fields = raw[StateFile.CHUNKS_SIZE :].split()
+    if len(fields) == 6:
+        jid, token, pid, started, max_runtime, tenant = fields
+        state.update(
+            jid=int(jid),
+            token=token.decode(),
+            pid=int(pid),
+            started=float(started),
+            max_runtime=float(max_runtime) or None,
+            tenant=tenant.decode(),
+        )
+    return state
 
 
 class ChunkRunner:
@@ -268,7 +309,7 @@ class ChunkRunner:
             streamer.end()
             if previous is not None:
                 streamer.begin(*previous[:3])
-        self._state.set_job()
+        self._state.clear_job()
         return Outcome(
             jid=job.jid,
             token=token,
