@@ -71,6 +71,7 @@ class Client:
         connection_type: str,
         concurrency: Callable[[str], int],
         owner: Any = None,
+        notices: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -78,7 +79,9 @@ class Client:
         self.connection_type = connection_type
         self._concurrency = concurrency
         self._owner = owner  # keeps a simulator alive as long as its client
-        self.cid = secrets.token_hex(8)
+        # Without notices (a server such as the gateway, which never waits on jobs) the
+        # store pushes nothing for this client, so nothing piles up for it.
+        self.cid = secrets.token_hex(8) if notices else ""
         self.codec = Codec(Signer(settings.signing_key or "", tenant), settings.max_transmit_data)
         self.hub = NoticeHub(store, tenant, self.cid)
         self._mine = jidlib.RangeSet()
@@ -88,7 +91,9 @@ class Client:
         self.closed = False
 
     @classmethod
-    def for_cluster(cls, settings: Settings, tenant: str, store: Any = None) -> Client:
+    def for_cluster(
+        cls, settings: Settings, tenant: str, store: Any = None, notices: bool = True
+    ) -> Client:
         from picloud_compat.cluster_info import cluster_concurrency
         from picloud_compat.store.redis_store import RedisJobStore
 
@@ -99,6 +104,7 @@ class Client:
             tenant,
             connection_type="redis",
             concurrency=lambda queue: cluster_concurrency(redis_store.redis, queue),
+            notices=notices,
         )
 
     # -- submitting ----------------------------------------------------------------
@@ -349,6 +355,15 @@ class Client:
             self.hub.mark_finished(finished)
             self._resolve_known(pending, statuses)
 
+    def failure(self, jid: int, status: str) -> CloudException:
+        """The CloudException PiCloud raised for a job that finished `status`."""
+        return self._failure(jid, status)
+
+    def finished_results(self, jids: list[int]) -> list[Any]:
+        """Values (or CloudExceptions) of jobs known to be finished, without waiting."""
+        statuses = dict(zip(jids, self._statuses(jids), strict=True))
+        return self._collect(jids, statuses)
+
     def _failure(self, jid: int, status: str) -> CloudException:
         text = None
         if status in ("error", "killed"):
@@ -379,7 +394,7 @@ class Client:
         missing = []
         for jid in ids:
             if statuses[jid] == "done":
-                blob = self.hub.peek_inline(jid)
+                blob = self.hub.take_inline(jid)
                 if blob is None:
                     missing.append(jid)
                 else:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from picloud_compat.errors import ConnectionFailed
+from picloud_compat.errors import CloudException, ConnectionFailed
 from picloud_compat.execution import JobContext, JobOutput, JobResult, run_job
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
@@ -39,6 +39,8 @@ TINY_JOB = 0.002
 """Jobs faster than this grow the claim batch; slower ones are recorded at once."""
 OUTAGE_RETRY = 30.0
 """Seconds claims and result writes are retried while the job store is unreachable."""
+RECHECK_CLAIMED = 0.005
+"""Seconds after which claimed-but-unstarted jobs are re-checked (kills) before starting."""
 STREAM_EVERY = 0.5
 """Seconds between live output uploads of a running job."""
 
@@ -111,9 +113,12 @@ class StateFile:
     def _write_chunks(self) -> None:
         if self._fd is None:
             return
-        data = json.dumps(self._chunks).encode().ljust(self.CHUNKS_SIZE)
+        # Jobs of outer chunks (parents helping a nested job) cannot change while the
+        # inner one runs, so they are written with the chunk stack.
+        outer = [line.decode().strip() for line in self._jobs[:-1] if line.strip()]
+        data = json.dumps({"chunks": self._chunks, "outer": outer}).encode()
         job = self._jobs[-1] if self._jobs else self._BLANK_JOB
-        os.pwrite(self._fd, data + job, 0)
+        os.pwrite(self._fd, data.ljust(self.CHUNKS_SIZE) + job, 0)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -123,31 +128,37 @@ class StateFile:
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
-    """The warden's view of a job process: {"chunks": [...], and the running job's
-    tenant, jid, token, pid, started, max_runtime (None) if one is running}."""
+    """The warden's view of a job process: {"chunks": [...], "jobs": [...]}, where each
+    job is {tenant, jid, token, pid, started, max_runtime}, outermost first (a parent
+    helping a nested job comes before it)."""
     try:
         raw = path.read_bytes()
     except OSError:
         return None
     try:
-        chunks = json.loads(raw[: StateFile.CHUNKS_SIZE] or b"[]")
+        head = json.loads(raw[: StateFile.CHUNKS_SIZE] or b"{}")
     except ValueError:
         return None
-    if not chunks:
+    if not isinstance(head, dict) or not head.get("chunks"):
         return None
-    state: dict[str, Any] = {"chunks": chunks}
-    fields = raw[StateFile.CHUNKS_SIZE :].split()
-    if len(fields) == 6:
-        jid, token, pid, started, max_runtime, tenant = fields
-        state.update(
-            jid=int(jid),
-            token=token.decode(),
-            pid=int(pid),
-            started=float(started),
-            max_runtime=float(max_runtime) or None,
-            tenant=tenant.decode(),
-        )
-    return state
+    lines = [*head.get("outer", []), raw[StateFile.CHUNKS_SIZE :].decode(errors="replace")]
+    jobs = [job for job in map(_parse_job, lines) if job is not None]
+    return {"chunks": head["chunks"], "jobs": jobs}
+
+
+def _parse_job(line: str) -> dict[str, Any] | None:
+    fields = line.split()
+    if len(fields) != 6:
+        return None
+    jid, token, pid, started, max_runtime, tenant = fields
+    return {
+        "jid": int(jid),
+        "token": token,
+        "pid": int(pid),
+        "started": float(started),
+        "max_runtime": float(max_runtime) or None,
+        "tenant": tenant,
+    }
 
 
 class ChunkRunner:
@@ -193,7 +204,22 @@ class ChunkRunner:
                 )
                 index = claim.next_index
                 claimed += len(claim.jobs)
-                for job in claim.jobs:
+                jobs = claim.jobs
+                checked = time.perf_counter()
+                position = 0
+                while position < len(jobs):
+                    job = jobs[position]
+                    now = time.perf_counter()
+                    if pending and now - oldest > FLUSH_AFTER:
+                        # finished outcomes never wait for the next job to end
+                        self._flush(chunk, pending)
+                        pending = []
+                    if position and now - checked > RECHECK_CLAIMED:
+                        jobs = jobs[:position] + self._still_ours(chunk, jobs[position:])
+                        checked = now
+                        if position >= len(jobs):
+                            break
+                        job = jobs[position]
                     options = self._job_options(chunk.tenant, job.options_id)
                     started = time.perf_counter()
                     outcome = self._run_one(chunk, job, options, codec, token, ck)
@@ -205,36 +231,45 @@ class ChunkRunner:
                     # A non-restartable job's outcome is never held back: if this process
                     # died with it unrecorded, the job would be failed as "worker lost".
                     restartable = options.get("restartable", True)
-                    if (
-                        slow
-                        or not restartable
-                        or len(pending) >= MAX_BATCH
-                        or time.perf_counter() - oldest > FLUSH_AFTER
-                    ):
-                        last = index >= chunk.count and job is claim.jobs[-1]
-                        self._retrying(
-                            self.store.finish,
-                            chunk,
-                            pending,
-                            self.identity.worker,
-                            end=last,
-                            ran_all=last and claimed == chunk.count,
-                        )
+                    if slow or not restartable or len(pending) >= MAX_BATCH:
+                        self._flush(chunk, pending)
                         pending = []
-                        if last:
-                            return ran
+                    position += 1
                     batch = 1 if (slow or not restartable) else min(batch * 4, MAX_BATCH)
-            self._retrying(
-                self.store.finish,
-                chunk,
-                pending,
-                self.identity.worker,
-                end=True,
-                ran_all=claimed == chunk.count,
-            )
+                    if slow and position < len(jobs):
+                        # The rest of the batch would sit behind slow jobs, looking
+                        # "processing": give it back and take it one job at a time.
+                        rest = [j.jid for j in jobs[position:]]
+                        self._retrying(self.store.unclaim, chunk, rest, token)
+                        claimed -= len(rest)
+                        index = rest[0] - chunk.first
+                        break
+            self._flush(chunk, pending, end=True, ran_all=claimed == chunk.count)
             return ran
         finally:
             self._state.pop()
+
+    def _flush(
+        self, chunk: ChunkRef, outcomes: list[Outcome], end: bool = False, ran_all: bool = False
+    ) -> None:
+        if outcomes or end:
+            self._retrying(
+                self.store.finish, chunk, outcomes, self.identity.worker, end=end, ran_all=ran_all
+            )
+
+    def _still_ours(self, chunk: ChunkRef, jobs: list[ClaimedJob]) -> list[ClaimedJob]:
+        """Claimed jobs not started yet that are still ours to run (a kill may have
+        landed on them meanwhile; they must then never start)."""
+        entries = self._retrying(
+            self.store.info, chunk.tenant, [j.jid for j in jobs], ["status", "worker"]
+        )
+        return [
+            job
+            for job, entry in zip(jobs, entries, strict=True)
+            if entry
+            and entry.get("status") == "processing"
+            and entry.get("worker") == self.identity.worker
+        ]
 
     def _retrying(self, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Ride out a short job store outage (a Redis restart) instead of dropping work:
@@ -278,12 +313,16 @@ class ChunkRunner:
             max_runtime=None if max_runtime is None else max_runtime * 60.0,
         )
 
-        sha = options["fn"]
+        sha = options.get("fn")
         # Fetched here, not in load(): a `_kill_process` job loads in a forked child,
         # which must not touch this process's store connection.
-        blob = None if codec.has_function(sha) else self.store.function(chunk.tenant, sha)
+        blob = None
+        if sha and not codec.has_function(sha):
+            blob = self.store.function(chunk.tenant, sha)
 
         def load() -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+            if not sha:  # reported as the job's error, like any failure to load it
+                raise CloudException("the job's options are gone from the job store (expired)")
             func = codec.load_function(sha, blob)
             args, kwargs = codec.load_arguments(job.args)
             return func, args, kwargs

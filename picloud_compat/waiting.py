@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,6 +30,8 @@ POP_SLICE = 0.5
 """Longest single blocking pop, so close() and deadlines are honoured promptly."""
 RECHECK_EVERY = 1.0
 """Seconds between status re-reads while waiting (a safety net, not the mechanism)."""
+MAX_REMEMBERED = 1_000_000
+"""Finished statuses remembered for jids nobody has waited on yet (oldest dropped)."""
 OUTAGE_GRACE = 60.0
 """Seconds a wait rides out an unreachable job store before raising ConnectionFailed."""
 MAX_INLINE_BYTES = 64 * 1024 * 1024
@@ -41,7 +44,7 @@ class NoticeHub:
         self.store, self.tenant, self.cid = store, tenant, cid
         self._cond = threading.Condition()
         self._leader = False
-        self._finished: dict[int, str] = {}
+        self._finished: OrderedDict[int, str] = OrderedDict()
         self._inline: dict[int, bytes] = {}
         self._inline_bytes = 0
         self._callbacks: dict[int, Callbacks] = {}
@@ -68,9 +71,6 @@ class NoticeHub:
             if blob is not None:
                 self._inline_bytes -= len(blob)
             return blob
-
-    def peek_inline(self, jid: int) -> bytes | None:
-        return self._inline.get(jid)
 
     def mark_finished(self, statuses: dict[int, str]) -> None:
         with self._cond:
@@ -142,6 +142,8 @@ class NoticeHub:
         with self._cond:
             for n in notices:
                 self._finished[n.jid] = n.status
+                if len(self._finished) > MAX_REMEMBERED:
+                    self._finished.popitem(last=False)  # a waiter would re-read its status
                 if n.result is not None and self._inline_bytes + len(n.result) <= MAX_INLINE_BYTES:
                     self._inline[n.jid] = n.result
                     self._inline_bytes += len(n.result)

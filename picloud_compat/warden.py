@@ -39,11 +39,18 @@ class Warden:
         self._kill_with_reason = kill_with_reason
 
     def running(self) -> list[dict[str, Any]]:
-        """State records of the job processes this warden supervises."""
+        """State records of the live job processes this warden supervises.
+
+        The file of a process that is gone is removed: its chunks' leases then lapse and
+        the reaper recovers them (nothing else would: not a nested job it was running).
+        """
         out = []
         for path in self.state_dir.iterdir():
+            if not (path.name.isdigit() and _alive(int(path.name))):
+                path.unlink(missing_ok=True)
+                continue
             state = read_state(path)
-            if state and state.get("chunks"):
+            if state:
                 state["_path"] = path
                 out.append(state)
         return out
@@ -60,19 +67,28 @@ class Warden:
         return chunks
 
     def kill(self, tenant: str, jid: int, token: str) -> bool:
-        """Stop the process running (tenant, jid) under `token`; True if one was killed."""
+        """Stop the process running (tenant, jid) under `token`; True if one was killed.
+
+        A parent helping a nested job runs in the same process: killing either kills the
+        process, and the other is recovered like any job of a lost worker.
+        """
         for state in self.running():
-            if (state.get("tenant"), state.get("jid"), state.get("token")) == (tenant, jid, token):
-                return self._stop_verify_kill(state["_path"], int(state["pid"]), tenant, jid, token)
+            for job in state["jobs"]:
+                if (job["tenant"], job["jid"], job["token"]) == (tenant, jid, token):
+                    return self._stop_verify_kill(state["_path"], job["pid"], tenant, jid, token)
         return False
 
     def _stop_verify_kill(self, path: Path, pid: int, tenant: str, jid: int, token: str) -> bool:
+        if not _descends_from_us(pid):
+            return False  # the pid was reused by a process that is not ours
         try:
             os.kill(pid, signal.SIGSTOP)
         except ProcessLookupError:
             return False
-        state = read_state(path) or {}
-        if (state.get("tenant"), state.get("jid"), state.get("token")) != (tenant, jid, token):
+        state = read_state(path) or {"jobs": []}
+        if not any(
+            (j["tenant"], j["jid"], j["token"]) == (tenant, jid, token) for j in state["jobs"]
+        ):
             os.kill(pid, signal.SIGCONT)  # it moved on to another job meanwhile
             return False
         try:
@@ -94,9 +110,23 @@ class Warden:
     def enforce_max_runtime(self) -> None:
         now = time.time()
         for state in self.running():
-            limit = state.get("max_runtime")
-            if limit and now - float(state.get("started", now)) > limit:
-                minutes = limit / 60.0
-                reason = f"Killed: exceeded _max_runtime of {minutes:g} minutes"
-                self._kill_with_reason(state["tenant"], int(state["jid"]), reason)
-                self.kill(state["tenant"], int(state["jid"]), state["token"])
+            for job in state["jobs"]:
+                limit = job["max_runtime"]
+                if limit and now - job["started"] > limit:
+                    reason = f"Killed: exceeded _max_runtime of {limit / 60.0:g} minutes"
+                    self._kill_with_reason(job["tenant"], job["jid"], reason)
+                    self.kill(job["tenant"], job["jid"], job["token"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _descends_from_us(pid: int) -> bool:
+    try:
+        return any(p.pid == os.getpid() for p in psutil.Process(pid).parents())
+    except psutil.Error:
+        return False

@@ -129,7 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
         with lock:
             client = clients.get(credentials.username)
             if client is None:
-                client = Client.for_cluster(settings, credentials.username, store)
+                client = Client.for_cluster(settings, credentials.username, store, notices=False)
                 clients[credentials.username] = client
         return client
 
@@ -139,6 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
     _endpoint_routes(app, Tenant)
     _job_routes(app, Tenant)
     app.state.store = store
+    app.state.max_body = settings.rest_max_body
     return app
 
 
@@ -230,9 +231,9 @@ def _job_routes(app: FastAPI, Tenant: Any) -> None:
         if status not in FINISHED:
             raise ApiError(409, "job_not_done", f"job {jid} is {status}, not finished")
         if status != "done":
-            exc = client._failure(jid, status)
+            exc = client.failure(jid, status)
             raise ApiError(422, f"job_{status}", str(exc.parameter))
-        value = client.result(jid)
+        value = client.finished_results([jid])[0]
         encoding = _encoding(client, jid)
         if encoding == "raw":
             if isinstance(value, bytes):
@@ -298,10 +299,25 @@ def _jid(jid: int) -> int:
     return jid
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The body, refused as soon as it exceeds the limit (chunked bodies have no
+    Content-Length for the middleware to check)."""
+    limit = request.app.state.max_body
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"bodies are limited to {limit} bytes")
+        parts.append(part)
+    body = b"".join(parts)
+    request._body = body  # lets request.form() parse what was already read
+    return body
+
+
 async def _arguments(request: Request) -> dict[str, Any]:
     """Keyword arguments from a JSON object body or form fields with JSON values."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await request.body()
+    body = await _bounded_body(request)
     if not body:
         return {}
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):

@@ -66,7 +66,8 @@ def _republish_orphans(store: RedisJobStore, held: set[str], now: float) -> None
 
         queue, tpl, gen, _ = msgpack.unpackb(entry, raw=True)
         message = tpl.decode().replace(messages.TAG, messages.delivery_tag(ck, int(gen)))
-        if r.lpos(queue, message) is not None:
+        # The oldest messages sit at the tail (LPUSH in, BRPOP out): search from there.
+        if r.lpos(queue, message, rank=-1) is not None:
             r.zadd(keys.LEDGER_TIMES, {ck: now}, xx=True)  # waiting its turn; look later
             r.hdel(keys.ORPHAN_SUSPECTS, ck)
         elif ck in suspects and now - suspects[ck] >= ORPHAN_CONFIRM:

@@ -57,6 +57,9 @@ class AsyncResult:
     def _resolve(self, timeout: float | None) -> None:
         if self._done.is_set():
             return
+        if timeout is not None and timeout <= 0 and not self.ready():
+            # multiprocessing's meaning of timeout=0 (PiCloud's own result() waits forever)
+            raise TimeoutError("AsyncResult.get timed out", jid=self._jids)
         try:
             self._value = self._client.result(self._jids, timeout=timeout)
         except CloudTimeoutError as exc:

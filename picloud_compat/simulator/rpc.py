@@ -10,6 +10,7 @@ another thread.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from multiprocessing.connection import Client as connect
 from multiprocessing.connection import Connection, Listener
@@ -97,6 +98,11 @@ class RemoteStore:
     def __init__(self, address: str, authkey: bytes) -> None:
         self._address = address
         self._authkey = authkey
+        self._local = threading.local()
+        # A forked child (a `_kill_process` job) must not share its parent's socket.
+        os.register_at_fork(after_in_child=self._forget_connections)
+
+    def _forget_connections(self) -> None:
         self._local = threading.local()
 
     def _conn(self) -> Connection:

@@ -99,3 +99,26 @@ def test_kill_without_jids_kills_every_unfinished_job(cloud, tmp_path):
     assert cloud.status([running, *queued]) == ["killed"] * 4
     wait_for(lambda: all(_gone(p) for p in pids), 5, "the job's process to die")
     assert os.path.exists(marker)
+
+
+def test_a_killed_job_claimed_in_a_batch_never_starts(cloud, tmp_path):
+    """Jobs are claimed in batches; one killed after being claimed must still not run."""
+    marker = tmp_path / "ran"
+    # 96 jobs on 2 processes make chunks of 12 (N / 4 x concurrency): the first chunk
+    # is jobs 0-11, claimed in growing batches, with a slow job 8 among them.
+    seconds = [0.0] * 8 + [1.5] + [0.0] * 87
+    jids = cloud.map(jf.logged_sleep, [str(marker)] * 96, seconds, range(96))
+    wait_for(lambda: marker.exists() and "start 8 " in marker.read_text(), 30, "the slow job")
+    victim = jids[10]
+    cloud.kill(victim)
+    cloud.join([j for j in jids if j != victim], timeout=60)
+    assert "start 10 " not in marker.read_text()
+    assert cloud.status(victim) == "killed"
+
+
+def test_a_quick_result_does_not_wait_for_a_slow_batch_mate(cloud):
+    jids = cloud.map(jf.sleep, [0, 0, 0, 0, 0, 3, 0], range(7))
+    start = time.monotonic()
+    assert cloud.result(jids[0], timeout=30) == 0
+    assert time.monotonic() - start < 2.5
+    assert cloud.result(jids, timeout=30) == list(range(7))

@@ -30,6 +30,8 @@ def test_pool_timeouts_callbacks_and_errors(cloud):
     pool = cloud.pool_interface
     slow = pool.apply_async(jf.sleep, (2, "late"))
     with pytest.raises(multiprocessing.TimeoutError):
+        slow.get(timeout=0)  # multiprocessing's meaning: do not wait
+    with pytest.raises(multiprocessing.TimeoutError):
         slow.get(timeout=0.3)
     with pytest.raises(cloud.CloudTimeoutError):
         slow.get(timeout=0.3)

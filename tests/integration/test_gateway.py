@@ -66,6 +66,16 @@ def test_publish_invoke_and_fetch(api):
     jid = http.post("/r/greet", data={"name": '"bob"', "punctuation": '"?"'}).json()["jid"]
     wait_done(http, jid)
     assert http.get(f"/job/{jid}/result").json()["result"] == "hello bob?"
+    # the gateway never waits on jobs, so it asks for no completion notices
+    assert not client_notice_lists(registry)
+
+
+def client_notice_lists(registry):  # type: ignore[no-untyped-def]
+    return [
+        k
+        for k in registry.redis.keys(f"pc:{registry.tenant}:n:*")
+        if not k.endswith(registry.client.cid.encode())
+    ]
 
 
 def test_invoke_map_broadcasts_single_values(api):
@@ -99,6 +109,17 @@ def test_bad_invocations_create_no_job(api):
     assert http.post("/r/bad%20label", json={}).status_code == 400
     huge = http.post("/r/greet", json={"name": "x" * 2_000_000})
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+
+    def chunked():  # no Content-Length: the limit is enforced while reading
+        yield b'{"name": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}'
+
+    streamed = http.post(
+        "/r/greet", content=chunked(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
     assert client.list_jobs() == before
 
 

@@ -125,6 +125,14 @@ def test_a_job_that_always_kills_its_worker_is_capped(client, workers, redis_ser
         client.result(jid, timeout=60)
     assert client.info(jid, "attempts")[jid]["attempts"] == 3
     assert client.result(client.call(jf.add, 1, 2), timeout=30) == 3
+    # the dead processes' leases are not kept alive: nothing of that chunk stays leased
+    wait_for(
+        lambda: (
+            not [m for m in redis_server.client().hkeys("pc:leases") if m.startswith(b"loss/1+1")]
+        ),
+        20,
+        "the dead processes' leases to go",
+    )
 
 
 def test_kill_is_durable_while_no_worker_runs(client, workers, redis_server, tmp_path):

@@ -22,6 +22,21 @@ if redis.call('SISMEMBER', K.inactive_tenants(), t) == 1 then
   return out
 end
 local taken, bytes = 0, 0
+local refreshed = {}
+-- Claiming renews the TTL of what the jobs need (options, function) for another
+-- retention period, so nothing expires under jobs that are about to run.
+local function refresh(oid)
+  if refreshed[oid] then return end
+  refreshed[oid] = true
+  local retention = tonumber(ARGV[13])
+  local okey = K.options(t, oid)
+  local doc = redis.call('GET', okey)
+  if doc then
+    redis.call('EXPIRE', okey, retention)
+    local fn = cjson.decode(doc).fn
+    if fn then redis.call('EXPIRE', K['function'](t, fn), retention) end
+  end
+end
 while i < count and taken < max_jobs and bytes < max_bytes do
   local jid = first + i
   local jk = K.job(t, jid)
@@ -30,6 +45,7 @@ while i < count and taken < max_jobs and bytes < max_bytes do
     local att = (tonumber(cur[3]) or 0) + 1
     redis.call('HSET', jk, 'status', 'processing', 'started', now, 'worker', worker,
                'warden', warden, 'token', token, 'att', att)
+    refresh(cur[2])
     local a = cur[4]  -- false when the arguments live in their own key (big)
     if a then
       bytes = bytes + #a

@@ -43,8 +43,13 @@ end
 if ARGV[6] ~= '0' then
   redis.call('HDEL', K.leases(), ARGV[7])
   local first, count = tonumber(ARGV[8]), tonumber(ARGV[9])
-  if ARGV[6] == '2' or chunk_finished(t, first, count) then
-    unledger(t .. '/' .. first .. '+' .. count)
+  local ck = t .. '/' .. first .. '+' .. count
+  local entry = redis.call('HGET', K.ledger(), ck)
+  -- "ran all" can be trusted only if the chunk was never republished (generation 0):
+  -- after a recovery another worker may hold some of its jobs again.
+  local trusted = ARGV[6] == '2' and (not entry or cmsgpack.unpack(entry)[3] == 0)
+  if trusted or chunk_finished(t, first, count) then
+    unledger(ck)
     redis.call('SREM', K.unfinished(t), first .. '+' .. count)
   end
 end

@@ -43,7 +43,7 @@ local function notify(t, jid, status, result, inline_limit, cid, watched)
     local f = redis.call('HMGET', K.job(t, jid), 'cid', 'w')
     cid, watched = f[1], f[2]
   end
-  if cid then add_notice(t, cid, jid, status, inline) end
+  if cid and cid ~= '' then add_notice(t, cid, jid, status, inline) end
   if not watched then return end
   local wkey = K.watchers(t, jid)
   local watchers = redis.call('SMEMBERS', wkey)
@@ -136,6 +136,9 @@ end
 local function fail_job(t, jid, status, reason, now, retention, inline_limit)
   redis.call('HSET', K.job(t, jid), 'status', status, 'finished', now, 'exc', reason)
   finalize(t, jid, retention)
+  -- output streamed while it ran (kill, lost worker) must not outlive the record
+  redis.call('EXPIRE', K.stdout(t, jid), retention)
+  redis.call('EXPIRE', K.stderr(t, jid), retention)
   notify(t, jid, status, nil, inline_limit)
   propagate(t, jid, status, now, retention, inline_limit)
 end

@@ -43,6 +43,11 @@ else
   redis.call('EXPIRE', fkey, retention)
 end
 redis.call('SET', K.options(t, oid), ARGV[7], 'EX', retention)
+if #live > 0 and not stalled then
+  -- waiting jobs may wait longer than the retention: keep what they need until claimed
+  redis.call('PERSIST', fkey)
+  redis.call('PERSIST', K.options(t, oid))
+end
 
 local first
 if ARGV[4] == '' then
