@@ -234,9 +234,8 @@ def main() -> None:
 
     import redis
 
-    from picloud_compat.client import Client
+    from picloud_compat.client.session import cluster_client, simulator_client
     from picloud_compat.settings import Settings
-    from picloud_compat.simulator import start_local_client
 
     tmp = Path(tempfile.mkdtemp(prefix="picloud-bench-"))
     empty = tmp / "cwd"
@@ -293,13 +292,13 @@ def main() -> None:
         r0 = redis.Redis(port=port, db=0)
         wait_ready(lambda: r0.hlen("pc:workers") > 0, "the picloud worker")
         os.environ["BENCH_REDIS"] = url
-        cluster = Client.for_cluster(
+        cluster = cluster_client(
             Settings(server_url=f"{url}/0", signing_key=SIGNING_KEY), "bench"
         )
         systems = [
             CloudSystem("cloud (cluster)", cluster),
             CloudSystem(
-                "cloud (simulator)", start_local_client(Settings(num_procs=2), "simulation")
+                "cloud (simulator)", simulator_client(Settings(num_procs=2))
             ),
             RawCelery(),
             PoolSystem(),

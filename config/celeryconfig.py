@@ -13,6 +13,8 @@ Why each non-default matters:
 - priorities: ten steps, ``:`` separator, lower runs first (PiCloud's `_priority`).
 - ``task_send_sent_event: False``: a late task-sent event would overwrite the
   job's function name (the shadow name) in Flower.
+- ``imports``: the worker loads its lifecycle hooks (supervisor thread, registration)
+  itself, so the ``tasks`` package never imports ``workers``.
 - worker events off by default: publishing them costs ~1 ms per message on this class
   of machine. Flower enables them on running workers by itself (its ``enable_events``
   option, on by default); ``PICLOUD_TASK_EVENTS=1`` forces them on.
@@ -22,12 +24,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from picloud_compat.compute_types import DEFAULT_PRIORITY, PRIORITY_SEP, PRIORITY_STEPS
-from picloud_compat.cron.beat import beat_config
+from picloud_compat.config.beat import beat_config
+from picloud_compat.config.compute_types import DEFAULT_PRIORITY, PRIORITY_SEP, PRIORITY_STEPS
 from picloud_compat.settings import Settings
+
+WORKER_MODULES = ["picloud_compat.workers.lifecycle"]
+"""Loaded by Celery when a worker starts (the ``imports`` setting): the supervisor."""
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery's settings for the platform's app, from the platform's settings."""
     transport = {
         "priority_steps": list(PRIORITY_STEPS),
         "sep": PRIORITY_SEP,
@@ -62,4 +68,5 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_redirect_stdouts_level": "INFO",
         "worker_hijack_root_logger": True,
         "worker_enable_remote_control": True,
+        "imports": WORKER_MODULES,
     }

@@ -58,7 +58,27 @@ def _emit(ctx: click.Context, value: Any, text: str | None = None) -> None:
         click.echo(text)
 
 
-@click.group()
+SERVER_COMMANDS = {"worker": "worker", "beat": "beat", "gateway": "gateway"}
+"""Commands that start server processes, imported only when invoked (`workers.cli`)."""
+
+
+class _CloudCommands(click.Group):
+    """The ``picloud`` group; server commands load ``picloud_compat.workers`` lazily,
+    so client commands never import Celery's worker machinery."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SERVER_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in SERVER_COMMANDS:
+            from picloud_compat.workers import cli as server_cli
+
+            command: click.Command = getattr(server_cli, SERVER_COMMANDS[name])
+            return command
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_CloudCommands)
 @click.version_option(package_name="picloud-compat")
 @click.option("-o", "--output", type=click.Choice(["default", "json"]), default="default")
 @click.pass_context
@@ -212,7 +232,7 @@ def delete(jids: list[int]) -> None:
 @click.pass_context
 def list_jobs(ctx: click.Context, label: str | None, status_: str | None) -> None:
     """List this API key's jobs."""
-    from picloud_compat.client import get_client
+    from picloud_compat.client.session import get_client
 
     jids = get_client().list_jobs(label=label, status=status_)
     _emit(ctx, jids, "\n".join(map(str, jids)))
@@ -345,16 +365,6 @@ def rest_info(ctx: click.Context, label: str) -> None:
 
     data = cloud.rest.info(label)
     _emit(ctx, data, json.dumps(data, indent=2))
-
-
-def _register_server_commands() -> None:
-    from picloud_compat.workers.cli import beat, gateway, worker
-
-    for command in (worker, beat, gateway):
-        cli.add_command(command)
-
-
-_register_server_commands()
 
 
 def main() -> None:

@@ -29,9 +29,9 @@ class ConfigSettings:
 
     def commit(self) -> None:
         """Apply the settings now: the next `cloud.*` call reconnects with them."""
-        from picloud_compat import client
+        from picloud_compat.client import session
 
-        current = client.set_client(None)
+        current = session.set_client(None)
         if current is not None:
             current.close()
         try:

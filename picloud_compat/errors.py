@@ -6,6 +6,7 @@
     ├── AuthenticityError             a stored pickle failed its HMAC check; never unpickled
     ├── ConnectionFailed              Redis (or the simulator) cannot be reached
     ├── ConfigurationError            settings are missing or malformed
+    ├── InvalidCredentials            unknown or deactivated API key, or a wrong secret
     └── UnknownJobError               a jid that does not exist, was deleted or purged
 
 `CloudException` keeps the original client's constructor and attributes (`parameter`,
@@ -14,8 +15,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 PICKLE_HINT = "Please see the picloud-compat README for more information about pickle errors"
@@ -100,22 +99,8 @@ class UnknownJobError(CloudException):
         super().__init__("Does not exist or was purged", jid=jid)
 
 
-@contextlib.contextmanager
-def store_errors(what: str) -> Iterator[None]:
-    """Translate redis-py connection failures into `ConnectionFailed`.
+class InvalidCredentials(CloudException):
+    """Unknown key, wrong secret or deactivated key (deliberately not told apart)."""
 
-    Callers see one exception type with the operation named, instead of redis-py's
-    many (ConnectionError, TimeoutError, BusyLoadingError, ...).
-    """
-    import redis.exceptions as rexc
-
-    try:
-        yield
-    except (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError) as exc:
-        raise ConnectionFailed(f"{what} failed: cannot reach the job store ({exc})") from exc
-    except rexc.ResponseError as exc:
-        if "OOM" in str(exc) or "READONLY" in str(exc):
-            raise ConnectionFailed(
-                f"{what} failed: the job store refused the write ({exc})"
-            ) from exc
-        raise
+    def __init__(self, message: str = "invalid API key or secret, or the key is deactivated"):
+        super().__init__(message, status=401)

@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from picloud_compat.client import Client
+from picloud_compat.client.jobs import Client
+from picloud_compat.client.results import ResultIterator
 
 
 class JobApi:
+    """PiCloud's job functions, each delegating to the client `get_client` returns."""
+
     def __init__(self, get_client: Callable[[], Client]) -> None:
         self._get = get_client
 
@@ -55,7 +58,7 @@ class JobApi:
         timeout: float | None = None,
         num_in_parallel: int = 10,
         ignore_errors: bool = False,
-    ) -> Any:
+    ) -> ResultIterator:
         """Iterate results in jid order as they arrive; a failed job raises, then goes on."""
         return self._get().iresult(jids, timeout, num_in_parallel, ignore_errors)
 
@@ -68,4 +71,5 @@ class JobApi:
         self._get().delete(jids)
 
     def connection_info(self) -> dict[str, Any]:
+        """{opened, connection_type, and the mode's details}."""
         return self._get().connection_info()

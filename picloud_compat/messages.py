@@ -18,9 +18,11 @@ import json
 import os
 import socket
 
-from picloud_compat.compute_types import priority_step
+from picloud_compat.config.compute_types import priority_step
 
 TASK_NAME = "picloud.run_chunk"
+FIRE_TASK = "picloud.cron_fire"
+"""Beat's task for a cron firing (`tasks.cron`)."""
 JID = "@JID@"
 TAG = "@TAG@"
 _ORIGIN = f"picloud@{socket.gethostname()}"

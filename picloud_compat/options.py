@@ -9,15 +9,12 @@ is an `int` but is not accepted as a priority, core count or jid.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from picloud_compat.compute_types import COMPUTE_TYPES, DEFAULT_PRIORITY, DEFAULT_TYPE
+from picloud_compat.config.compute_types import COMPUTE_TYPES, DEFAULT_PRIORITY, DEFAULT_TYPE
 
 RESERVED = frozenset(
     {
@@ -63,27 +60,6 @@ class SubmitOptions:
     vol: tuple[str, ...] = ()
     os_env_vars: tuple[tuple[str, str], ...] = ()  # pairs, so options stay hashable
 
-    def to_json(self, **extra: Any) -> str:
-        data = asdict(self)
-        data["os_env_vars"] = dict(self.os_env_vars)
-        data.update(extra)
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-    @staticmethod
-    def content_id(options_json: str) -> str:
-        """Options are content-addressed so a map of 10,000 stores them once."""
-        return hashlib.sha256(options_json.encode()).hexdigest()[:20]
-
-
-@functools.lru_cache(maxsize=512)
-def stored_form(
-    options: SubmitOptions, fn_sha: str, name: str, extra: tuple[tuple[str, Any], ...] = ()
-) -> tuple[str, str]:
-    """(JSON document, content id) of a submission's options; cached, as most calls
-    repeat the same options. `extra` adds fields (e.g. a REST endpoint's encoding)."""
-    doc = options.to_json(fn=fn_sha, name=name, **dict(extra))
-    return doc, SubmitOptions.content_id(doc)
-
 
 @dataclass(frozen=True)
 class Callbacks:
@@ -92,16 +68,6 @@ class Callbacks:
 
     def __bool__(self) -> bool:
         return bool(self.on_success or self.on_error)
-
-
-def from_json(doc: str) -> dict[str, Any]:
-    """SubmitOptions keyword arguments from a stored options document."""
-    data = json.loads(doc)
-    out = {k: v for k, v in data.items() if k in SubmitOptions.__dataclass_fields__}
-    out["depends_on"] = tuple(out.get("depends_on", ()))
-    out["vol"] = tuple(out.get("vol", ()))
-    out["os_env_vars"] = tuple(sorted((out.get("os_env_vars") or {}).items()))
-    return out
 
 
 def split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

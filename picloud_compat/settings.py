@@ -81,6 +81,7 @@ class Settings:
     # -- REST gateway (the base URL published functions are reached at)
     gateway_url: str = "http://127.0.0.1:8080"
     rest_max_body: int = 1024 * 1024
+    simulator_rest_port: int = 0  # the simulator's local gateway (0: any free port)
     # -- admin credentials for cloud.account
     admin_password: str | None = None
 

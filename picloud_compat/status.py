@@ -1,7 +1,8 @@
 """PiCloud's job statuses and the one table of allowed transitions.
 
-Both job stores (the Lua scripts and the in-memory store) implement exactly these
-moves; `tests/unit/test_status.py` checks that each store refuses the others.
+Both stores enforce this table on every status change: the Lua scripts through a
+table generated from it (``store/redis/scripts.py``), the memory store in
+`MemoryState._move`. The store contract suite asserts that refused moves never happen.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ finished_statuses = ["done", "stalled", "error", "killed"]
 
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.WAITING: frozenset({JobStatus.QUEUED, JobStatus.STALLED, JobStatus.KILLED}),
-    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.KILLED}),
+    # queued -> error is a deactivated key's job, failed instead of run
+    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.KILLED, JobStatus.ERROR}),
     # processing -> queued is a restartable job whose worker was lost
     JobStatus.PROCESSING: frozenset(
         {JobStatus.DONE, JobStatus.ERROR, JobStatus.KILLED, JobStatus.QUEUED}
@@ -47,4 +49,5 @@ KILLED_MESSAGE = "Killed"
 
 
 def can_move(current: str, new: str) -> bool:
+    """Whether a job may go from status `current` to `new`."""
     return JobStatus(new) in TRANSITIONS[JobStatus(current)]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from picloud_compat import client as clients
-from picloud_compat.client import Client
+from picloud_compat.client import session as clients
+from picloud_compat.client.jobs import Client
 from picloud_compat.settings import Settings
 from tests.harness import S3_ENV, Gateway, MotoServer, RedisServer, Worker
 
@@ -106,17 +106,14 @@ def tenant() -> str:
 
 
 def make_cluster_client(settings: Settings, tenant: str) -> Client:
-    return Client.for_cluster(settings, tenant)
+    return clients.cluster_client(settings, tenant)
 
 
 def make_simulator_client(cluster: object, tenant: str) -> Client:
-    return Client(
-        cluster.settings,  # type: ignore[attr-defined]
-        cluster.store,  # type: ignore[attr-defined]
-        tenant,
-        connection_type="simulation",
-        concurrency=lambda _q: cluster.processes,  # type: ignore[attr-defined]
-    )
+    """A client of `tenant` on the shared session simulator (closing it stops nothing)."""
+    from picloud_compat.simulator.mode import SimulatorMode
+
+    return SimulatorMode(cluster, owns=False).client(tenant, owns=False)  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=["simulator", "cluster"])
@@ -137,7 +134,7 @@ def client(mode: str, request: pytest.FixtureRequest, tenant: str) -> Iterator[C
     clients.set_client(previous)
     c.hub.close()
     if mode == "cluster":
-        c.store.close()  # type: ignore[attr-defined]
+        c.store.close()
 
 
 @pytest.fixture
@@ -166,13 +163,12 @@ def gateway(
 def account(cluster_settings: Settings):  # type: ignore[no-untyped-def]
     """A freshly created API key: (api_key, secret, a client acting as it)."""
     from picloud_compat.accounts import AccountRegistry
-    from picloud_compat.store.redis_store import connect
+    from picloud_compat.store.redis import RedisStore
 
-    registry = AccountRegistry(
-        connect(cluster_settings.server_url or "", cluster_settings), cluster_settings
-    )
+    store = RedisStore.from_url(cluster_settings.server_url or "", cluster_settings)
+    registry = AccountRegistry(store, cluster_settings)
     api_key, secret = registry.create_key("test")
-    client = Client.for_cluster(cluster_settings.replace(gateway_url="http://unused"), api_key)
+    client = clients.cluster_client(cluster_settings.replace(gateway_url="http://unused"), api_key)
     yield api_key, secret, client
     client.hub.close()
-    registry.redis.close()
+    store.close()

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from picloud_compat.compute_types import QUEUES
+from picloud_compat.config.compute_types import QUEUES
 
 WORKER_FLAGS = ["--without-gossip", "--without-mingle", "-P", "prefork"]
 
@@ -96,7 +96,7 @@ def gateway(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     uvicorn.run(
-        "picloud_compat.workers.gateway:app_from_environment",
+        "picloud_compat.rest.gateway:app_from_environment",
         factory=True,
         host=host,
         port=port,

@@ -1,7 +1,7 @@
 """``import cloud``: PiCloud's API, on Celery + Redis or on the local simulator.
 
 Every function is a short delegation to the current `Client`
-(`picloud_compat.client.get_client`). Without configuration, jobs run on the
+(`picloud_compat.client.session.get_client`). Without configuration, jobs run on the
 embedded simulator; `setkey` (or ``PICLOUD_SERVER_URL`` + ``PICLOUD_API_KEY``) points
 them at a cluster.
 """
@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from picloud_compat import __version__ as __version__
-from picloud_compat import client as _clients
+from picloud_compat.client import session as _session
 from picloud_compat.errors import CloudException, CloudTimeoutError
-from picloud_compat.execution import current_job as _current_job
 from picloud_compat.facade import JobApi
+from picloud_compat.runner.execution import current_job as _current_job
 from picloud_compat.settings import Settings as _Settings
 from picloud_compat.settings import getconfigpath
 from picloud_compat.status import finished_statuses
+from picloud_compat.tenancy import tenant_for
 
 __all__ = [
     "CloudException",
@@ -50,7 +51,7 @@ c1, c2, m1, s1, f2 = "c1", "c2", "m1", "s1", "f2"
 _immutable = False
 
 
-_api = JobApi(_clients.get_client)
+_api = JobApi(_session.get_client)
 call = _api.call
 map = _api.map
 status = _api.status
@@ -65,12 +66,13 @@ connection_info = _api.connection_info
 
 def close() -> bool:
     """Close the connection (or stop the simulator); the next call reopens it."""
-    current = _clients.peek_client()
+    current = _session.peek_client()
     return current.close() if current is not None else False
 
 
 def is_simulated() -> bool:
-    current = _clients.peek_client()
+    """True when jobs run on the embedded simulator rather than a cluster."""
+    current = _session.peek_client()
     if current is not None and not current.closed:
         return current.connection_type != "redis"
     return _Settings.load().simulated
@@ -97,10 +99,8 @@ def setkey(
         api_secretkey=api_secretkey,
         server_url=server_url,
     ).replace(use_simulator=False)
-    from picloud_compat.tenancy import tenant_for
-
     tenant = tenant_for(settings)
-    current = _clients.peek_client()
+    current = _session.peek_client()
     same = (
         current is not None
         and not current.closed
@@ -110,15 +110,8 @@ def setkey(
         and current.settings.api_secretkey == settings.api_secretkey
     )
     if not same or restart:
-        new = _clients.Client.for_cluster(settings, tenant)
-        try:
-            from picloud_compat.accounts import AccountRegistry
-
-            AccountRegistry(new.store.redis, settings).authenticate(tenant, settings.api_secretkey)  # type: ignore[attr-defined]
-        except BaseException:
-            new.close()
-            raise
-        previous = _clients.set_client(new)
+        new = _session.authenticated_client(settings)
+        previous = _session.set_client(new)
         if previous is not None:
             previous.close()
     _immutable = immutable
@@ -128,13 +121,11 @@ def start_simulator(force_restart: bool = False) -> None:
     """Run jobs locally in processes, with no server (the embedded default)."""
     if _immutable:
         return
-    current = _clients.peek_client()
+    current = _session.peek_client()
     running = current is not None and not current.closed
     if running and current.connection_type == "simulation" and not force_restart:  # type: ignore[union-attr]
         return
-    from picloud_compat.simulator import start_local_client
-
-    previous = _clients.set_client(start_local_client(_Settings.load(), "simulation"))
+    previous = _session.set_client(_session.simulator_client(_Settings.load(), "simulation"))
     if previous is not None:
         previous.close()
 

@@ -1,6 +1,7 @@
-"""``cloud.cron``: run a function on a cron schedule (UTC), via Celery beat (RedBeat).
+"""``cloud.cron``: run a function on a cron schedule (UTC).
 
-Needs a cluster with ``picloud beat`` running; each firing is an ordinary job with a jid.
+On a cluster, Celery beat (``picloud beat``, RedBeat) fires crons; on the simulator a
+clock thread does, while the script runs. Each firing is an ordinary job with a jid.
 """
 
 from __future__ import annotations
@@ -8,21 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from picloud_compat.client import get_client
-from picloud_compat.errors import CloudException
+from picloud_compat.client.session import get_client
+from picloud_compat.cron.registry import CronRegistry
 
 __all__ = ["deregister", "info", "list", "manual_run", "register"]
 
 
-def _registry() -> Any:
-    client = get_client()
-    if client.connection_type != "redis":
-        raise CloudException(
-            "cloud.cron needs a cluster (Redis + picloud beat); not available in the simulator"
-        )
-    from picloud_compat.cron.registry import CronRegistry
-
-    return CronRegistry(client)
+def _registry() -> CronRegistry:
+    return CronRegistry(get_client())
 
 
 def register(
@@ -33,10 +27,12 @@ def register(
 
 
 def deregister(label: str) -> None:
+    """Stop and remove cron `label`."""
     _registry().deregister(label)
 
 
 def list() -> list[str]:
+    """Labels of this API key's crons."""
     return _registry().list()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import IO
 
-from picloud_compat.client import get_client
+from picloud_compat.client.session import get_client
 from picloud_compat.files import api
 from picloud_compat.files.base import CloudFile, FileNotFound
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
+from picloud_compat.client.jobs import Client
 from picloud_compat.errors import CloudException, CloudTimeoutError
 from picloud_compat.facade import JobApi
 from picloud_compat.settings import Settings
@@ -28,17 +28,17 @@ __all__ = [
 ]
 
 c1, c2, m1 = "c1", "c2", "m1"
-_client: Any = None
+_client: Client | None = None
 _lock = threading.Lock()
 
 
-def _get() -> Any:
+def _get() -> Client:
     global _client
     with _lock:
         if _client is None or _client.closed:
-            from picloud_compat.simulator import start_local_client
+            from picloud_compat.client.session import simulator_client
 
-            _client = start_local_client(Settings.load(), "multiprocessing")
+            _client = simulator_client(Settings.load(), "multiprocessing")
         return _client
 
 
@@ -56,4 +56,5 @@ connection_info = _api.connection_info
 
 
 def close() -> bool:
+    """Stop cloud.mp's processes; the next call starts new ones."""
     return _client.close() if _client is not None else False

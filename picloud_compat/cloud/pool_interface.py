@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from picloud_compat.client import get_client
+from picloud_compat.client.session import get_client
 from picloud_compat.errors import CloudTimeoutError
 
 __all__ = [

@@ -1,7 +1,8 @@
-"""``cloud.rest``: publish functions as HTTP endpoints (served by ``picloud gateway``).
+"""``cloud.rest``: publish functions as HTTP endpoints.
 
-``POST <gateway>/r/<label>`` with the function's keyword arguments (JSON) creates a job,
-authenticated with HTTP Basic (API key, secret).
+On a cluster ``picloud gateway`` serves them; on the simulator a gateway on a loopback
+port does, while the script runs (``publish`` returns its URL, ready for ``curl``).
+``POST <gateway>/r/<label>`` with the function's keyword arguments (JSON) creates a job.
 """
 
 from __future__ import annotations
@@ -9,21 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from picloud_compat.client import get_client
-from picloud_compat.errors import CloudException
+from picloud_compat.client.session import get_client
+from picloud_compat.rest.registry import RestRegistry
 
 __all__ = ["deregister", "info", "list", "publish", "register", "remove"]
 
 
-def _registry() -> Any:
-    client = get_client()
-    if client.connection_type != "redis":
-        raise CloudException(
-            "cloud.rest needs a cluster and its gateway; not available in the simulator"
-        )
-    from picloud_compat.rest.registry import RestRegistry
-
-    return RestRegistry(client)
+def _registry() -> RestRegistry:
+    return RestRegistry(get_client())
 
 
 def publish(
@@ -37,6 +31,7 @@ register = publish
 
 
 def remove(label: str) -> None:
+    """Unpublish `label`."""
     _registry().remove(label)
 
 
@@ -44,6 +39,7 @@ deregister = remove
 
 
 def list() -> list[str]:
+    """Labels of this API key's published functions."""
     return _registry().list()
 
 

@@ -1,39 +1,44 @@
-"""Registered crons: one record per (API key, label) in Redis, plus a RedBeat entry.
+"""Registered crons: one record per (API key, label) in the store, plus a firing entry.
 
-A firing is the task ``picloud.cron_fire(tenant, label)`` on the job's compute-type
-queue; it submits the stored function as an ordinary job (with a jid, status, output)
-at most once per scheduled time, even if two beats fire it (a SET NX on the fire time).
+A firing submits the stored function as an ordinary job (with a jid, status, output)
+at most once per scheduled time, even if two beats fire it (`RecordStore.claim_once`
+on the scheduled time). What fires it is the client's `CronBeat`: RedBeat entries read
+by ``picloud beat`` on a cluster, the simulator's clock (`cron.clock`) otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from picloud_compat import keys
 from picloud_compat import options as opts
-from picloud_compat.cron.schedule import CronSchedule, install, normalize, previous_fire
-from picloud_compat.errors import CloudException, UnknownJobError, store_errors
+from picloud_compat.client.jobs import Client
+from picloud_compat.client.submitting import display_name
+from picloud_compat.cron.schedule import normalize, previous_fire
+from picloud_compat.errors import CloudException, UnknownJobError
+from picloud_compat.jobspec import JobSpec
 
-if TYPE_CHECKING:
-    from picloud_compat.client import Client
-
-FIRE_TASK = "picloud.cron_fire"
 LABEL_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 # PiCloud ignored these for crons (a firing has no parents and is labelled by the cron).
 _IGNORED = ("_label", "_depends_on", "_depends_on_errors", "_callback", "_callback_on_error")
+FIRED_MARKER_TTL = 7 * 86400
+"""How long a served scheduled time is remembered (a second beat must not re-serve it)."""
 
 
 class CronNotFound(CloudException):
+    """No cron of this API key has that label."""
+
     def __init__(self, label: str) -> None:
         super().__init__(f"no cron named {label!r}", status=404)
 
 
 def validate_label(label: object) -> str:
+    """A cron label: 1-100 of letters, digits, '_', '-', '.'; TypeError/ValueError else."""
     if not isinstance(label, str) or not label:
         raise TypeError(f"cron label must be a non-empty string, got {label!r}")
     if len(label) > 100 or not set(label) <= LABEL_CHARS:
@@ -41,33 +46,13 @@ def validate_label(label: object) -> str:
     return label
 
 
-def beat_entry_name(tenant: str, label: str) -> str:
-    return f"{tenant}:{label}"
-
-
-def beat_app(settings: Any) -> Any:
-    """A Celery app configured just enough to save and delete RedBeat entries."""
-    from celery import Celery
-
-    from picloud_compat.cron.beat import beat_config
-
-    install()
-    app = Celery("picloud-cron-client", set_as_current=False)
-    app.conf.update(beat_config(settings))
-    return app
-
-
 class CronRegistry:
+    """One tenant's crons."""
+
     def __init__(self, client: Client) -> None:
         self.client = client
         self.tenant = client.tenant
-        self.redis = client.store.redis  # type: ignore[attr-defined]
-        self._app: Any = None
-
-    def _beat(self) -> Any:
-        if self._app is None:
-            self._app = beat_app(self.client.settings)
-        return self._app
+        self.store = client.store
 
     def register(
         self,
@@ -76,6 +61,7 @@ class CronRegistry:
         schedule: str | Sequence[object],
         **reserved: Any,
     ) -> str:
+        """Fire ``func()`` on `schedule` as cron `label`; ValueError if it exists."""
         if not callable(func):
             raise TypeError(f"cron function {func!r} is not callable")
         label = validate_label(label)
@@ -84,67 +70,36 @@ class CronRegistry:
         for key in _IGNORED:
             reserved.pop(key, None)
         options, _ = opts.parse(reserved)
-        options = _with_label(options, f"cron:{label}")
+        options = dataclasses.replace(options, label=f"cron:{label}")
         sha, blob = self.client.codec.function(func)
-        name = _display(func)
+        spec = JobSpec.of(options, sha, display_name(func))
         record = {
-            "label": label,
             "schedule": expr,
             "fn": sha,
-            "func_name": name,
-            "options": options.to_json(fn=sha, name=name),
-            "created": time.time(),
+            "func_name": spec.name,
+            "spec": spec.json,
+            "created": repr(time.time()),
             "creator_host": socket.gethostname(),
         }
-        key = keys.cron(self.tenant, label)
-        with store_errors("registering a cron"):
-            if not self.redis.hsetnx(key, "label", label):
-                raise ValueError(f"a cron named {label!r} already exists; deregister it first")
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(key, mapping=record)
-            pipe.set(keys.cron_function(self.tenant, label), blob)
-            pipe.sadd(keys.crons(self.tenant), label)
-            pipe.execute()
-        self._save_entry(label, expr, options.type)
+        if not self.store.save_record(self.tenant, "cron", label, record, blob, replace=False):
+            raise ValueError(f"a cron named {label!r} already exists; deregister it first")
+        self.client.mode.beat().save(self.tenant, label, expr, options.type)
         return label
 
-    def _save_entry(self, label: str, expr: str, queue: str) -> None:
-        from redbeat.schedulers import RedBeatSchedulerEntry
-
-        RedBeatSchedulerEntry(
-            beat_entry_name(self.tenant, label),
-            FIRE_TASK,
-            CronSchedule(expr),
-            args=[self.tenant, label],
-            options={"queue": queue, "shadow": f"cron:{label}"},
-            app=self._beat(),
-        ).save()
-
     def deregister(self, label: str) -> None:
-        from redbeat.schedulers import RedBeatSchedulerEntry
-
+        """Stop and remove a cron; CronNotFound if there is none."""
         label = validate_label(label)
-        if not self.redis.exists(keys.cron(self.tenant, label)):
+        if self.store.record(self.tenant, "cron", label) is None:
             raise CronNotFound(label)
-        app = self._beat()
-        prefix = app.conf.redbeat_key_prefix
-        try:
-            RedBeatSchedulerEntry.from_key(
-                prefix + beat_entry_name(self.tenant, label), app=app
-            ).delete()
-        except KeyError:
-            pass  # the beat entry was already gone
-        with store_errors("removing a cron"):
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(keys.cron(self.tenant, label), keys.cron_function(self.tenant, label))
-            pipe.srem(keys.crons(self.tenant), label)
-            pipe.execute()
+        self.client.mode.beat().delete(self.tenant, label)
+        self.store.delete_record(self.tenant, "cron", label)
 
     def list(self) -> list[str]:
-        with store_errors("listing crons"):
-            return sorted(x.decode() for x in self.redis.smembers(keys.crons(self.tenant)))
+        """Labels of this API key's crons."""
+        return self.store.record_labels(self.tenant, "cron")
 
     def info(self, label: str) -> dict[str, Any]:
+        """{label, schedule, last_run, last_jid, created, creator_host, func_name}."""
         record = self._record(validate_label(label))
         last_run = record.get("last_run")
         return {
@@ -158,36 +113,31 @@ class CronRegistry:
         }
 
     def _record(self, label: str) -> dict[str, str]:
-        with store_errors("reading a cron"):
-            raw = self.redis.hgetall(keys.cron(self.tenant, label))
-        if not raw:
+        record = self.store.record(self.tenant, "cron", label)
+        if record is None:
             raise CronNotFound(label)
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return record
 
     def run(self, label: str, fire_time: datetime | None = None) -> int | None:
         """Submit one firing now; with `fire_time`, at most once per scheduled time."""
         record = self._record(validate_label(label))
         if fire_time is not None:
-            stamp = int(fire_time.timestamp())
-            claimed = self.redis.set(
-                keys.cron_fired(self.tenant, label, stamp), 1, nx=True, ex=7 * 86400
-            )
-            if not claimed:
+            marker = f"cron:{label}:{int(fire_time.timestamp())}"
+            if not self.store.claim_once(self.tenant, marker, FIRED_MARKER_TTL):
                 return None  # another beat already served this scheduled time
-        blob = self.redis.get(keys.cron_function(self.tenant, label))
+        blob = self.store.record_function(self.tenant, "cron", label)
         if blob is None:
             raise UnknownJobError(label)
-        options = opts.SubmitOptions(**opts.from_json(record["options"]))
-        jid = self.client.submit_stored(record["fn"], blob, record["func_name"], options)
-        self.redis.hset(
-            keys.cron(self.tenant, label), mapping={"last_run": time.time(), "last_jid": jid}
+        jid = self.client.submit_stored(JobSpec.from_json(record["spec"]), blob)
+        self.store.update_record(
+            self.tenant, "cron", label, {"last_run": repr(time.time()), "last_jid": str(jid)}
         )
         return jid
 
-    def fire(self, label: str) -> int | None:
-        """Serve the scheduled firing that is due now (called by beat's task)."""
+    def fire(self, label: str, now: datetime | None = None) -> int | None:
+        """Serve the scheduled firing that is due at `now` (default: now)."""
         expr = self._record(validate_label(label))["schedule"]
-        return self.run(label, previous_fire(expr, datetime.now(UTC)))
+        return self.run(label, previous_fire(expr, now or datetime.now(UTC)))
 
 
 def _check_no_required_arguments(func: Callable[..., Any]) -> None:
@@ -203,17 +153,6 @@ def _check_no_required_arguments(func: Callable[..., Any]) -> None:
     ]
     if required:
         raise ValueError(
-            f"a cron function must take no required arguments; {_display(func)} needs {required}"
+            f"a cron function must take no required arguments; {display_name(func)} needs "
+            f"{required}"
         )
-
-
-def _with_label(options: opts.SubmitOptions, label: str) -> opts.SubmitOptions:
-    import dataclasses
-
-    return dataclasses.replace(options, label=label)
-
-
-def _display(func: Callable[..., Any]) -> str:
-    from picloud_compat.client import _display_name
-
-    return _display_name(func)

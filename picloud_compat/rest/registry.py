@@ -1,4 +1,4 @@
-"""Published REST endpoints: one record per (API key, label) in Redis.
+"""Published REST endpoints: one record per (API key, label) in the store.
 
 Publishing stores the function (persistently), its reserved kwargs, its argument spec
 (so the gateway can refuse bad invocations before creating a job), its docstring and
@@ -13,14 +13,13 @@ import json
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from picloud_compat import keys
 from picloud_compat import options as opts
-from picloud_compat.errors import CloudException, store_errors
-
-if TYPE_CHECKING:
-    from picloud_compat.client import Client
+from picloud_compat.client.jobs import Client
+from picloud_compat.client.submitting import display_name
+from picloud_compat.errors import CloudException
+from picloud_compat.jobspec import JobSpec
 
 LABEL = re.compile(r"^[A-Za-z0-9_.+-]{1,100}$")
 ENCODINGS = ("json", "raw")
@@ -28,11 +27,14 @@ _IGNORED = ("_label", "_depends_on", "_depends_on_errors", "_callback", "_callba
 
 
 class EndpointNotFound(CloudException):
+    """No function of this API key is published under that label."""
+
     def __init__(self, label: str) -> None:
         super().__init__(f"no published function {label!r}", status=404)
 
 
 def validate_label(label: object) -> str:
+    """A REST label (1-100 URL-safe characters); ValueError naming it otherwise."""
     if not isinstance(label, str) or not LABEL.match(label):
         raise ValueError(
             f"REST label must be 1-100 characters of letters, digits, '_', '.', '+', '-'; "
@@ -70,17 +72,21 @@ def check_arguments(spec: dict[str, Any], given: dict[str, Any]) -> None:
 
 
 class RestRegistry:
+    """One tenant's published functions."""
+
     def __init__(self, client: Client) -> None:
         self.client = client
         self.tenant = client.tenant
-        self.redis = client.store.redis  # type: ignore[attr-defined]
+        self.store = client.store
 
     def url(self, label: str) -> str:
-        return f"{self.client.settings.gateway_url.rstrip('/')}/r/{label}"
+        """Where the function is invoked (may start the simulator's local gateway)."""
+        return f"{self.client.mode.gateway_url().rstrip('/')}/r/{label}"
 
     def publish(
         self, func: Callable[..., Any], label: str, out_encoding: str = "json", **reserved: Any
     ) -> str:
+        """Publish `func` under `label` (replacing any previous one); returns its URL."""
         if not callable(func):
             raise TypeError(f"{func!r} is not callable")
         label = validate_label(label)
@@ -91,53 +97,41 @@ class RestRegistry:
         options, _ = opts.parse(reserved)
         options = dataclasses.replace(options, label=f"rest:{label}")
         sha, blob = self.client.codec.function(func)
-        from picloud_compat.client import _display_name
-
-        name = _display_name(func)
+        spec = JobSpec.of(
+            options, sha, display_name(func), rest_label=label, rest_encoding=out_encoding
+        )
         record = {
-            "label": label,
             "fn": sha,
-            "func_name": name,
-            "options": options.to_json(fn=sha, name=name),
+            "func_name": spec.name,
+            "spec": spec.json,
             "argspec": json.dumps(argspec(func)),
             "description": inspect.getdoc(func) or "",
             "out_encoding": out_encoding,
-            "created": time.time(),
+            "created": repr(time.time()),
         }
-        with store_errors("publishing a function"):
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(keys.rest(self.tenant, label))  # re-publishing replaces
-            pipe.hset(keys.rest(self.tenant, label), mapping=record)
-            pipe.set(keys.rest_function(self.tenant, label), blob)
-            pipe.sadd(keys.rests(self.tenant), label)
-            pipe.execute()
+        self.store.save_record(self.tenant, "rest", label, record, blob, replace=True)
         return self.url(label)
 
     def remove(self, label: str) -> None:
-        label = validate_label(label)
-        with store_errors("removing a function"):
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(keys.rest(self.tenant, label), keys.rest_function(self.tenant, label))
-            pipe.srem(keys.rests(self.tenant), label)
-            removed = pipe.execute()[0]
-        if not removed:
+        """Unpublish; EndpointNotFound if nothing is published under `label`."""
+        if not self.store.delete_record(self.tenant, "rest", validate_label(label)):
             raise EndpointNotFound(label)
 
     def list(self) -> list[str]:
-        with store_errors("listing functions"):
-            return sorted(x.decode() for x in self.redis.smembers(keys.rests(self.tenant)))
+        """Labels of this API key's published functions."""
+        return self.store.record_labels(self.tenant, "rest")
 
     def record(self, label: str) -> dict[str, Any]:
-        label = validate_label(label)
-        with store_errors("reading a function"):
-            raw = self.redis.hgetall(keys.rest(self.tenant, label))
-        if not raw:
+        """The stored record, with its argument spec parsed."""
+        found = self.store.record(self.tenant, "rest", validate_label(label))
+        if found is None:
             raise EndpointNotFound(label)
-        record: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+        record: dict[str, Any] = dict(found)
         record["argspec"] = json.loads(record["argspec"])
         return record
 
     def info(self, label: str) -> dict[str, Any]:
+        """{label, uri, signature, output_encoding, description}."""
         record = self.record(label)
         spec = record["argspec"]
         return {
@@ -153,21 +147,16 @@ class RestRegistry:
         }
 
     def invoke(self, label: str, kwargs: dict[str, Any]) -> int:
+        """Create a job calling the function with `kwargs`; its jid."""
         return self.invoke_map(label, [kwargs])[0]
 
     def invoke_map(self, label: str, rows: list[dict[str, Any]]) -> list[int]:
+        """One job per row of keyword arguments (all checked before any is created)."""
         record = self.record(label)
         for row in rows:
             check_arguments(record["argspec"], row)
-        with store_errors("reading a function"):
-            blob = self.redis.get(keys.rest_function(self.tenant, label))
+        blob = self.store.record_function(self.tenant, "rest", label)
         if blob is None:
             raise EndpointNotFound(label)
-        options = opts.SubmitOptions(**opts.from_json(record["options"]))
-        extra = (("rest_encoding", record["out_encoding"]), ("rest_label", label))
-        return [
-            self.client.submit_stored(
-                record["fn"], blob, record["func_name"], options, (), row, extra
-            )
-            for row in rows
-        ]
+        spec = JobSpec.from_json(record["spec"])
+        return [self.client.submit_stored(spec, blob, (), row) for row in rows]

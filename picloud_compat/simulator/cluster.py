@@ -1,10 +1,11 @@
 """`LocalCluster`: the simulator, a whole cluster inside one machine and no server.
 
-One `MemoryJobStore` in this process, served over an authenticated local socket; N
-worker processes (``python -m picloud_compat.simulator.worker``) that pull chunks and
-run them with the same `ChunkRunner` Celery workers use; a warden thread that kills
-jobs and enforces ``_max_runtime``; and a supervisor thread that notices dead worker
-processes, recovers their jobs exactly as the cluster does, and starts replacements.
+One `MemoryStore` in this process, served over an authenticated local socket; N job
+processes (``python -m picloud_compat.simulator.worker``) that pull chunks and run them
+with the same bootstrap and `ChunkRunner` Celery workers use; and the same supervision
+loop as a Celery worker (`workers.supervisor`), which kills jobs, enforces
+``_max_runtime`` and, through its `check` hook here, notices dead job processes,
+recovers their jobs exactly as the cluster does, and starts replacements.
 """
 
 from __future__ import annotations
@@ -22,20 +23,22 @@ import tempfile
 import threading
 from pathlib import Path
 
-from picloud_compat.runner import worker_name
+from picloud_compat.runner.state_file import worker_name
 from picloud_compat.settings import Settings
-from picloud_compat.simulator.memory_store import MemoryJobStore
 from picloud_compat.simulator.rpc import StoreServer
-from picloud_compat.warden import Warden
+from picloud_compat.store.memory import MemoryStore
+from picloud_compat.workers.supervisor import Supervisor
 
 log = logging.getLogger("picloud.simulator")
 
 
 class LocalCluster:
+    """A whole cluster in this process and its children; `close()` stops it."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.processes = settings.processes
-        self.store = MemoryJobStore(settings)
+        self.store = MemoryStore(settings)
         self._dir = Path(tempfile.mkdtemp(prefix="picloud-sim-"))
         self.state_dir = self._dir / "state"
         self.state_dir.mkdir()
@@ -43,17 +46,22 @@ class LocalCluster:
         self._authkey = secrets.token_bytes(32)
         self.server = StoreServer(self.store, self.address, self._authkey)
         self.warden_id = f"simulator:{os.getpid()}:{secrets.token_hex(4)}"
-        self.warden = Warden(self.state_dir, self._kill_with_reason)
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
         for _ in range(self.processes):
             self._spawn()
-        threading.Thread(target=self._warden_loop, name="picloud-sim-warden", daemon=True).start()
-        threading.Thread(target=self._supervise, name="picloud-sim-supervisor", daemon=True).start()
-
-    def _kill_with_reason(self, tenant: str, jid: int, reason: str) -> list[int]:
-        return self.store.kill_with_reason(tenant, [jid], reason)
+        self.supervisor = Supervisor(
+            self.store,
+            self.warden_id,
+            self.state_dir,
+            ["all"],
+            self.processes,
+            settings.lease_seconds,
+            wait=0.05,
+            check=self._replace_dead_processes,
+        )
+        self.supervisor.start()
 
     def _spawn(self) -> None:
         env = dict(os.environ)
@@ -78,40 +86,32 @@ class LocalCluster:
         with self._lock:
             self._procs[proc.pid] = proc
 
-    def _warden_loop(self) -> None:
-        while not self._closing.is_set():
-            try:
-                for tenant, jid, _worker, token in self.store.pop_kill_requests(0.25):
-                    self.warden.kill(tenant, jid, token)
-                self.warden.enforce_max_runtime()
-            except Exception:
-                log.exception("simulator warden pass failed")
-
-    def _supervise(self) -> None:
-        while not self._closing.wait(0.05):
-            with self._lock:
-                dead = [
-                    (pid, p.returncode) for pid, p in self._procs.items() if p.poll() is not None
-                ]
-                for pid, _ in dead:
-                    del self._procs[pid]
-            for pid, code in dead:
-                if self._closing.is_set():
-                    return
-                reason = f"worker lost: simulator process {pid} exited ({_describe_exit(code)})"
-                loss = self.store.recover_worker(worker_name(pid), reason)
-                log.info("%s; %s", reason, loss)
-                (self.state_dir / str(pid)).unlink(missing_ok=True)
-                self._spawn()
+    def _replace_dead_processes(self) -> None:
+        """Recover the jobs of job processes that died, and start replacements."""
+        with self._lock:
+            dead = [(pid, p.returncode) for pid, p in self._procs.items() if p.poll() is not None]
+            for pid, _ in dead:
+                del self._procs[pid]
+        for pid, code in dead:
+            if self._closing.is_set():
+                return
+            reason = f"worker lost: simulator process {pid} exited ({_describe_exit(code)})"
+            loss = self.store.recover_worker(worker_name(pid), reason)
+            log.info("%s; %s", reason, loss)
+            (self.state_dir / str(pid)).unlink(missing_ok=True)
+            self._spawn()
 
     def pids(self) -> list[int]:
+        """Pids of the live job processes."""
         with self._lock:
             return list(self._procs)
 
     def close(self) -> None:
+        """Stop the job processes (SIGTERM, then SIGKILL after 2 s) and the store."""
         if self._closing.is_set():
             return
         self._closing.set()
+        self.supervisor.stop()
         self.store.close()
         with self._lock:
             procs = list(self._procs.values())

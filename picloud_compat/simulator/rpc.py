@@ -25,24 +25,31 @@ EXPOSED = frozenset(
         "statuses",
         "info",
         "results",
-        "options",
+        "spec",
         "function",
         "kill",
-        "kill_with_reason",
         "delete",
         "watch",
         "pop_notices",
         "unfinished",
         "jobs",
+        "concurrency",
         "next_chunk",
         "claim",
         "finish",
         "unclaim",
         "append_output",
-        "renew_leases",
-        "recover",
+        "save_record",
+        "record",
+        "record_function",
+        "update_record",
+        "delete_record",
+        "record_labels",
+        "claim_once",
     }
 )
+"""What job processes may ask of the parent's store: their own roles (runner, client,
+records), never supervision or accounts."""
 
 
 class StoreServer:

@@ -1,8 +1,9 @@
-"""A simulator worker process: pulls chunks from the parent and runs them.
+"""A simulator job process: pulls chunks from the parent and runs them.
 
 Started by `LocalCluster` as ``python -m picloud_compat.simulator.worker``; reads its
 configuration (socket address, auth key, settings) as one JSON line on stdin, so no
-secret appears in the process list or the environment jobs can read.
+secret appears in the process list or the environment jobs can read. Everything else
+is the same job-process bootstrap as a Celery pool process (`runner.process`).
 """
 
 from __future__ import annotations
@@ -13,38 +14,28 @@ import signal
 import sys
 from pathlib import Path
 
-from picloud_compat import client, helping
-from picloud_compat.runner import ChunkRunner, RunnerIdentity, worker_name
-from picloud_compat.serialization import Codec
+from picloud_compat.client.jobs import Client
+from picloud_compat.runner.process import JobProcess
+from picloud_compat.runner.state_file import RunnerIdentity, worker_name
 from picloud_compat.settings import Settings
-from picloud_compat.signing import Signer
+from picloud_compat.simulator.job_mode import SimulatedJobMode
 from picloud_compat.simulator.rpc import RemoteStore
 
 
 def main() -> None:
+    """Serve chunks until the parent goes away."""
     config = json.loads(sys.stdin.readline())
     sys.stdin = open(os.devnull)  # noqa: SIM115 - jobs must not read our pipe
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     settings = Settings(**config["settings"])
     store = RemoteStore(config["address"], bytes.fromhex(config["authkey"]))
-    codecs: dict[str, Codec] = {}
-
-    def codec_for(tenant: str) -> Codec:
-        if tenant not in codecs:
-            codecs[tenant] = Codec(
-                Signer(settings.signing_key or "", tenant), settings.max_transmit_data
-            )
-        return codecs[tenant]
-
     identity = RunnerIdentity(worker_name(), config["warden"], Path(config["state_dir"]))
-    runner = ChunkRunner(store, settings, codec_for, identity)
-    helping.register_runner(runner)
-    processes = int(config["processes"])
-    client.set_job_client_factory(
-        lambda tenant: client.Client(
-            settings, store, tenant, connection_type="simulation", concurrency=lambda _q: processes
-        )
-    )
+    mode = SimulatedJobMode(settings)
+
+    def job_client(tenant: str) -> Client:
+        return Client(settings, store, tenant, mode, owns=False)
+
+    job_process = JobProcess(settings, store, identity, job_client)
     parent = os.getppid()
     while os.getppid() == parent:
         try:
@@ -52,7 +43,7 @@ def main() -> None:
         except (EOFError, OSError):
             return  # the simulator shut down
         if chunk is not None:
-            runner.run(chunk)
+            job_process.run(chunk)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import cloud
-from picloud_compat import client as clients
 from picloud_compat.accounts import InvalidCredentials
+from picloud_compat.client import session as clients
 from tests import jobfuncs as jf
 from tests.conftest import ADMIN_PASSWORD, SIGNING_KEY
 from tests.harness import wait_for

@@ -107,7 +107,7 @@ def test_cron_and_rest_commands(picloud, account):
 
 def test_worker_command_serves_its_type(tmp_path):
     """`picloud worker --type m1` consumes m1 (and only m1), on a Redis of its own."""
-    from picloud_compat.client import Client
+    from picloud_compat.client.session import cluster_client
     from picloud_compat.settings import Settings
     from tests import jobfuncs as jf
     from tests.harness import RedisServer, wait_for
@@ -137,7 +137,7 @@ def test_worker_command_serves_its_type(tmp_path):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    client = Client.for_cluster(
+    client = cluster_client(
         Settings(server_url=redis_server.url, signing_key=SIGNING_KEY), "cliw"
     )
     try:

@@ -73,7 +73,7 @@ def test_publish_invoke_and_fetch(api):
 def client_notice_lists(registry):  # type: ignore[no-untyped-def]
     return [
         k
-        for k in registry.redis.keys(f"pc:{registry.tenant}:n:*")
+        for k in registry.store.redis.keys(f"pc:{registry.tenant}:n:*")
         if not k.endswith(registry.client.cid.encode())
     ]
 
@@ -166,13 +166,13 @@ def test_authentication(gateway, account):
 
 def test_tenants_cannot_see_each_other(gateway, account, cluster_settings):
     from picloud_compat.accounts import AccountRegistry
-    from picloud_compat.client import Client
+    from picloud_compat.client.session import cluster_client
 
     _, _, client = account
     RestRegistry(client).publish(greet, "greet")
     jid = client.call(jf.add, 1, 2)
     client.join(jid, timeout=30)
-    registry = AccountRegistry(client.store.redis, cluster_settings)
+    registry = AccountRegistry(client.store, cluster_settings)
     other_key, other_secret = registry.create_key("other")
     other = httpx.Client(base_url=gateway.url, auth=(other_key, other_secret))
     assert other.get(f"/job/{jid}").status_code == 404
@@ -183,7 +183,7 @@ def test_tenants_cannot_see_each_other(gateway, account, cluster_settings):
     assert other.get("/r").json() == []
     assert client.status(jid) == "done"  # untouched
     # and through the Python API: the other key's jid 1 is its own, not ours
-    theirs = Client.for_cluster(cluster_settings, other_key)
+    theirs = cluster_client(cluster_settings, other_key)
     with pytest.raises(theirs_exception()):
         theirs.result(jid, timeout=2)
     theirs.hub.close()

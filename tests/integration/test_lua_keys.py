@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from picloud_compat import keys
+from picloud_compat.store import keys
 
 SAMPLES = {
     "t": "tenant-1",
@@ -12,7 +12,8 @@ SAMPLES = {
     "sha": "ab12",
     "oid": "o9",
     "label": "nightly",
-    "stamp": 1700000000,
+    "marker": "cron:nightly:1700000000",
+    "kind": "cron",
     "chunk": "5+3",
     "cid": "c7",
     "worker": "host:123",

@@ -10,7 +10,7 @@ import json
 from celery import Celery
 
 from picloud_compat import messages
-from picloud_compat.compute_types import queue_key
+from picloud_compat.config.compute_types import queue_key
 
 
 def test_template_has_kombus_envelope(redis_server):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from picloud_compat.client import Client
+from picloud_compat.client.session import cluster_client
 from picloud_compat.settings import Settings
 from tests import jobfuncs as jf
 from tests.conftest import SIGNING_KEY, ensure_redis_server
@@ -19,7 +19,7 @@ def test_lower_priority_numbers_run_first(tmp_path: Path):
     ensure_redis_server()
     server = RedisServer(tmp_path)
     server.start()
-    c = Client.for_cluster(Settings(server_url=server.url, signing_key=SIGNING_KEY), "prio")
+    c = cluster_client(Settings(server_url=server.url, signing_key=SIGNING_KEY), "prio")
     worker = Worker(server.url, SIGNING_KEY, tmp_path, concurrency=1, queues="c2")
     ledger = tmp_path / "ledger"
     try:

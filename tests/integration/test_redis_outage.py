@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from picloud_compat.client import Client
+from picloud_compat.client.session import cluster_client
 from picloud_compat.errors import CloudException, ConnectionFailed
 from picloud_compat.settings import Settings
 from tests import jobfuncs as jf
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def test_no_server_at_all():
     settings = Settings(server_url=f"redis://127.0.0.1:{free_port()}/0", signing_key=SIGNING_KEY)
-    c = Client.for_cluster(settings, "nobody")
+    c = cluster_client(settings, "nobody")
     for _ in range(3):
         start = time.monotonic()
         with pytest.raises(ConnectionFailed, match="cannot reach the job store") as info:
@@ -35,7 +35,7 @@ def test_redis_stops_and_comes_back(tmp_path: Path):
     server = RedisServer(tmp_path)
     server.start(appendonly=True)
     worker = Worker(server.url, SIGNING_KEY, tmp_path, concurrency=1)
-    c = Client.for_cluster(Settings(server_url=server.url, signing_key=SIGNING_KEY), "outage")
+    c = cluster_client(Settings(server_url=server.url, signing_key=SIGNING_KEY), "outage")
     try:
         worker.start()
         assert c.result(c.call(jf.add, 1, 2), timeout=30) == 3

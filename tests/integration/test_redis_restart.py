@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from picloud_compat.client import Client
+from picloud_compat.client.session import cluster_client
 from picloud_compat.settings import Settings
 from tests import jobfuncs as jf
 from tests.conftest import SIGNING_KEY, ensure_redis_server
@@ -32,7 +32,7 @@ def test_map_survives_a_redis_kill_and_restart(tmp_path: Path):
         Worker(server.url, SIGNING_KEY, tmp_path, concurrency=2, name=f"r{i}", env=fast)
         for i in range(2)
     ]
-    client = Client.for_cluster(Settings(server_url=server.url, signing_key=SIGNING_KEY), "restart")
+    client = cluster_client(Settings(server_url=server.url, signing_key=SIGNING_KEY), "restart")
     try:
         for w in workers:
             w.start()

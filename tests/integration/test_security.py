@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from picloud_compat import keys
 from picloud_compat.errors import AuthenticityError, CloudException
 from picloud_compat.signing import Signer
+from picloud_compat.store import keys
 from tests import jobfuncs as jf
 from tests.conftest import SIGNING_KEY, make_cluster_client
 

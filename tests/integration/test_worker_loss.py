@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from picloud_compat.client import Client
+from picloud_compat.client.jobs import Client
+from picloud_compat.client.session import cluster_client
 from picloud_compat.settings import Settings
 from tests import jobfuncs as jf
 from tests.conftest import SIGNING_KEY, ensure_redis_server
@@ -36,7 +37,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def client(redis_server: RedisServer) -> Iterator[Client]:
-    c = Client.for_cluster(Settings(server_url=redis_server.url, signing_key=SIGNING_KEY), "loss")
+    c = cluster_client(Settings(server_url=redis_server.url, signing_key=SIGNING_KEY), "loss")
     yield c
     c.hub.close()
     c.store.close()  # type: ignore[attr-defined]

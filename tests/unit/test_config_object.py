@@ -40,7 +40,7 @@ def test_precedence_and_save(config, tmp_path, monkeypatch):
 
 
 def test_commit_reconnects(config):
-    from picloud_compat import client
+    from picloud_compat.client import session as client
 
     class Closing:
         closed = False

@@ -13,8 +13,8 @@ from picloud_compat.errors import (
     ConfigurationError,
     ConnectionFailed,
     UnknownJobError,
-    store_errors,
 )
+from picloud_compat.store.redis.connection import store_errors
 
 SUBCLASSES = [
     CloudTimeoutError,
@@ -158,10 +158,17 @@ def test_store_errors_translates_connection_problems(error: Exception) -> None:
     assert info.value.status == 503
 
 
-@pytest.mark.parametrize("text", ["OOM command not allowed", "READONLY You can't write"])
-def test_store_errors_translates_refused_writes(text: str) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        rexc.OutOfMemoryError("command not allowed"),
+        rexc.ReadOnlyError("You can't write against a read only replica."),
+        rexc.MasterDownError("Link with MASTER is down"),
+    ],
+)
+def test_store_errors_translates_refused_writes_by_type(error: Exception) -> None:
     with pytest.raises(ConnectionFailed, match="refused the write"), store_errors("finish"):
-        raise rexc.ResponseError(text)
+        raise error
 
 
 def test_store_errors_passes_other_errors_through() -> None:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from picloud_compat import keys
+from picloud_compat.store import keys
+from picloud_compat.store.records import ChunkRef
 
 # Sample argument values by template parameter name.
 SAMPLES: dict[str, object] = {
@@ -18,7 +19,8 @@ SAMPLES: dict[str, object] = {
     "cid": "client-1",
     "worker": "w@host",
     "label": "nightly",
-    "stamp": 1700000000,
+    "marker": "cron:nightly:1700000000",
+    "kind": "cron",
 }
 LINE = re.compile(r"^K\['(\w+)'\] = function\(([\w, ]*)\) return (.+) end$")
 
@@ -118,6 +120,6 @@ def test_chunk_id() -> None:
     [("acme", 1, 1), ("t0123456789ab", 100001, 2500), ("with/slash", 3, 4), ("a+b", 9, 10)],
 )
 def test_chunk_key_round_trip(tenant: str, first: int, count: int) -> None:
-    key = keys.chunk_key(tenant, first, count)
-    assert key == f"{tenant}/{first}+{count}"
-    assert keys.parse_chunk_key(key) == (tenant, first, count)
+    chunk = ChunkRef(tenant, first, count)
+    assert chunk.key == f"{tenant}/{first}+{count}"
+    assert ChunkRef.parse(chunk.key) == chunk

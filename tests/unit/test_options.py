@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from picloud_compat.compute_types import DEFAULT_PRIORITY, DEFAULT_TYPE
+from picloud_compat.config.compute_types import DEFAULT_PRIORITY, DEFAULT_TYPE
 from picloud_compat.options import (
     RESERVED,
     Callbacks,
@@ -255,43 +254,3 @@ def test_split_kwargs() -> None:
 
 def test_split_kwargs_empty() -> None:
     assert split_kwargs({}) == ({}, {})
-
-
-# -- SubmitOptions JSON and content id -----------------------------------------------
-
-
-def test_to_json_is_compact_sorted_and_complete() -> None:
-    options, _ = parse({"_label": "j", "_depends_on": [2, 1], "_vol": "v", "_max_runtime": 1})
-    text = options.to_json(fn="abc")
-    data = json.loads(text)
-    assert list(data) == sorted(data)
-    assert " " not in text
-    assert data["fn"] == "abc"
-    assert data["label"] == "j"
-    assert data["depends_on"] == [2, 1]
-    assert data["vol"] == ["v"]
-    assert data["max_runtime"] == 1.0
-    assert data["os_env_vars"] == {}
-    assert set(data) - {"fn"} == set(SubmitOptions.__dataclass_fields__)
-
-
-def test_to_json_extra_overrides_fields() -> None:
-    assert json.loads(SubmitOptions().to_json(label="over"))["label"] == "over"
-
-
-def test_content_id_is_stable_and_content_addressed() -> None:
-    a, _ = parse({"_label": "x", "_os_env_vars": {"A": "1", "B": "2"}})
-    b, _ = parse({"_label": "x", "_os_env_vars": {"B": "2", "A": "1"}})
-    c, _ = parse({"_label": "y", "_os_env_vars": {"A": "1", "B": "2"}})
-    id_a = SubmitOptions.content_id(a.to_json(fn="f"))
-    assert id_a == SubmitOptions.content_id(a.to_json(fn="f"))
-    assert id_a == SubmitOptions.content_id(b.to_json(fn="f"))
-    assert id_a != SubmitOptions.content_id(c.to_json(fn="f"))
-    assert id_a != SubmitOptions.content_id(a.to_json(fn="g"))
-    assert len(id_a) == 20
-    int(id_a, 16)
-
-
-def test_content_id_known_value() -> None:
-    """The id is the first 20 hex digits of sha256, so it never changes between runs."""
-    assert SubmitOptions.content_id("{}") == "44136fa355b3678a1146"

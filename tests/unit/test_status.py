@@ -19,6 +19,7 @@ ALLOWED = {
     ("waiting", "killed"),
     ("queued", "processing"),
     ("queued", "killed"),
+    ("queued", "error"),  # a deactivated key's queued job
     ("processing", "done"),
     ("processing", "error"),
     ("processing", "killed"),

@@ -1,0 +1,26 @@
+"""Celery beat settings for RedBeat, shared by `picloud beat` and clients saving entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from picloud_compat.store import keys
+
+MAX_LOOP_INTERVAL = 5
+"""Seconds beat sleeps at most: new crons are picked up this fast, and a crashed beat's
+lock (5x this) frees a standby beat after 25 s. At Celery's default (300 s) a cron
+registered at run time would wait up to five minutes (ecosystem.md §5)."""
+
+
+def beat_config(settings: Any) -> dict[str, Any]:
+    """Celery settings beat and RedBeat need (also used to save entries)."""
+    return {
+        "broker_url": settings.server_url,
+        "redbeat_redis_url": settings.server_url,
+        "redbeat_key_prefix": keys.BEAT_PREFIX,
+        "beat_max_loop_interval": MAX_LOOP_INTERVAL,
+        "redbeat_lock_timeout": MAX_LOOP_INTERVAL * 5,
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

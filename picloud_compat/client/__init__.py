@@ -1,0 +1,1 @@
+"""The client side: one tenant's `Client`, chosen and authenticated by `session`."""

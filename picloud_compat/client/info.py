@@ -1,0 +1,130 @@
+"""`cloud.info`: a job's record, spec and output as a dict per jid."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from picloud_compat.errors import UnknownJobError
+from picloud_compat.jobspec import MISSING_SPEC, JobSpec
+from picloud_compat.store.contract import ClientStore
+from picloud_compat.store.records import JobEntry
+
+DEFAULT_INFO = ["stdout", "stderr", "status", "runtime"]
+ALL_INFO = [
+    "status",
+    "stdout",
+    "stderr",
+    "runtime",
+    "exception",
+    "created",
+    "finished",
+    "label",
+    "function",
+    "type",
+    "priority",
+    "cores",
+    "attempts",
+    "worker",
+    "profile",
+    "depends_on",
+    "env",
+    "vol",
+    "parent",
+]
+# info field -> JobSpec attribute
+_FROM_SPEC = {
+    "label": "label",
+    "function": "name",
+    "type": "type",
+    "priority": "priority",
+    "cores": "cores",
+    "depends_on": "depends_on",
+    "env": "env",
+    "vol": "vol",
+}
+_RECORD = {"status", "exception", "attempts", "worker", "parent", "created", "finished"}
+_OUTPUT = {"stdout", "stderr", "profile"}
+
+
+def info_fields(requested: Any) -> list[str]:
+    """The fields asked for (PiCloud accepted a name, a list, or 'all'); names checked."""
+    if requested is None:
+        return list(DEFAULT_INFO)
+    if isinstance(requested, str):
+        requested = [requested]
+    if not isinstance(requested, list | tuple):
+        raise TypeError(f"info_requested must be a string or a list of strings, got {requested!r}")
+    fields: list[str] = []
+    for f in requested:
+        if not isinstance(f, str):
+            raise TypeError(f"info_requested items must be strings, got {f!r}")
+        fields.extend(ALL_INFO if f == "all" else [f])
+    unknown = [f for f in fields if f not in ALL_INFO]
+    if unknown:
+        raise ValueError(f"unknown info field(s) {unknown}; available: {', '.join(ALL_INFO)}")
+    return list(dict.fromkeys(fields))
+
+
+def build_info(
+    store: ClientStore, tenant: str, ids: list[int], fields: list[str]
+) -> dict[int, dict[str, Any]]:
+    """{jid: {field: value}} for the tenant's jobs; UnknownJobError for a missing one."""
+    record_fields = [f for f in fields if f in _RECORD]
+    if "runtime" in fields:
+        record_fields += ["runtime", "started", "finished"]
+    if any(f in _FROM_SPEC for f in fields):
+        record_fields.append("spec")
+    record_fields += [f for f in fields if f in _OUTPUT]
+    entries = store.info(tenant, ids, list(dict.fromkeys(record_fields)))
+    specs = _SpecCache(store, tenant)
+    out: dict[int, dict[str, Any]] = {}
+    for jid, entry in zip(ids, entries, strict=True):
+        if entry is None:
+            raise UnknownJobError(jid)
+        item: dict[str, Any] = {}
+        for f in fields:
+            if f in _FROM_SPEC:
+                value = getattr(specs.get(entry.get("spec")), _FROM_SPEC[f])
+                item[f] = list(value) if isinstance(value, tuple) else value
+            elif f == "runtime":
+                item[f] = _runtime(entry)
+            elif f in ("created", "finished"):
+                item[f] = _datetime(entry.get(f))
+            elif f in _OUTPUT:
+                text = entry.get(f)
+                item[f] = text if text is not None or f == "profile" else ""
+            else:
+                item[f] = entry.get(f)
+        out[jid] = item
+    return out
+
+
+class _SpecCache:
+    """Specs by id, read once per call (a map's jobs share one)."""
+
+    def __init__(self, store: ClientStore, tenant: str) -> None:
+        self._store, self._tenant = store, tenant
+        self._specs: dict[str, JobSpec] = {}
+
+    def get(self, spec_id: object) -> JobSpec:
+        if not isinstance(spec_id, str) or not spec_id:
+            return MISSING_SPEC
+        if spec_id not in self._specs:
+            raw = self._store.spec(self._tenant, spec_id)
+            self._specs[spec_id] = JobSpec.from_json(raw) if raw else MISSING_SPEC
+        return self._specs[spec_id]
+
+
+def _runtime(entry: JobEntry) -> float | None:
+    runtime, started = entry.get("runtime"), entry.get("started")
+    if isinstance(runtime, int | float | str):
+        return float(runtime)
+    if entry.get("status") == "processing" and isinstance(started, int | float | str):
+        return max(0.0, time.time() - float(started))
+    return None
+
+
+def _datetime(value: object) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(float(value)) if isinstance(value, int | float) else None

@@ -1,0 +1,244 @@
+"""Waiting for jobs: completion is pushed, not polled.
+
+The job store pushes a notice onto this client's list whenever one of its jobs (or a
+job it asked to `watch`) finishes. `NoticeHub` drains that list with a blocking pop
+and wakes every waiting thread; whichever thread is waiting takes the blocking pop
+itself (leader/follower), so a lone `cloud.result` pays no thread hand-off. Callbacks
+run on their own thread. As a safety net against lost notices (a Redis restart, an
+expired list), long waits also re-read statuses every few seconds.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from picloud_compat.errors import ConnectionFailed, UnknownJobError
+from picloud_compat.options import Callbacks
+from picloud_compat.status import FINISHED
+from picloud_compat.store.contract import ClientStore
+from picloud_compat.store.records import Notice
+
+log = logging.getLogger("picloud.client")
+
+POP_SLICE = 0.5
+"""Longest single blocking pop, so close() and deadlines are honoured promptly."""
+RECHECK_EVERY = 1.0
+"""Seconds between status re-reads while waiting (a safety net, not the mechanism)."""
+MAX_REMEMBERED = 1_000_000
+"""Finished statuses remembered for jids nobody has waited on yet (oldest dropped)."""
+OUTAGE_GRACE = 60.0
+"""Seconds a wait rides out an unreachable job store before raising ConnectionFailed."""
+MAX_INLINE_BYTES = 64 * 1024 * 1024
+"""Inline results kept for jids nobody has asked about yet; beyond this they are
+dropped (they stay in the store and are fetched on demand)."""
+
+
+class NoticeHub:
+    def __init__(self, store: ClientStore, tenant: str, cid: str) -> None:
+        self.store, self.tenant, self.cid = store, tenant, cid
+        self._cond = threading.Condition()
+        self._leader = False
+        self._finished: OrderedDict[int, str] = OrderedDict()
+        self._inline: dict[int, bytes] = {}
+        self._inline_bytes = 0
+        self._callbacks: dict[int, Callbacks] = {}
+        self._callback_queue: queue.SimpleQueue[tuple[Callable[..., Any], int] | None] = (
+            queue.SimpleQueue()
+        )
+        self._callback_thread: threading.Thread | None = None
+        self._pump_thread: threading.Thread | None = None
+        self._deleted: set[int] = set()
+        self._outage_since: float | None = None
+        self.recheck_all = False  # set after an outage: notices may have been lost
+        self._closed = False
+
+    # -- what waiters call --------------------------------------------------------
+
+    def finished_status(self, jid: int) -> str | None:
+        if jid in self._deleted:
+            raise UnknownJobError(jid)
+        return self._finished.get(jid)
+
+    def take_inline(self, jid: int) -> bytes | None:
+        with self._cond:
+            blob = self._inline.pop(jid, None)
+            if blob is not None:
+                self._inline_bytes -= len(blob)
+            return blob
+
+    def mark_finished(self, statuses: dict[int, str]) -> None:
+        with self._cond:
+            self._finished.update(statuses)
+            self._cond.notify_all()
+
+    def forget(self, jids: Iterable[int]) -> None:
+        """Deleted jobs: waiting on them fails at once instead of at the next recheck."""
+        with self._cond:
+            for jid in jids:
+                self._deleted.add(jid)
+                self._finished.pop(jid, None)
+                blob = self._inline.pop(jid, None)
+                if blob is not None:
+                    self._inline_bytes -= len(blob)
+
+    def wait_any(self, pending: set[int], deadline: float | None) -> set[int]:
+        """Block until some jid of `pending` is known finished (or the deadline)."""
+        while True:
+            with self._cond:
+                done = {j for j in pending if j in self._finished}
+                if done or self._closed:
+                    return done
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return set()
+                slice_ = POP_SLICE if remaining is None else min(POP_SLICE, remaining)
+                if self._leader:
+                    self._cond.wait(slice_)
+                    continue
+                self._leader = True
+            try:
+                self._pump(slice_)
+            finally:
+                with self._cond:
+                    self._leader = False
+                    self._cond.notify_all()
+
+    def _pump(self, timeout: float) -> None:
+        notices = self.riding_out_outages(
+            lambda: self.store.pop_notices(self.tenant, self.cid, timeout), timeout
+        )
+        if notices:
+            self._absorb(notices)
+
+    def riding_out_outages(self, operation: Callable[[], Any], pause: float) -> Any:
+        """Run `operation`; while the job store is unreachable return None instead of
+        failing, for up to OUTAGE_GRACE seconds. A Redis restart must not fail every
+        waiting result(): notices lost with it are found by the next status re-check."""
+        try:
+            value = operation()
+        except ConnectionFailed:
+            now = time.monotonic()
+            if self._outage_since is None:
+                self._outage_since = now
+                log.warning("lost the job store; waiting for it to come back")
+            if now - self._outage_since > OUTAGE_GRACE:
+                self._outage_since = None
+                raise
+            time.sleep(min(pause, 0.5))
+            return None
+        if self._outage_since is not None:
+            self._outage_since = None
+            self.recheck_all = True
+        return value
+
+    def _absorb(self, notices: list[Notice]) -> None:
+        fire: list[tuple[Callable[..., Any], int]] = []
+        with self._cond:
+            for n in notices:
+                self._finished[n.jid] = n.status
+                if len(self._finished) > MAX_REMEMBERED:
+                    self._finished.popitem(last=False)  # a waiter would re-read its status
+                if n.result is not None and self._inline_bytes + len(n.result) <= MAX_INLINE_BYTES:
+                    self._inline[n.jid] = n.result
+                    self._inline_bytes += len(n.result)
+                cbs = self._callbacks.pop(n.jid, None)
+                if cbs:
+                    funcs = cbs.on_success if n.status == "done" else cbs.on_error
+                    fire.extend((f, n.jid) for f in funcs)
+            self._cond.notify_all()
+        for item in fire:
+            self._ensure_callback_thread()
+            self._callback_queue.put(item)
+
+    # -- callbacks -----------------------------------------------------------------
+
+    def add_callbacks(self, jids: Iterable[int], callbacks: Callbacks) -> None:
+        with self._cond:
+            for jid in jids:
+                status = self._finished.get(jid)
+                if status is None:
+                    self._callbacks[jid] = callbacks
+                else:  # already finished before we registered
+                    funcs = callbacks.on_success if status == "done" else callbacks.on_error
+                    for f in funcs:
+                        self._ensure_callback_thread()
+                        self._callback_queue.put((f, jid))
+            if self._callbacks and (self._pump_thread is None or not self._pump_thread.is_alive()):
+                self._pump_thread = threading.Thread(
+                    target=self._pump_for_callbacks, name="picloud-notices", daemon=True
+                )
+                self._pump_thread.start()
+
+    def _pump_for_callbacks(self) -> None:
+        last_check = time.monotonic()
+        while not self._closed:
+            with self._cond:
+                pending = set(self._callbacks)
+            if not pending:
+                return
+            try:
+                self.wait_any(pending, time.monotonic() + POP_SLICE)
+                if time.monotonic() - last_check > RECHECK_EVERY:
+                    last_check = time.monotonic()
+                    self.recheck(pending)
+            except Exception as exc:  # store unreachable: keep trying quietly
+                log.warning("waiting for callback jobs failed: %s", exc)
+                time.sleep(POP_SLICE)
+
+    def recheck(self, pending: set[int]) -> None:
+        """Read statuses directly, in case a notice was lost."""
+        jids = sorted(pending)[:2000]  # a bounded sample per pass
+        statuses = self.riding_out_outages(lambda: self.store.statuses(self.tenant, jids), 0.5)
+        if statuses is None:
+            return
+        for jid, st in zip(jids, statuses, strict=True):
+            if st is None:
+                raise UnknownJobError(jid)
+        done = {j: s for j, s in zip(jids, statuses, strict=True) if s in FINISHED}
+        if done:
+            self._absorb([Notice(j, s) for j, s in done.items()])
+
+    def _ensure_callback_thread(self) -> None:
+        if self._callback_thread is None or not self._callback_thread.is_alive():
+            self._callback_thread = threading.Thread(
+                target=self._run_callbacks, name="picloud-callbacks", daemon=True
+            )
+            self._callback_thread.start()
+
+    def _run_callbacks(self) -> None:
+        while True:
+            item = self._callback_queue.get()
+            if item is None:
+                return
+            func, jid = item
+            try:
+                if _accepts_argument(func):
+                    func(jid)
+                else:
+                    func()
+            except Exception:
+                log.exception("callback %r for job %s raised", func, jid)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._callback_queue.put(None)
+
+
+def _accepts_argument(func: Callable[..., Any]) -> bool:
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return True
+    for p in sig.parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL):
+            return True
+    return False

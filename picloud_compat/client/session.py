@@ -1,0 +1,105 @@
+"""Which client `cloud.*` uses: the one module that knows modes, stores and credentials.
+
+Without configuration the default client runs on the embedded simulator;
+``setkey``/``PICLOUD_SERVER_URL`` point it at a cluster, whose key is authenticated
+before the client is handed out. Inside a job, ``cloud.*`` acts as the job's own
+tenant through the factory the job process installed (`runner.process`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from picloud_compat import logs
+from picloud_compat.accounts import AccountRegistry
+from picloud_compat.client.jobs import Client
+from picloud_compat.client.mode import ClusterMode
+from picloud_compat.runner.execution import current_job
+from picloud_compat.settings import Settings
+from picloud_compat.store.contract import RecordStore
+from picloud_compat.store.redis import RedisStore
+from picloud_compat.tenancy import tenant_for
+
+_client: Client | None = None
+_client_lock = threading.RLock()
+_job_client_factory: Callable[[str], Client] | None = None
+_job_clients: dict[str, Client] = {}
+
+
+def cluster_client(settings: Settings, tenant: str, *, notices: bool = True) -> Client:
+    """A client acting as `tenant` on the cluster's Redis (not authenticated)."""
+    store = RedisStore.from_url(settings.server_url or "", settings)
+    return Client(settings, store, tenant, ClusterMode(settings), notices=notices)
+
+
+def authenticated_client(settings: Settings) -> Client:
+    """A cluster client for the configured key, after checking its secret and that
+    it is active (InvalidCredentials otherwise)."""
+    client = cluster_client(settings, tenant_for(settings))
+    try:
+        AccountRegistry(client.store, settings).authenticate(client.tenant, settings.api_secretkey)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def simulator_client(settings: Settings, connection_type: str = "simulation") -> Client:
+    """A client on a fresh simulator, which closes with it."""
+    from picloud_compat.simulator.mode import SimulatorMode
+
+    return SimulatorMode.start(settings, connection_type).client()
+
+
+def admin_store() -> tuple[RecordStore, Settings]:
+    """Where API keys live, for `cloud.account`: the cluster's Redis when one is
+    configured (the admin needs no API key of its own), else the simulator's store."""
+    settings = Settings.load()
+    if settings.simulated:
+        client = get_client()
+        return client.store, client.settings
+    return RedisStore.from_url(settings.server_url or "", settings), settings
+
+
+def set_job_client_factory(factory: Callable[[str], Client] | None) -> None:
+    """Installed by job processes: jobs calling `cloud.*` get a client for their tenant."""
+    global _job_client_factory
+    _job_client_factory = factory
+    _job_clients.clear()
+
+
+def get_client() -> Client:
+    """The client `cloud.*` uses here: the job's tenant inside a job, else the default."""
+    job = current_job()
+    if job is not None and _job_client_factory is not None:
+        client = _job_clients.get(job.tenant)
+        if client is None:
+            client = _job_clients[job.tenant] = _job_client_factory(job.tenant)
+        return client
+    global _client
+    with _client_lock:
+        if _client is None or _client.closed:
+            _client = _default_client()
+        return _client
+
+
+def set_client(client: Client | None) -> Client | None:
+    """Replace the default client; returns the previous one (not closed)."""
+    global _client
+    with _client_lock:
+        previous, _client = _client, client
+        return previous
+
+
+def peek_client() -> Client | None:
+    """The default client if one was made (never creates one)."""
+    return _client
+
+
+def _default_client() -> Client:
+    settings = Settings.load()
+    logs.configure(settings)
+    if settings.simulated:
+        return simulator_client(settings)
+    return authenticated_client(settings)

@@ -1,0 +1,75 @@
+"""`JobSpec`: what every job of one submission shares, as stored and as run.
+
+A spec is the validated reserved kwargs (`SubmitOptions`) plus the function's content
+hash and display name. It is written once per submission (content-addressed, so a map
+of 10,000 stores it once) and read back by the runner, `info`, listing and nested-job
+helping: all through `JobSpec.from_json`, never as a raw dict. The Lua scripts read
+two fields of it, named in `LUA_FIELDS` so their spelling is defined here only.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from picloud_compat.options import SubmitOptions
+
+LUA_FIELDS = {"fn": "fn", "restartable": "restartable"}
+"""Spec fields the Lua scripts read (function to keep alive, restart on worker loss)."""
+
+
+@dataclass(frozen=True)
+class JobSpec(SubmitOptions):
+    """The stored form of a submission's options; frozen and hashable."""
+
+    fn: str = ""  # sha256 of the sealed function
+    name: str = ""  # display name: module.qualname
+    rest_label: str | None = None  # set for invocations of a published REST function
+    rest_encoding: str | None = None  # 'json' | 'raw' for those
+
+    @classmethod
+    def of(cls, options: SubmitOptions, fn: str, name: str, **extra: Any) -> JobSpec:
+        """The spec of submitting `options` with function `fn` (cached: most calls repeat)."""
+        return _spec_of(options, fn, name, tuple(sorted(extra.items())))
+
+    def options(self) -> SubmitOptions:
+        """The reserved-kwargs part alone (what crons and REST endpoints store)."""
+        return SubmitOptions(**{f.name: getattr(self, f.name) for f in fields(SubmitOptions)})
+
+    @functools.cached_property
+    def json(self) -> str:
+        """The canonical JSON document (sorted keys, so equal specs share an id)."""
+        data = asdict(self)
+        data["os_env_vars"] = dict(self.os_env_vars)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @functools.cached_property
+    def id(self) -> str:
+        """Content id: equal specs are stored once."""
+        return hashlib.sha256(self.json.encode()).hexdigest()[:20]
+
+    @classmethod
+    def from_json(cls, doc: str | bytes) -> JobSpec:
+        """Parse a stored document; unknown fields (from newer clients) are ignored."""
+        data = json.loads(doc)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["depends_on"] = tuple(values.get("depends_on", ()))
+        values["vol"] = tuple(values.get("vol", ()))
+        values["os_env_vars"] = tuple(sorted((values.get("os_env_vars") or {}).items()))
+        return cls(**values)
+
+
+MISSING_SPEC = JobSpec()
+"""What a job whose spec expired from the store runs with (it then fails clearly)."""
+
+
+@functools.lru_cache(maxsize=512)
+def _spec_of(
+    options: SubmitOptions, fn: str, name: str, extra: tuple[tuple[str, Any], ...]
+) -> JobSpec:
+    values = {f.name: getattr(options, f.name) for f in fields(SubmitOptions)}
+    return JobSpec(**values, fn=fn, name=name, **dict(extra))

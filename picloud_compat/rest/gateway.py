@@ -1,0 +1,140 @@
+"""The REST gateway (``picloud gateway``): published functions and jobs over HTTP.
+
+Authentication is HTTP Basic with an API key and its secret (checked against the
+hashed secrets of `accounts`); every failure gets the same 401. Errors are JSON with a
+stable code: ``{"error": {"code": "...", "message": "..."}}``. Objects of other API
+keys are simply not found (404), so their existence is not revealed. Bodies are
+limited to ``rest_max_body`` bytes (413). The OpenAPI document is at /openapi.json.
+
+Invoking: ``POST /r/<label>`` with a JSON object body, or form fields whose values are
+JSON (PiCloud's convention; a value that is not JSON is taken as a string).
+
+The same app serves the simulator's published functions on a loopback port
+(`rest.local`), where requests act as the simulator's tenant without credentials.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from picloud_compat.accounts import AccountRegistry
+from picloud_compat.client.jobs import Client
+from picloud_compat.client.mode import ClusterMode, Mode
+from picloud_compat.errors import (
+    CloudException,
+    ConfigurationError,
+    ConnectionFailed,
+    InvalidCredentials,
+    UnknownJobError,
+)
+from picloud_compat.rest.http import ERRORS, ApiError, describe_validation, error_response
+from picloud_compat.rest.registry import EndpointNotFound
+from picloud_compat.rest.routes import endpoint_routes, job_routes
+from picloud_compat.settings import Settings
+from picloud_compat.store.contract import TenantStore
+from picloud_compat.store.redis import RedisStore
+
+log = logging.getLogger("picloud.gateway")
+
+Authenticate = Callable[[HTTPBasicCredentials | None], str]
+"""Credentials -> the tenant they act as; raises ApiError(401) when refused."""
+
+
+def create_app(
+    settings: Settings, store: TenantStore, mode: Mode, authenticate: Authenticate
+) -> FastAPI:
+    """The gateway app over `store`; `authenticate` decides who a request acts as."""
+    clients: dict[str, Client] = {}
+    lock = threading.Lock()
+    basic = HTTPBasic(auto_error=False)
+
+    app = FastAPI(
+        title="picloud-compat gateway", version="1", description=__doc__, responses=ERRORS
+    )
+
+    def tenant_client(
+        credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+    ) -> Client:
+        tenant = authenticate(credentials)
+        with lock:
+            client = clients.get(tenant)
+            if client is None:
+                client = Client(settings, store, tenant, mode, notices=False, owns=False)
+                clients[tenant] = client
+        return client
+
+    Tenant = Annotated[Client, Depends(tenant_client)]
+
+    _error_handlers(app, settings)
+    endpoint_routes(app, Tenant)
+    job_routes(app, Tenant)
+    app.state.store = store
+    app.state.max_body = settings.rest_max_body
+    return app
+
+
+def account_authenticator(store: TenantStore, settings: Settings) -> Authenticate:
+    """HTTP Basic against the API keys in the store (one 401 for every failure)."""
+    accounts = AccountRegistry(store, settings)
+
+    def authenticate(credentials: HTTPBasicCredentials | None) -> str:
+        if credentials is None:
+            raise ApiError(401, "unauthorized", "HTTP Basic credentials required")
+        try:
+            accounts.authenticate(credentials.username, credentials.password)
+        except InvalidCredentials:
+            raise ApiError(401, "unauthorized", "invalid API key or secret") from None
+        return credentials.username
+
+    return authenticate
+
+
+def _error_handlers(app: FastAPI, settings: Settings) -> None:
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.rest_max_body):
+            return error_response(
+                413, "payload_too_large", f"bodies are limited to {settings.rest_max_body} bytes"
+            )
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, "bad_request", describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        code = codes.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(CloudException)
+    async def cloud_error(_: Request, exc: CloudException) -> JSONResponse:
+        if isinstance(exc, ConnectionFailed):
+            return error_response(503, "unavailable", "the job store is unreachable")
+        if isinstance(exc, UnknownJobError | EndpointNotFound):
+            return error_response(404, "not_found", str(exc.parameter))
+        return error_response(400, "bad_request", str(exc.parameter))
+
+
+def app_from_environment() -> FastAPI:
+    """The app for uvicorn's factory mode, configured from PICLOUD_* settings."""
+    settings = Settings.load()
+    if not settings.server_url or not settings.signing_key:
+        raise ConfigurationError("the gateway needs PICLOUD_SERVER_URL and PICLOUD_SIGNING_KEY")
+    store = RedisStore.from_url(settings.server_url, settings)
+    return create_app(
+        settings, store, ClusterMode(settings), account_authenticator(store, settings)
+    )

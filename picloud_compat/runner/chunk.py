@@ -1,0 +1,247 @@
+"""`ChunkRunner`: runs the jobs of one chunk message, in a job process.
+
+Claims jobs a batch at a time (atomic in the store; a redelivered chunk skips what is
+already claimed or finished), runs each through `execution.run_job`, and records
+outcomes in batches so tiny jobs cost a fraction of a round trip each. Long jobs are
+recorded as soon as they end, and their output is streamed while they run.
+
+The runner tells its *warden* what it is running through its state file
+(`state_file.StateFile`), so the warden can renew the chunk's lease and kill exactly
+the right attempt of the right job.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from picloud_compat.errors import CloudException, ConnectionFailed
+from picloud_compat.jobspec import MISSING_SPEC, JobSpec
+from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
+from picloud_compat.runner.output import OutputStreamer, run_in_fresh_process
+from picloud_compat.runner.state_file import RunnerIdentity, StateFile
+from picloud_compat.serialization import Codec
+from picloud_compat.settings import Settings
+from picloud_compat.store.contract import RunnerStore
+from picloud_compat.store.records import ChunkRef, ClaimedJob, Outcome
+
+MAX_BATCH = 256
+"""Jobs claimed (and outcomes recorded) per round trip when jobs are tiny."""
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+"""Argument bytes fetched per claim."""
+FLUSH_AFTER = 0.02
+"""Seconds a finished job's outcome may wait to share a round trip with others."""
+TINY_JOB = 0.002
+"""Jobs faster than this grow the claim batch; slower ones are recorded at once."""
+OUTAGE_RETRY = 30.0
+"""Seconds claims and result writes are retried while the job store is unreachable."""
+RECHECK_CLAIMED = 0.005
+"""Seconds after which claimed-but-unstarted jobs are re-checked (kills) before starting."""
+
+T = TypeVar("T")
+
+
+class ChunkRunner:
+    """Runs chunks in this process; one instance per job process."""
+
+    def __init__(
+        self,
+        store: RunnerStore,
+        settings: Settings,
+        codec_for: Callable[[str], Codec],
+        identity: RunnerIdentity,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.codec_for = codec_for
+        self.identity = identity
+        self._specs: dict[tuple[str, str], JobSpec] = {}
+        self._state = StateFile(identity.state_dir)
+        self._streamer = OutputStreamer(store)
+        self._output = JobOutput(settings.output_limit)  # reused: drained after each job
+
+    def close(self) -> None:
+        """This process stops running jobs."""
+        self._state.close()
+
+    def run(self, chunk: ChunkRef) -> int:
+        """Run every still-queued job of `chunk`; return how many ran here."""
+        token = secrets.token_hex(8)
+        codec = self.codec_for(chunk.tenant)
+        ck = chunk.key
+        index, batch, ran, claimed = 0, 1, 0, 0
+        pending: list[Outcome] = []
+        oldest = 0.0
+        self._state.push(ck)
+        try:
+            while index < chunk.count:
+                claim = self._retrying(
+                    self.store.claim,
+                    chunk,
+                    index,
+                    batch,
+                    MAX_BATCH_BYTES,
+                    self.identity.worker,
+                    self.identity.warden,
+                    token,
+                )
+                index = claim.next_index
+                claimed += len(claim.jobs)
+                jobs = claim.jobs
+                checked = time.perf_counter()
+                position = 0
+                while position < len(jobs):
+                    job = jobs[position]
+                    now = time.perf_counter()
+                    if pending and now - oldest > FLUSH_AFTER:
+                        # finished outcomes never wait for the next job to end
+                        self._flush(chunk, pending)
+                        pending = []
+                    if position and now - checked > RECHECK_CLAIMED:
+                        jobs = jobs[:position] + self._still_ours(chunk, jobs[position:])
+                        checked = now
+                        if position >= len(jobs):
+                            break
+                        job = jobs[position]
+                    spec = self._spec(chunk.tenant, job.spec_id)
+                    started = time.perf_counter()
+                    outcome = self._run_one(chunk, job, spec, codec, token)
+                    ran += 1
+                    if not pending:
+                        oldest = started
+                    pending.append(outcome)
+                    slow = outcome.runtime > TINY_JOB
+                    # A non-restartable job's outcome is never held back: if this process
+                    # died with it unrecorded, the job would be failed as "worker lost".
+                    restartable = spec.restartable
+                    if slow or not restartable or len(pending) >= MAX_BATCH:
+                        self._flush(chunk, pending)
+                        pending = []
+                    position += 1
+                    batch = 1 if (slow or not restartable) else min(batch * 4, MAX_BATCH)
+                    if slow and position < len(jobs):
+                        # The rest of the batch would sit behind slow jobs, looking
+                        # "processing": give it back and take it one job at a time.
+                        rest = [j.jid for j in jobs[position:]]
+                        self._retrying(self.store.unclaim, chunk, rest, token)
+                        claimed -= len(rest)
+                        index = rest[0] - chunk.first
+                        break
+            self._flush(chunk, pending, end=True, ran_all=claimed == chunk.count)
+            return ran
+        finally:
+            self._state.pop()
+
+    def _flush(
+        self, chunk: ChunkRef, outcomes: list[Outcome], end: bool = False, ran_all: bool = False
+    ) -> None:
+        if outcomes or end:
+            self._retrying(
+                self.store.finish, chunk, outcomes, self.identity.worker, end=end, ran_all=ran_all
+            )
+
+    def _still_ours(self, chunk: ChunkRef, jobs: list[ClaimedJob]) -> list[ClaimedJob]:
+        """Claimed jobs not started yet that are still ours to run (a kill may have
+        landed on them meanwhile; they must then never start)."""
+        entries = self._retrying(
+            self.store.info, chunk.tenant, [j.jid for j in jobs], ["status", "worker"]
+        )
+        return [
+            job
+            for job, entry in zip(jobs, entries, strict=True)
+            if entry
+            and entry.get("status") == "processing"
+            and entry.get("worker") == self.identity.worker
+        ]
+
+    def _retrying(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Ride out a short job store outage (a Redis restart) instead of dropping work:
+        outcomes already computed are kept and recorded once it is back."""
+        deadline = time.monotonic() + OUTAGE_RETRY
+        while True:
+            try:
+                return operation(*args, **kwargs)
+            except ConnectionFailed:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def _spec(self, tenant: str, spec_id: str) -> JobSpec:
+        key = (tenant, spec_id)
+        cached = self._specs.get(key)
+        if cached is None:
+            raw = self._retrying(self.store.spec, tenant, spec_id)
+            cached = JobSpec.from_json(raw) if raw else MISSING_SPEC
+            if len(self._specs) > 1024:
+                self._specs.clear()
+            self._specs[key] = cached
+        return cached
+
+    def _run_one(
+        self,
+        chunk: ChunkRef,
+        job: ClaimedJob,
+        spec: JobSpec,
+        codec: Codec,
+        token: str,
+    ) -> Outcome:
+        max_runtime = spec.max_runtime
+        self._state.set_job(
+            tenant=chunk.tenant,
+            jid=job.jid,
+            token=token,
+            pid=os.getpid(),
+            started=time.time(),
+            max_runtime=None if max_runtime is None else max_runtime * 60.0,
+        )
+
+        sha = spec.fn
+        # Fetched here, not in load(): a `_kill_process` job loads in a forked child,
+        # which must not touch this process's store connection.
+        blob = None
+        if sha and not codec.has_function(sha):
+            blob = self.store.function(chunk.tenant, sha)
+
+        def load() -> Loaded:
+            if not sha:  # reported as the job's error, like any failure to load it
+                raise CloudException("the job's options are gone from the job store (expired)")
+            func = codec.load_function(sha, blob)
+            args, kwargs = codec.load_arguments(job.args)
+            return func, args, kwargs
+
+        # A nested (helped) job gets its own streams; the outermost reuses the runner's.
+        nested = self._streamer.current() is not None
+        output = JobOutput(self.settings.output_limit) if nested else self._output
+        context = JobContext(chunk.tenant, job.jid)
+        streamer = self._streamer
+        previous = streamer.current()  # a nested (helped) job resumes its parent's streaming
+        streamer.begin(chunk.tenant, job.jid, output)
+        try:
+            if spec.kill_process:
+                result = run_in_fresh_process(
+                    lambda: run_job(context, load, spec, codec, output),
+                    self._state,
+                    dict(tenant=chunk.tenant, jid=job.jid, token=token),
+                    max_runtime,
+                )
+            else:
+                result = run_job(context, load, spec, codec, output)
+        finally:
+            streamer.end()
+            if previous is not None:
+                streamer.begin(*previous[:3])
+        self._state.clear_job()
+        return Outcome(
+            jid=job.jid,
+            token=token,
+            status=result.status,
+            result=result.result,
+            exception=result.exception,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            profile=result.profile,
+            runtime=result.runtime,
+        )

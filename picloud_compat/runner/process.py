@@ -1,0 +1,108 @@
+"""One job-process bootstrap, shared by Celery pool processes and simulator processes.
+
+A job process needs: settings, a store (Redis, or the simulator's over RPC), a codec
+per tenant, a `ChunkRunner` that tells its warden what it runs, nested-job helping,
+and a client factory so jobs calling ``cloud.*`` act as their own tenant. Building all
+of that lives here once; the two entry points differ only in where the store and the
+warden's name come from.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from picloud_compat.client import session
+from picloud_compat.client.jobs import Client
+from picloud_compat.client.mode import ClusterMode
+from picloud_compat.errors import ConfigurationError
+from picloud_compat.runner import helping
+from picloud_compat.runner.chunk import ChunkRunner
+from picloud_compat.runner.state_file import RunnerIdentity, worker_name
+from picloud_compat.serialization import Codec
+from picloud_compat.settings import Settings
+from picloud_compat.signing import Signer
+from picloud_compat.store.contract import JobProcessStore
+from picloud_compat.store.records import ChunkRef
+from picloud_compat.store.redis import RedisStore
+
+STATE_DIR_ENV = "PICLOUD_STATE_DIR"
+"""Set by the Celery worker's main process before forking: where state files go."""
+WARDEN_ENV = "PICLOUD_WARDEN"
+"""Set likewise: the warden's name (kill requests are addressed to it)."""
+
+
+class JobProcess:
+    """Everything one job process runs jobs with, built once after the fork."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobProcessStore,
+        identity: RunnerIdentity,
+        job_client: Callable[[str], Client],
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.runner = ChunkRunner(store, settings, self.codec_for, identity)
+        helping.register_runner(self.runner)
+        session.set_job_client_factory(job_client)
+
+    @functools.cache  # noqa: B019 - one per tenant for the life of the process
+    def codec_for(self, tenant: str) -> Codec:
+        """The tenant's codec (its signing key), cached."""
+        return Codec(
+            Signer(self.settings.signing_key or "", tenant), self.settings.max_transmit_data
+        )
+
+    def run(self, chunk: ChunkRef) -> int:
+        """Run the chunk's still-queued jobs; how many ran here."""
+        return self.runner.run(chunk)
+
+
+def worker_settings() -> Settings:
+    """A Celery worker's settings; ConfigurationError naming what is missing."""
+    s = Settings.load()
+    if not s.server_url:
+        raise ConfigurationError("workers need PICLOUD_SERVER_URL (the cluster's Redis URL)")
+    if not s.signing_key:
+        raise ConfigurationError("workers need PICLOUD_SIGNING_KEY (shared with clients)")
+    return s
+
+
+_stores: dict[int, RedisStore] = {}
+_celery_processes: dict[int, JobProcess] = {}
+
+
+def cluster_store() -> RedisStore:
+    """This process's connection to the cluster (one per pid: forks never share one)."""
+    pid = os.getpid()
+    existing = _stores.get(pid)
+    if existing is None:
+        settings = worker_settings()
+        existing = _stores[pid] = RedisStore.from_url(settings.server_url or "", settings)
+    return existing
+
+
+def celery_job_process() -> JobProcess:
+    """This Celery pool process's `JobProcess` (one per pid: a fork never reuses it)."""
+    pid = os.getpid()
+    existing = _celery_processes.get(pid)
+    if existing is None:
+        settings = worker_settings()
+        store = cluster_store()
+        state_dir = os.environ.get(STATE_DIR_ENV)
+        identity = RunnerIdentity(
+            worker=worker_name(),
+            warden=os.environ.get(WARDEN_ENV, worker_name()),
+            state_dir=Path(state_dir) if state_dir and Path(state_dir).is_dir() else None,
+        )
+        mode = ClusterMode(settings)
+
+        def job_client(tenant: str) -> Client:
+            return Client(settings, store, tenant, mode, owns=False)
+
+        existing = _celery_processes[pid] = JobProcess(settings, store, identity, job_client)
+    return existing

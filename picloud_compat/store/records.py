@@ -1,0 +1,169 @@
+"""The values that cross the store's door, in both directions.
+
+A store deals in these records and in sealed bytes; it never unpickles anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Fields `info()` can return, besides the output streams.
+RECORD_FIELDS = (
+    "status",
+    "created",
+    "started",
+    "finished",
+    "runtime",
+    "exception",
+    "attempts",
+    "worker",
+    "parent",
+    "spec",
+)
+OUTPUT_FIELDS = ("stdout", "stderr", "profile")
+
+JobEntry = dict[str, object]
+"""`info()` answer for one job: requested record fields and outputs, by name."""
+
+RecordKind = Literal["cron", "rest"]
+"""Named per-tenant records that carry a stored function."""
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """A contiguous range of one tenant's jids, delivered to workers as one message."""
+
+    tenant: str
+    first: int
+    count: int
+
+    @property
+    def jids(self) -> range:
+        """The jids of the chunk, in order."""
+        return range(self.first, self.first + self.count)
+
+    @property
+    def key(self) -> str:
+        """Cluster-wide name of the chunk (ledger, leases, state files)."""
+        return f"{self.tenant}/{self.first}+{self.count}"
+
+    @classmethod
+    def parse(cls, key: str) -> ChunkRef:
+        """The chunk named by `key` (the inverse of `ChunkRef.key`)."""
+        tenant, _, rng = key.rpartition("/")
+        first, _, count = rng.partition("+")
+        return cls(tenant, int(first), int(count))
+
+
+@dataclass
+class Submission:
+    """One chunk of jobs sharing a function and a spec (a `call` is a chunk of one)."""
+
+    cid: str  # the submitting client, which gets completion notices
+    fn_sha: str
+    fn_blob: bytes | None  # None when the client believes the store has it already
+    spec_id: str
+    spec_json: str
+    queue: str
+    priority: int
+    depends_on: tuple[int, ...]
+    depends_on_errors: str
+    args: Sequence[bytes]  # one sealed blob per job
+    display_name: str  # what Flower shows for the chunk
+    label: str | None = None
+    first: int | None = None  # pre-allocated jids (map); None allocates (call)
+    parent: int | None = None  # the jid submitting this, for nested jobs
+
+
+@dataclass
+class ClaimedJob:
+    """A job moved to `processing` for one runner: what it needs to start it."""
+
+    jid: int
+    attempt: int
+    spec_id: str
+    args: bytes
+
+
+@dataclass
+class Claim:
+    """What one claim round trip took, and where the next one starts."""
+
+    next_index: int
+    jobs: list[ClaimedJob] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What running one job produced; recorded only if the attempt still owns the job."""
+
+    jid: int
+    token: str
+    status: str  # done | error
+    result: bytes | None = None
+    exception: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    profile: str | None = None
+    runtime: float = 0.0
+
+
+@dataclass
+class Notice:
+    """A job reached a finished status; small results travel along."""
+
+    jid: int
+    status: str
+    result: bytes | None = None
+
+
+@dataclass
+class WorkerLoss:
+    """What recovering a lost worker's chunk did."""
+
+    requeued: int = 0
+    errored: int = 0
+    republished: bool = False
+
+    def add(self, other: WorkerLoss) -> None:
+        """Fold another recovery into this total."""
+        self.requeued += other.requeued
+        self.errored += other.errored
+        self.republished = self.republished or other.republished
+
+
+@dataclass(frozen=True)
+class KillRequest:
+    """Ask a warden to stop the process running one attempt of one job."""
+
+    tenant: str
+    jid: int
+    worker: str  # host:pid of the process running it
+    token: str  # the attempt
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A live worker's registration (its warden's heartbeat)."""
+
+    name: str
+    queues: tuple[str, ...]
+    concurrency: int
+    seen: float
+
+
+@dataclass(frozen=True)
+class Account:
+    """An API key as stored: only a hash of its secret."""
+
+    api_key: str
+    secret_hash: str
+    active: bool
+    created: float
+    note: str = ""
+
+
+class MissingFunction(Exception):
+    """The store no longer has the function blob the client thought it had sent."""

@@ -1,0 +1,281 @@
+"""`ClientStore` on Redis: submitting, reading, waiting on, killing and deleting jobs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+import redis.exceptions as rexc
+
+from picloud_compat.config.compute_types import queue_key
+from picloud_compat.messages import chunk_template
+from picloud_compat.store import keys
+from picloud_compat.store.records import OUTPUT_FIELDS, JobEntry, Notice, Submission, WorkerInfo
+from picloud_compat.store.redis import scripts
+from picloud_compat.store.redis.base import RedisBase
+from picloud_compat.store.redis.connection import INLINE_ARGS, store_errors
+
+# record field -> job hash field
+HASH_FIELDS = {
+    "status": "status",
+    "created": "created",
+    "started": "started",
+    "finished": "finished",
+    "runtime": "runtime",
+    "exception": "exc",
+    "attempts": "att",
+    "worker": "worker",
+    "parent": "parent",
+    "spec": "opts",
+}
+_FLOAT_FIELDS = {"created", "started", "finished", "runtime"}
+_INT_FIELDS = {"attempts", "parent"}
+PENDING_ARGS_TTL = 3600
+"""TTL of big arguments written just before their submit script runs."""
+WORKER_TIMEOUT = 10.0
+"""A worker that has not registered for this long is considered gone."""
+_CONCURRENCY_CACHE = 5.0
+
+
+class RedisClientSide(RedisBase):
+    """Client-side operations; each is one round trip (one script or one pipeline)."""
+
+    _concurrency_cache: tuple[float, dict[str, int]] | None = None
+    _concurrency_lock = threading.Lock()
+
+    def allocate(self, t: str, count: int) -> int:
+        """Reserve `count` consecutive jids for tenant `t`; return the first."""
+        with store_errors("allocating jids"):
+            return int(self.redis.incrby(keys.jid_counter(t), count)) - count + 1
+
+    def submit(self, t: str, sub: Submission) -> int:
+        """Create the chunk's jobs atomically and queue them; return the first jid."""
+        s = self.settings
+        # Big arguments bypass Lua (copying megabytes through Lua strings is slow): they
+        # are SET with a TTL in the same MULTI and made persistent by the script, so a
+        # failed submit leaves nothing behind for long.
+        external = any(len(a) > INLINE_ARGS for a in sub.args)
+        first = sub.first
+        if external and first is None:
+            first = self.allocate(t, len(sub.args))
+        record = {
+            "tenant": t,
+            "now": time.time(),
+            "cid": sub.cid,
+            "first": first,
+            "count": len(sub.args),
+            "spec_id": sub.spec_id,
+            "spec": sub.spec_json,
+            "fn_sha": sub.fn_sha,
+            "fn_blob": sub.fn_blob or False,
+            "retention": s.retention_seconds,
+            "queue": queue_key(sub.queue, sub.priority),
+            "template": chunk_template(
+                t, len(sub.args), sub.queue, sub.priority, sub.display_name, sub.label
+            ),
+            "deperr": sub.depends_on_errors,
+            "parent": sub.parent,
+            "inline_limit": s.inline_result_limit,
+            "args_stored": external,
+        }
+        if not external:
+            return int(self._run("submit", record, [*sub.depends_on, *sub.args], "submitting"))
+        assert first is not None
+        with store_errors("submitting jobs"):
+            pipe = self.redis.pipeline(transaction=True)
+            for i, blob in enumerate(sub.args):
+                pipe.set(keys.args(t, first + i), blob, ex=PENDING_ARGS_TTL)
+            scripts.call(self._scripts["submit"], record, sub.depends_on, client=pipe)
+            reply = pipe.execute(raise_on_error=False)[-1]
+        if isinstance(reply, rexc.ResponseError):
+            with store_errors("submitting jobs"):
+                scripts.raise_script_error(reply)
+        if isinstance(reply, Exception):
+            raise reply
+        return int(reply)
+
+    def statuses(self, t: str, jids: Sequence[int]) -> list[str | None]:
+        """Status per jid, None for unknown jids."""
+        with store_errors("reading job status"):
+            pipe = self.redis.pipeline(transaction=False)
+            for jid in jids:
+                pipe.hget(keys.job(t, jid), "status")
+            return [None if v is None else v.decode() for v in pipe.execute()]
+
+    def info(self, t: str, jids: Sequence[int], fields: Sequence[str]) -> list[JobEntry | None]:
+        """Requested record fields and outputs per jid, None for unknown jids."""
+        record_fields = [f for f in fields if f in HASH_FIELDS]
+        if "status" not in record_fields:
+            record_fields.append("status")
+        outputs = [f for f in fields if f in OUTPUT_FIELDS]
+        output_key = {"stdout": keys.stdout, "stderr": keys.stderr, "profile": keys.profile}
+        with store_errors("reading job info"):
+            pipe = self.redis.pipeline(transaction=False)
+            for jid in jids:
+                pipe.hmget(keys.job(t, jid), [HASH_FIELDS[f] for f in record_fields])
+                for f in outputs:
+                    pipe.get(output_key[f](t, jid))
+            replies = pipe.execute()
+        out: list[JobEntry | None] = []
+        step = 1 + len(outputs)
+        for i in range(len(jids)):
+            record = dict(zip(record_fields, replies[i * step], strict=True))
+            if record["status"] is None:
+                out.append(None)
+                continue
+            entry: JobEntry = {f: _decode(f, record[f]) for f in record_fields}
+            for j, f in enumerate(outputs):
+                raw = replies[i * step + 1 + j]
+                entry[f] = None if raw is None else raw.decode(errors="replace")
+            out.append(entry)
+        return out
+
+    def results(self, t: str, jids: Sequence[int]) -> list[bytes | None]:
+        """Sealed result blobs (None if absent); small ones live in the job hash."""
+        out: list[bytes | None] = []
+        with store_errors("reading results"):
+            for start in range(0, len(jids), 1000):
+                batch = jids[start : start + 1000]
+                pipe = self.redis.pipeline(transaction=False)
+                for jid in batch:
+                    pipe.hmget(keys.job(t, jid), "r", "rx")
+                fields = pipe.execute()
+                big = [jid for jid, (_, rx) in zip(batch, fields, strict=True) if rx]
+                stored = (
+                    dict(zip(big, self.redis.mget([keys.result(t, j) for j in big]), strict=True))
+                    if big
+                    else {}
+                )
+                out.extend(
+                    stored.get(jid) if rx else r for jid, (r, rx) in zip(batch, fields, strict=True)
+                )
+        return out
+
+    def spec(self, t: str, spec_id: str) -> str | None:
+        """The JSON job spec a submission stored."""
+        with store_errors("reading a job spec"):
+            raw = self.redis.get(keys.options(t, spec_id))
+        return None if raw is None else raw.decode()
+
+    def function(self, t: str, sha: str) -> bytes | None:
+        """The sealed function blob."""
+        with store_errors("reading a function"):
+            return self.redis.get(keys.function(t, sha))  # type: ignore[no-any-return]
+
+    def kill(self, t: str, jids: Sequence[int] | None, reason: str = "Killed") -> list[int]:
+        """Kill unfinished jobs (all of the tenant's if None); return those killed."""
+        if jids is not None and not jids:
+            return []
+        s = self.settings
+        record = {
+            "tenant": t,
+            "now": time.time(),
+            "retention": s.retention_seconds,
+            "inline_limit": s.inline_result_limit,
+            "reason": reason,
+            "all": jids is None,
+        }
+        return [int(j) for j in self._run("kill", record, jids or (), "killing jobs")]
+
+    def delete(self, t: str, jids: Sequence[int]) -> None:
+        """Remove finished jobs' data, all or nothing."""
+        if jids:
+            self._run("delete", {"tenant": t}, jids, "deleting jobs")
+
+    def watch(self, t: str, cid: str, jids: Sequence[int]) -> list[str | None]:
+        """Register for notices about other clients' jobs; current statuses."""
+        if not jids:
+            return []
+        reply = self._run("watch", {"tenant": t, "cid": cid}, jids, "watching jobs")
+        return [None if not v else v.decode() for v in reply]
+
+    def pop_notices(self, t: str, cid: str, timeout: float) -> list[Notice]:
+        """Block up to `timeout` seconds for completion notices addressed to `cid`."""
+        key = keys.notices(t, cid)
+        with store_errors("waiting for results"):
+            if timeout <= 0:
+                items = self.redis.lpop(key, 1000) or []
+            else:
+                popped = self.redis.blmpop(
+                    max(timeout, 0.001), 1, key, direction="LEFT", count=1000
+                )
+                items = popped[1] if popped else []
+        notices: list[Notice] = []
+        for raw in items:
+            flat = msgpack.unpackb(raw, raw=True)
+            for i in range(0, len(flat), 3):
+                result = flat[i + 2]
+                notices.append(
+                    Notice(int(flat[i]), flat[i + 1].decode(), result if result else None)
+                )
+        return notices
+
+    def jobs(self, t: str) -> list[tuple[int, str, str]]:
+        """(jid, status, spec id) of every job of the tenant (a SCAN: not a hot path)."""
+        prefix = keys.job(t, "")
+        found = []
+        with store_errors("listing jobs"):
+            for key in self.redis.scan_iter(match=keys.tenant_job_pattern(t), count=1000):
+                found.append(int(key.decode()[len(prefix) :]))
+            found.sort()
+            out = []
+            for start in range(0, len(found), 1000):
+                batch = found[start : start + 1000]
+                pipe = self.redis.pipeline(transaction=False)
+                for jid in batch:
+                    pipe.hmget(keys.job(t, jid), "status", "opts")
+                for jid, (status, sid) in zip(batch, pipe.execute(), strict=True):
+                    if status is not None:
+                        out.append((jid, status.decode(), (sid or b"").decode()))
+        return out
+
+    def unfinished(self, t: str) -> list[int]:
+        """Jids of the tenant's unfinished jobs."""
+        return sorted(int(j) for j in self._run("unfinished", {"tenant": t}, (), "listing"))
+
+    def live_workers(self) -> list[WorkerInfo]:
+        """Workers whose warden registered within WORKER_TIMEOUT seconds."""
+        now = time.time()
+        with store_errors("reading worker registrations"):
+            raw = self.redis.hgetall(keys.WORKERS)
+        out = []
+        for name, doc in raw.items():
+            try:
+                info = json.loads(doc)
+                seen = float(info.get("seen", 0))
+                worker = WorkerInfo(
+                    name.decode(), tuple(info["queues"]), int(info["concurrency"]), seen
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+            if now - seen <= WORKER_TIMEOUT:
+                out.append(worker)
+        return out
+
+    def concurrency(self, queue: str) -> int:
+        """Processes consuming `queue` (at least 2, so chunks stay small); cached 5 s."""
+        now = time.monotonic()
+        with self._concurrency_lock:
+            cached = self._concurrency_cache
+            if cached is None or now - cached[0] > _CONCURRENCY_CACHE:
+                per_queue: dict[str, int] = {}
+                for worker in self.live_workers():
+                    for q in worker.queues:
+                        per_queue[q] = per_queue.get(q, 0) + worker.concurrency
+                cached = self._concurrency_cache = (now, per_queue)
+        return max(2, cached[1].get(queue, 0))
+
+
+def _decode(name: str, raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    text = raw.decode(errors="replace")
+    if name in _FLOAT_FIELDS:
+        return float(text)
+    if name in _INT_FIELDS:
+        return int(text)
+    return text

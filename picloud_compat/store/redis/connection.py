@@ -1,0 +1,85 @@
+"""Connecting to Redis, and turning its failures into the platform's errors.
+
+Connection failures surface as `ConnectionFailed` within the socket timeouts; nothing
+is retried automatically here, because a retried submit could create its jobs twice
+(the runner and waiters ride out outages at their own level, where retrying is safe).
+Errors are classified by redis-py's exception *type*, never by message text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+import redis.exceptions as rexc
+from redis.backoff import NoBackoff
+from redis.connection import HiredisRespSerializer, PythonRespSerializer
+from redis.retry import Retry
+from redis.utils import HIREDIS_AVAILABLE
+
+from picloud_compat.errors import ConnectionFailed
+from picloud_compat.settings import Settings
+
+INLINE_ARGS = 64 * 1024
+"""Values up to this size travel through the Lua scripts; bigger ones go around them."""
+
+_UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError)
+_REFUSED_WRITE = (rexc.OutOfMemoryError, rexc.ReadOnlyError, rexc.MasterDownError)
+
+
+@contextlib.contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """Translate redis-py failures into `ConnectionFailed` naming the operation.
+
+    Callers see one exception type instead of redis-py's many. A write refused because
+    Redis is full (OOM) or is a replica (READONLY, mid-failover) is an outage too: the
+    caller's retry-through-outage logic applies, nothing is lost or run twice.
+    """
+    try:
+        yield
+    except _UNREACHABLE as exc:
+        raise ConnectionFailed(f"{what} failed: cannot reach the job store ({exc})") from exc
+    except _REFUSED_WRITE as exc:
+        raise ConnectionFailed(f"{what} failed: the job store refused the write ({exc})") from exc
+
+
+class _HybridPacker:
+    """Packs commands with hiredis (fast) unless they carry a big value.
+
+    hiredis copies every value into one buffer, which makes multi-megabyte writes ~3x
+    slower than redis-py's packer, which sends big values as separate buffers
+    (feasibility.md T7). Replies are parsed by hiredis either way.
+    """
+
+    def __init__(self, buffer_cutoff: int, encode: Any) -> None:
+        self._python = PythonRespSerializer(buffer_cutoff, encode)
+        self._fast = HiredisRespSerializer() if HIREDIS_AVAILABLE else self._python
+
+    def pack(self, *args: Any) -> list[bytes]:
+        for arg in args:
+            if isinstance(arg, bytes | bytearray | memoryview) and len(arg) > INLINE_ARGS:
+                return self._python.pack(*args)  # type: ignore[no-any-return]
+        return self._fast.pack(*args)  # type: ignore[no-any-return]
+
+
+class _Connection(redis.Connection):
+    def _construct_command_packer(self, packer: Any) -> Any:
+        return _HybridPacker(self._buffer_cutoff, self.encoder.encode)
+
+
+def connect(url: str, settings: Settings) -> redis.Redis:
+    """A client for `url` with the platform's timeouts and no hidden retries."""
+    extra: dict[str, Any] = {}
+    if url.startswith("redis://"):
+        extra["connection_class"] = _Connection
+    return redis.Redis.from_url(
+        url,
+        **extra,
+        socket_timeout=settings.redis_socket_timeout,
+        socket_connect_timeout=settings.redis_connect_timeout,
+        socket_keepalive=True,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 0),
+    )

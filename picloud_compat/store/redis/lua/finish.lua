@@ -1,0 +1,55 @@
+-- Record job outcomes (first writer wins: only the attempt holding the job's token),
+-- then release or stall dependents and notify waiters.
+-- A: tenant, now, retention, inline_limit, output_limit, ending (0, or 1: the runner
+--    ends the chunk, or 2: ends it having run every job of it itself), lease (member),
+--    first, count.
+-- ARGV[2..]: per outcome 9 values: jid, token, status, result, exception, stdout,
+--    stderr, profile, runtime.
+-- Results up to the inline limit are kept in the job hash (field r), bigger ones in
+-- their own key (flag rx).
+local t, now, retention = A.tenant, A.now, A.retention
+local inline_limit, output_limit = A.inline_limit, A.output_limit
+
+local n = (#ARGV - 1) / 9
+for k = 0, n - 1 do
+  local b = 1 + k * 9
+  local jid, token, status = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local jk = K.job(t, jid)
+  local cur = redis.call('HMGET', jk, 'status', 'token', 'cid', 'kids', 'w', 'ax')
+  if cur[1] == 'processing' and cur[2] == token then
+    local result = ARGV[b + 4]
+    if result == '' then
+      move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9])
+    elseif #result <= inline_limit then
+      move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9], 'r', result)
+    else
+      move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9], 'rx', 1)
+      redis.call('SET', K.result(t, jid), result, 'EX', retention)
+    end
+    if ARGV[b + 5] ~= '' then redis.call('HSET', jk, 'exc', ARGV[b + 5]) end
+    append_capped(K.stdout(t, jid), ARGV[b + 6], output_limit, retention)
+    append_capped(K.stderr(t, jid), ARGV[b + 7], output_limit, retention)
+    if ARGV[b + 8] ~= '' then
+      redis.call('SET', K.profile(t, jid), ARGV[b + 8], 'EX', retention)
+    end
+    finalize(t, jid, retention, cur[6] and true or false)
+    if result == '' then result = nil end
+    notify(t, jid, status, result, inline_limit, cur[3] or false, cur[5])
+    if cur[4] then propagate(t, jid, status, now, retention, inline_limit) end
+  end
+end
+
+if A.ending ~= 0 then
+  redis.call('HDEL', K.leases(), A.lease)
+  local ck = t .. '/' .. A.first .. '+' .. A.count
+  local entry = redis.call('HGET', K.ledger(), ck)
+  -- "ran all" can be trusted only if the chunk was never republished (generation 0):
+  -- after a recovery another worker may hold some of its jobs again.
+  local trusted = A.ending == 2 and (not entry or cmsgpack.unpack(entry)[3] == 0)
+  if trusted or chunk_finished(t, A.first, A.count) then
+    unledger(ck)
+    redis.call('SREM', K.unfinished(t), A.first .. '+' .. A.count)
+  end
+end
+flush_notices()
+return n

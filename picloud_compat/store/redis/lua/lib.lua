@@ -1,0 +1,197 @@
+-- Shared helpers, prepended (after the generated key builders `K`) to every script.
+-- Job hash fields: status opts cid created att started worker warden token
+--                  finished runtime exc parent;
+--                  a / r: the sealed arguments / result when small (big ones live in
+--                  their own keys, flagged by ax / rx), so the hot path touches one key;
+--                  kids (a chunk waits on this job), w (watchers exist): flags that let
+--                  finishing skip lookups.
+
+local FINISHED = {done = true, error = true, killed = true, stalled = true}
+
+-- A typed refusal: 'PCERR {"code": ..., fields}', decoded by scripts.raise_script_error.
+local function refuse(code, fields)
+  fields = fields or {}
+  fields.code = code
+  return redis.error_reply('PCERR ' .. cjson.encode(fields))
+end
+
+-- Every status change goes through here: the move must be in the transition table
+-- (generated from picloud_compat.status), else the script stops before writing.
+local function move(jk, jid, from, to, ...)
+  if not (MOVES[from] and MOVES[from][to]) then
+    error({err = 'PCERR ' .. cjson.encode({code = 'bad_move', jid = jid, from = from, to = to})})
+  end
+  redis.call('HSET', jk, 'status', to, ...)
+end
+local STALLED_MSG = 'Could not start due to dependency erroring'
+local NOTICE_TTL = 3600
+
+-- Notices are collected per client id during one script run, then pushed once each.
+local NOTICES = {}
+local NOTICE_ORDER = {}
+
+local function add_notice(t, cid, jid, status, result)
+  local key = K.notices(t, cid)
+  local list = NOTICES[key]
+  if not list then
+    list = {}
+    NOTICES[key] = list
+    NOTICE_ORDER[#NOTICE_ORDER + 1] = key
+  end
+  list[#list + 1] = tonumber(jid)
+  list[#list + 1] = status
+  list[#list + 1] = result or false
+end
+
+local function flush_notices()
+  for _, key in ipairs(NOTICE_ORDER) do
+    redis.call('RPUSH', key, cmsgpack.pack(NOTICES[key]))
+    redis.call('EXPIRE', key, NOTICE_TTL)
+  end
+end
+
+-- Tell the submitting client and any watchers that `jid` finished. `cid` and
+-- `watched` may be passed in when the caller already read them.
+local function notify(t, jid, status, result, inline_limit, cid, watched)
+  local inline = false
+  if result and #result <= inline_limit then inline = result end
+  if cid == nil then
+    local f = redis.call('HMGET', K.job(t, jid), 'cid', 'w')
+    cid, watched = f[1], f[2]
+  end
+  if cid and cid ~= '' then add_notice(t, cid, jid, status, inline) end
+  if not watched then return end
+  local wkey = K.watchers(t, jid)
+  local watchers = redis.call('SMEMBERS', wkey)
+  if #watchers > 0 then
+    for _, w in ipairs(watchers) do
+      if w ~= cid then add_notice(t, w, jid, status, inline) end
+    end
+    redis.call('DEL', wkey)
+  end
+end
+
+-- Bookkeeping shared by every move into a finished status. `external_args` is
+-- nil when unknown (then the separate arguments key gets its TTL regardless).
+local function finalize(t, jid, retention, external_args)
+  redis.call('EXPIRE', K.job(t, jid), retention)
+  if external_args ~= false then redis.call('EXPIRE', K.args(t, jid), retention) end
+end
+
+local function publish(ck, queue, tpl, gen, now)
+  local msg = string.gsub(tpl, '@TAG@', ck .. '#' .. gen)
+  redis.call('LPUSH', queue, msg)
+  redis.call('HSET', K.ledger(), ck, cmsgpack.pack({queue, tpl, gen, now}))
+  redis.call('ZADD', K.ledger_times(), now, ck)
+end
+
+local function unledger(ck)
+  redis.call('HDEL', K.ledger(), ck)
+  redis.call('ZREM', K.ledger_times(), ck)
+end
+
+local function chunk_range(chunk)
+  local plus = string.find(chunk, '+', 1, true)
+  return tonumber(string.sub(chunk, 1, plus - 1)), tonumber(string.sub(chunk, plus + 1))
+end
+
+-- A waiting chunk's parents are all satisfied: queue its jobs and publish it.
+local function release(t, chunk, wkey, now)
+  local w = redis.call('HMGET', wkey, 'queue', 'tpl')
+  redis.call('DEL', wkey)
+  local first, count = chunk_range(chunk)
+  local any = false
+  for jid = first, first + count - 1 do
+    local jk = K.job(t, jid)
+    if redis.call('HGET', jk, 'status') == 'waiting' then
+      move(jk, jid, 'waiting', 'queued')
+      any = true
+    end
+  end
+  if any then publish(t .. '/' .. chunk, w[1], w[2], 0, now) end
+end
+
+-- `jid` reached `status`: release or stall the chunks waiting on it, transitively.
+-- Iterative (a work list, not recursion) so a 1,000-deep chain cannot overflow.
+local function propagate(t, jid, status, now, retention, inline_limit)
+  local work = {jid, status}
+  while #work > 0 do
+    local st = table.remove(work)
+    local parent = table.remove(work)
+    local kkey = K.dependents(t, parent)
+    local kids = redis.call('LRANGE', kkey, 0, -1)
+    if #kids > 0 then redis.call('DEL', kkey) end
+    for _, chunk in ipairs(kids) do
+      local wkey = K.waiting_chunk(t, chunk)
+      local deperr = redis.call('HGET', wkey, 'deperr')
+      if deperr then
+        if st == 'done' or deperr == 'ignore' then
+          if redis.call('HINCRBY', wkey, 'pending', -1) <= 0 then
+            release(t, chunk, wkey, now)
+          end
+        else
+          redis.call('DEL', wkey)
+          local first, count = chunk_range(chunk)
+          for child = first, first + count - 1 do
+            local ck = K.job(t, child)
+            if redis.call('HGET', ck, 'status') == 'waiting' then
+              move(ck, child, 'waiting', 'stalled', 'finished', now, 'exc', STALLED_MSG)
+              finalize(t, child, retention)
+              notify(t, child, 'stalled', nil, inline_limit)
+              work[#work + 1] = child
+              work[#work + 1] = 'stalled'
+            end
+          end
+        end
+      end
+    end
+  end
+end
+
+-- Move one unfinished job (now `from`) to a failed status (killed / error) with its
+-- consequences.
+local function fail_job(t, jid, from, status, reason, now, retention, inline_limit)
+  move(K.job(t, jid), jid, from, status, 'finished', now, 'exc', reason)
+  finalize(t, jid, retention)
+  -- output streamed while it ran (kill, lost worker) must not outlive the record
+  redis.call('EXPIRE', K.stdout(t, jid), retention)
+  redis.call('EXPIRE', K.stderr(t, jid), retention)
+  notify(t, jid, status, nil, inline_limit)
+  propagate(t, jid, status, now, retention, inline_limit)
+end
+
+-- Append to an output stream keeping only its last `limit` bytes.
+local function append_capped(key, text, limit, retention)
+  if text == '' then return end
+  if redis.call('APPEND', key, text) > limit then
+    redis.call('SET', key, redis.call('GETRANGE', key, -limit, -1))
+  end
+  if retention then redis.call('EXPIRE', key, retention) end
+end
+
+local function chunk_finished(t, first, count)
+  for jid = first, first + count - 1 do
+    local st = redis.call('HGET', K.job(t, jid), 'status')
+    if st and not FINISHED[st] then return false end
+  end
+  return true
+end
+
+-- Unfinished jids of the tenant; chunks found fully finished leave the index.
+local function unfinished_jobs(t)
+  local out = {}
+  local ukey = K.unfinished(t)
+  for _, chunk in ipairs(redis.call('SMEMBERS', ukey)) do
+    local first, count = chunk_range(chunk)
+    local open = false
+    for jid = first, first + count - 1 do
+      local st = redis.call('HGET', K.job(t, jid), 'status')
+      if st and not FINISHED[st] then
+        out[#out + 1] = jid
+        open = true
+      end
+    end
+    if not open then redis.call('SREM', ukey, chunk) end
+  end
+  return out
+end

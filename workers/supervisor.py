@@ -1,0 +1,89 @@
+"""The supervision loop: one for the Celery worker's main process and the simulator.
+
+Every pass serves kill requests and ``_max_runtime``; every `HEARTBEAT_EVERY`
+seconds it registers the worker, renews the leases of running chunks and runs one
+reaper pass (`SupervisionStore.reap`). On the simulator the store makes leases and
+reaping no-ops, and a `check` hook notices dead job processes directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from picloud_compat.store.contract import SupervisionStore
+from picloud_compat.store.records import WorkerInfo
+from picloud_compat.workers.warden import Warden
+
+log = logging.getLogger("picloud.worker")
+
+HEARTBEAT_EVERY = 2.0
+"""Seconds between worker registrations, lease renewals and reaper passes."""
+
+
+class Supervisor(threading.Thread):
+    """Runs the supervision loop in a daemon thread until `stop()`."""
+
+    def __init__(
+        self,
+        store: SupervisionStore,
+        name: str,
+        state_dir: Path,
+        queues: Sequence[str],
+        concurrency: int,
+        lease_seconds: float,
+        *,
+        wait: float = 0.25,
+        check: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(name="picloud-supervisor", daemon=True)
+        self.store = store
+        self.warden_name = name
+        self.queues = tuple(queues)
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.warden = Warden(state_dir, self._kill_with_reason)
+        self._wait = wait
+        self._check = check
+        self.stopping = threading.Event()
+
+    def _kill_with_reason(self, tenant: str, jid: int, reason: str) -> list[int]:
+        return self.store.kill(tenant, [jid], reason)
+
+    def run(self) -> None:
+        """Pass after pass until stopped; store outages are ridden out."""
+        last_beat = 0.0
+        while not self.stopping.is_set():
+            try:
+                for request in self.store.pop_kill_requests(self.warden_name, self._wait):
+                    self.warden.kill(request.tenant, request.jid, request.token)
+                self.warden.enforce_max_runtime()
+                if self._check is not None:
+                    self._check()
+                now = time.time()
+                if now - last_beat >= HEARTBEAT_EVERY:
+                    last_beat = now
+                    self._heartbeat(now)
+            except Exception as exc:  # Redis restarts etc.: keep going, retry shortly
+                if self.stopping.is_set():
+                    return
+                log.warning("supervision pass failed: %s", exc)
+                self.stopping.wait(1.0)
+
+    def _heartbeat(self, now: float) -> None:
+        info = WorkerInfo(self.warden_name, self.queues, self.concurrency, now)
+        self.store.heartbeat(info)
+        self.store.renew_leases(self.warden.leased_chunks(), self.lease_seconds)
+        for line in self.store.reap(now):
+            log.warning("%s", line)
+
+    def stop(self) -> None:
+        """Stop the loop and deregister the worker (best effort)."""
+        self.stopping.set()
+        try:
+            self.store.forget_worker(self.warden_name)
+        except Exception:
+            pass
