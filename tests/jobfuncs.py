@@ -161,3 +161,15 @@ def die_hard():
     import signal
 
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def greet(name, punctuation="!"):
+    """A function published over REST in the tests."""
+    return f"hello {name}{punctuation}"
+
+
+def tick(path):
+    """A cron body: appends one line per firing."""
+    with open(path, "a") as f:
+        f.write("tick\n")
+    return "ticked"

@@ -1,0 +1,124 @@
+"""`cloud.cron`, `cloud.rest` and `cloud.account` on the embedded simulator (no server).
+
+Each test starts its own simulator the way a user's script does (the default client),
+so the cron clock and the loopback gateway are the ones a script gets.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from picloud_compat.client import session
+from picloud_compat.settings import Settings
+from tests import jobfuncs as jf
+from tests.harness import wait_for
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def simulated(tmp_path) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """`cloud` on a fresh simulator of its own, as in a user's script."""
+    import cloud
+
+    client = session.simulator_client(
+        Settings(num_procs=2, admin_password="sim-admin", files_dir=str(tmp_path / "files"))
+    )
+    previous = session.set_client(client)
+    yield cloud
+    session.set_client(previous)
+    client.close()
+
+
+def test_cron_fires_on_its_schedule(simulated, tmp_path):
+    cloud = simulated
+    log = tmp_path / "ticks"
+    label = cloud.cron.register(lambda: jf.tick(str(log)), "every-second", "* * * * * *")
+    assert cloud.cron.list() == [label]
+    # 6 fields: the last is seconds; the clock serves each scheduled time once
+    wait_for(lambda: log.exists() and log.read_text().count("tick") >= 2, 15, "two firings")
+    info = cloud.cron.info(label)
+    assert info["schedule"] == "* * * * * *"
+    assert info["last_jid"] is not None
+    assert cloud.result(info["last_jid"], timeout=30) == "ticked"
+    cloud.cron.deregister(label)
+    time.sleep(1.5)  # a firing already submitted may still land
+    settled = log.read_text().count("tick")
+    time.sleep(2.5)
+    assert log.read_text().count("tick") == settled  # no firing after deregister
+    assert cloud.cron.list() == []
+
+
+def test_cron_manual_run_and_errors(simulated):
+    cloud = simulated
+    cloud.cron.register(jf.noop, "nightly", "30 2 * * mon-fri")
+    jid = cloud.cron.manual_run("nightly")
+    assert cloud.result(jid, timeout=30) is None
+    with pytest.raises(ValueError, match="already exists"):
+        cloud.cron.register(jf.noop, "nightly", "0 * * * *")
+    with pytest.raises(ValueError, match="5 fields"):
+        cloud.cron.register(jf.noop, "bad", "* *")
+    with pytest.raises(cloud.CloudException, match="no cron named"):
+        cloud.cron.info("missing")
+
+
+def test_rest_publish_serves_the_function_on_loopback(simulated):
+    cloud = simulated
+    url = cloud.rest.publish(jf.greet, "greet")
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/r/greet")
+    base = url.rsplit("/r/", 1)[0]
+    assert cloud.rest.list() == ["greet"]
+    assert cloud.rest.info("greet")["signature"]["required"] == ["name"]
+    with httpx.Client(base_url=base, timeout=30) as http:
+        jid = http.post("/r/greet", json={"name": "ada"}).json()["jid"]
+        assert cloud.result(jid, timeout=30) == "hello ada!"
+        body = http.get(f"/job/{jid}/result").json()
+        assert body == {"jid": jid, "result": "hello ada!"}
+        bad = http.post("/r/greet", json={"nom": "x"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_arguments"
+    cloud.rest.remove("greet")
+    assert cloud.rest.list() == []
+
+
+def test_rest_endpoint_is_usable_from_curl(simulated):
+    cloud = simulated
+    url = cloud.rest.publish(jf.greet, "hello")
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            url,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"name": "curl", "punctuation": "?"}),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    jid = json.loads(out.stdout)["jid"]
+    assert cloud.result(jid, timeout=30) == "hello curl?"
+
+
+def test_account_keys_on_the_simulator(simulated):
+    cloud = simulated
+    created = cloud.account.create_key("admin", "sim-admin", note="laptop")
+    key = created["api_key"]
+    assert created["api_secretkey"] and created["active"] is True
+    assert key in cloud.account.list_keys("admin", "sim-admin")
+    assert cloud.account.get_key("admin", "sim-admin", key)["note"] == "laptop"
+    cloud.account.deactivate_key("admin", "sim-admin", key)
+    assert cloud.account.list_keys("admin", "sim-admin", active_only=True) == []
+    cloud.account.activate_key("admin", "sim-admin", key)
+    with pytest.raises(cloud.CloudException, match="invalid admin"):
+        cloud.account.list_keys("admin", "wrong")
