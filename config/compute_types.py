@@ -11,12 +11,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ComputeType:
+    """A PiCloud compute type (`_type`), served by its own worker pool."""
+
     name: str
     description: str
     cores: tuple[int, ...]  # the values `_cores` may take on this type
 
     @property
     def queue(self) -> str:
+        """The Celery queue jobs of this type go to."""
         return self.name
 
 
@@ -42,6 +45,7 @@ PRIORITY_SEP = ":"
 
 
 def priority_step(priority: int) -> int:
+    """`priority` clamped into the range of steps kombu keeps a list for."""
     return min(max(priority, PRIORITY_STEPS[0]), PRIORITY_STEPS[-1])
 
 
@@ -52,4 +56,5 @@ def queue_key(queue: str, priority: int) -> str:
 
 
 def queue_keys(queue: str) -> list[str]:
+    """Every Redis list holding `queue`'s messages, highest priority first."""
     return [queue_key(queue, p) for p in PRIORITY_STEPS]

@@ -42,9 +42,12 @@ def parse_jids(text: str) -> list[int]:
 
 
 class Jids(click.ParamType):
+    """Click argument type for jid lists written like ``1,3,5-9``."""
+
     name = "JIDS"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> list[int]:
+        """Parse the text (or pass through an already-parsed list, e.g. a default)."""
         return value if isinstance(value, list) else parse_jids(str(value))
 
 
@@ -250,6 +253,7 @@ def files() -> None:
 @click.argument("source", type=click.Path(exists=True, dir_okay=False))
 @click.argument("name", required=False)
 def files_put(source: str, name: str | None) -> None:
+    """Upload local file SOURCE to cloud.files. Stored as NAME (default: its base name)."""
     import cloud
 
     click.echo(cloud.files.put(source, name))
@@ -259,6 +263,7 @@ def files_put(source: str, name: str | None) -> None:
 @click.argument("name")
 @click.argument("destination", required=False)
 def files_get(name: str, destination: str | None) -> None:
+    """Download cloud file NAME. Saved as DESTINATION (default: its base name here)."""
     import cloud
 
     click.echo(cloud.files.get(name, destination))
@@ -268,6 +273,7 @@ def files_get(name: str, destination: str | None) -> None:
 @click.argument("prefix", required=False)
 @click.pass_context
 def files_list(ctx: click.Context, prefix: str | None) -> None:
+    """List stored file names. Only those starting with PREFIX, if given."""
     import cloud
 
     names = cloud.files.list(prefix)
@@ -277,6 +283,7 @@ def files_list(ctx: click.Context, prefix: str | None) -> None:
 @files.command("delete")
 @click.argument("name")
 def files_delete(name: str) -> None:
+    """Delete cloud file NAME (fails if there is no such file)."""
     import cloud
 
     if not cloud.files.delete(name):
@@ -307,6 +314,7 @@ def cron_register(label: str, schedule: str, command: tuple[str, ...]) -> None:
 @cron.command("list")
 @click.pass_context
 def cron_list(ctx: click.Context) -> None:
+    """List the labels of registered crons."""
     import cloud
 
     labels = cloud.cron.list()
@@ -317,6 +325,7 @@ def cron_list(ctx: click.Context) -> None:
 @click.argument("label")
 @click.pass_context
 def cron_info(ctx: click.Context, label: str) -> None:
+    """Show a registered cron's schedule and details."""
     import cloud
 
     data = cloud.cron.info(label)
@@ -326,6 +335,7 @@ def cron_info(ctx: click.Context, label: str) -> None:
 @cron.command("deregister")
 @click.argument("label")
 def cron_deregister(label: str) -> None:
+    """Stop and remove the cron LABEL."""
     import cloud
 
     cloud.cron.deregister(label)
@@ -351,6 +361,7 @@ def rest() -> None:
 @rest.command("list")
 @click.pass_context
 def rest_list(ctx: click.Context) -> None:
+    """List the labels of published functions."""
     import cloud
 
     labels = cloud.rest.list()
@@ -361,6 +372,7 @@ def rest_list(ctx: click.Context) -> None:
 @click.argument("label")
 @click.pass_context
 def rest_info(ctx: click.Context, label: str) -> None:
+    """Show a published function's URL, signature and description."""
     import cloud
 
     data = cloud.rest.info(label)
@@ -368,6 +380,7 @@ def rest_info(ctx: click.Context, label: str) -> None:
 
 
 def main() -> None:
+    """Console entry point: run the CLI and map errors to PiCloud's exit codes."""
     from picloud_compat.errors import CloudException
 
     try:

@@ -16,6 +16,8 @@ from picloud_compat import settings as settings_module
 
 
 class ConfigSettings:
+    """The object behind `cloud.config`: settings read and set as attributes."""
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in settings_module.setting_names():
             raise AttributeError(f"cloud.config has no setting {name!r}")

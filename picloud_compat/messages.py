@@ -29,6 +29,7 @@ _ORIGIN = f"picloud@{socket.gethostname()}"
 
 
 def task_id(tenant: str, first: int | str, count: int) -> str:
+    """Celery task id naming the chunk, so workers and logs can tell chunks apart."""
     return f"{tenant}.{first}.{count}"
 
 
@@ -91,6 +92,7 @@ def fill(template: str, first: int, tag: str | None = None) -> str:
 
 
 def delivery_tag(chunk_key: str, generation: int) -> str:
+    """The tag of a chunk's nth publication; matches lib.lua, so supervision can find it queued."""
     return f"{chunk_key}#{generation}"
 
 

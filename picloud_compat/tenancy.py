@@ -12,6 +12,7 @@ SIMULATOR_TENANT = "local"
 
 
 def validate_tenant(name: str) -> str:
+    """`name` if it is safe to embed in Redis keys and S3 prefixes, else ConfigurationError."""
     if not isinstance(name, str) or not TENANT_PATTERN.match(name):
         raise ConfigurationError(
             f"api_key must be 1-64 characters of letters, digits, '_' or '-', got {name!r}"
@@ -20,6 +21,7 @@ def validate_tenant(name: str) -> str:
 
 
 def tenant_for(settings: Settings) -> str:
+    """The tenant a cluster client acts as; fails early if key or signing key is missing."""
     if not settings.api_key:
         raise ConfigurationError(
             "no api_key configured: call cloud.setkey(api_key, api_secretkey, server_url=...) "

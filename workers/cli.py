@@ -15,6 +15,7 @@ WORKER_FLAGS = ["--without-gossip", "--without-mingle", "-P", "prefork"]
 def worker_argv(
     types: list[str], concurrency: int | None, loglevel: str, name: str | None
 ) -> list[str]:
+    """The `celery worker` command line for the given queues (a list, so it can be tested)."""
     argv = [
         sys.executable,
         "-m",

@@ -54,6 +54,7 @@ def list(prefix: str | None = None) -> list[str]:
 
 
 def exists(name: str) -> bool:
+    """True if this key has a file called `name`."""
     return api.exists(get_client().files, name)
 
 
@@ -63,6 +64,7 @@ def delete(name: str) -> bool:
 
 
 def get_md5(name: str) -> str:
+    """Hex md5 of the stored file, e.g. to compare with a local copy without downloading."""
     return api.get_md5(get_client().files, name)
 
 

@@ -83,12 +83,14 @@ class AsyncResult:
         return self._value
 
     def wait(self, timeout: float | None = None) -> None:
+        """Block until the jobs finish or `timeout` passes; never raises a job's error."""
         try:
             self._resolve(timeout)
         except TimeoutError:
             pass
 
     def ready(self) -> bool:
+        """True once every job has finished (done, error, killed or stalled)."""
         if self._done.is_set():
             return True
         ids = self._jids if isinstance(self._jids, list) else [self._jids]
@@ -96,6 +98,7 @@ class AsyncResult:
         return all(s in ("done", "error", "killed", "stalled") for s in statuses)
 
     def successful(self) -> bool:
+        """True if every job succeeded; ValueError if they have not all finished."""
         if not self.ready():
             raise ValueError(f"{self!r} not ready")
         self.wait()
@@ -105,6 +108,7 @@ class AsyncResult:
 def apply(
     func: Callable[..., Any], args: Iterable[Any] = (), kwds: dict[str, Any] | None = None
 ) -> Any:
+    """Run `func(*args, **kwds)` as a cloud job and wait for its result."""
     return apply_async(func, args, kwds).get()
 
 
@@ -115,6 +119,7 @@ def apply_async(
     callback: Callable[[Any], Any] | None = None,
     error_callback: Callable[[BaseException], Any] | None = None,
 ) -> AsyncResult:
+    """Start `func(*args, **kwds)` as a cloud job; callbacks run in a background thread."""
     jid = get_client().call(func, *tuple(args), **(kwds or {}))
     return AsyncResult(jid, callback, error_callback)
 
@@ -133,6 +138,7 @@ def map_async(
     callback: Callable[[Any], Any] | None = None,
     error_callback: Callable[[BaseException], Any] | None = None,
 ) -> AsyncResult:
+    """Start one cloud job per item without waiting (`chunksize` is ignored)."""
     jids = get_client().map(func, list(iterable))
     return AsyncResult(jids, callback, error_callback)
 

@@ -47,11 +47,14 @@ def previous_fire(expr: str, now: datetime) -> datetime:
 
 
 class CronSchedule(BaseSchedule):
+    """A beat schedule with true cron semantics (croniter, UTC) instead of Celery's crontab."""
+
     def __init__(self, expr: str, nowfun: Any = None, app: Any = None) -> None:
         self.expr = normalize(expr)
         super().__init__(nowfun=nowfun, app=app)
 
     def now(self) -> datetime:
+        """Current time in UTC, the zone cron expressions are evaluated in."""
         return datetime.now(UTC)
 
     def _next_after(self, moment: datetime) -> datetime:
@@ -60,9 +63,11 @@ class CronSchedule(BaseSchedule):
         return croniter(self.expr, moment).get_next(datetime)
 
     def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        """Time until the next firing after `last_run_at` (negative if overdue)."""
         return self._next_after(last_run_at) - self.now()
 
     def is_due(self, last_run_at: datetime) -> schedstate:
+        """Beat's question: fire now?, and seconds until it should ask again."""
         now = self.now()
         due_at = self._next_after(last_run_at)
         if due_at <= now:

@@ -107,6 +107,7 @@ def get(
 def getf(
     store: FileStore, name: str, start_byte: int = 0, end_byte: int | None = None
 ) -> CloudFile:
+    """A read-only file object streaming `name` (or the inclusive byte range)."""
     name = validate_name(name)
     _check_range(start_byte, end_byte)
     stream, size = store.open(name, start_byte, end_byte)
@@ -114,18 +115,22 @@ def getf(
 
 
 def list_names(store: FileStore, prefix: str | None = None) -> list[str]:
+    """Sorted file names, optionally only those starting with `prefix`."""
     return store.list(validate_prefix(prefix))
 
 
 def exists(store: FileStore, name: str) -> bool:
+    """True if `name` is stored."""
     return store.md5(validate_name(name)) is not None
 
 
 def delete(store: FileStore, name: str) -> bool:
+    """Delete `name`; True if it existed."""
     return store.delete(validate_name(name))
 
 
 def get_md5(store: FileStore, name: str) -> str:
+    """Hex md5 of the stored content; FileNotFound if there is no such file."""
     md5 = store.md5(validate_name(name))
     if md5 is None:
         raise FileNotFound(name)

@@ -67,6 +67,7 @@ class CloudFile:
             self._buffer += block
 
     def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all that remain if negative); b'' at the end."""
         self._check()
         if size is None or size < 0:
             self._fill(None)
@@ -78,6 +79,7 @@ class CloudFile:
         return data
 
     def readline(self, size: int = -1) -> bytes:
+        """The next line, newline included (at most `size` bytes if given)."""
         self._check()
         while b"\n" not in self._buffer:
             before = len(self._buffer)
@@ -93,6 +95,7 @@ class CloudFile:
         return data
 
     def readlines(self) -> list[bytes]:
+        """All remaining lines."""
         return list(self)
 
     def __iter__(self) -> Iterator[bytes]:
@@ -103,9 +106,11 @@ class CloudFile:
             yield line
 
     def tell(self) -> int:
+        """Bytes read so far (the stream cannot seek)."""
         return self._pos
 
     def close(self) -> None:
+        """Release the underlying download stream (safe to call twice)."""
         if not self.closed:
             self.closed = True
             self._stream.close()

@@ -17,6 +17,8 @@ _PARTIAL = ".partial-"
 
 
 class LocalFileStore:
+    """The simulator's `FileStore`: one directory per tenant under `root`."""
+
     def __init__(self, root: Path, tenant: str) -> None:
         self.root = (root / tenant).resolve()
 
@@ -27,6 +29,7 @@ class LocalFileStore:
         return path
 
     def put(self, name: str, stream: IO[bytes], size: int, md5: str) -> None:
+        """Write atomically (temp file then rename); md5 is recomputed on demand."""
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_PARTIAL)
@@ -40,6 +43,7 @@ class LocalFileStore:
             raise
 
     def open(self, name: str, start: int = 0, end: int | None = None) -> tuple[IO[bytes], int]:
+        """The file positioned at `start`, capped at `end` (inclusive), and its size."""
         path = self._path(name)
         if not path.is_file():
             raise FileNotFound(name)
@@ -53,6 +57,7 @@ class LocalFileStore:
         return _Limited(f, end - start + 1), size
 
     def list(self, prefix: str = "") -> list[str]:
+        """Sorted names under `prefix`, skipping uploads still in progress."""
         if not self.root.is_dir():
             return []
         names = []
@@ -64,6 +69,7 @@ class LocalFileStore:
         return sorted(names)
 
     def md5(self, name: str) -> str | None:
+        """Hex md5 computed by reading the file; None if it does not exist."""
         path = self._path(name)
         if not path.is_file():
             return None
@@ -71,6 +77,7 @@ class LocalFileStore:
             return file_md5(f)[0]
 
     def delete(self, name: str) -> bool:
+        """Remove the file; True if it existed."""
         path = self._path(name)
         try:
             path.unlink()

@@ -13,6 +13,7 @@ MAX_FILE_SIZE = 5 * 1024**3  # 5 GB, S3's single-object ceiling for a PUT and Pi
 
 
 def validate_name(name: object) -> str:
+    """`name` unchanged if it is a safe file name (see the module doc), else an error."""
     if not isinstance(name, str):
         raise TypeError(f"file name must be a string, got {name!r}")
     if not name:

@@ -28,6 +28,8 @@ _lock = threading.Lock()
 
 
 class S3FileStore:
+    """The cluster's `FileStore`: objects under ``files/<tenant>/`` in one S3 bucket."""
+
     def __init__(self, settings: Settings, tenant: str, client: Any = None) -> None:
         self.bucket = settings.s3_bucket
         self.prefix = f"files/{tenant}/"
@@ -55,6 +57,7 @@ class S3FileStore:
             _checked_buckets.add(marker)
 
     def put(self, name: str, stream: IO[bytes], size: int, md5: str) -> None:
+        """Upload, keeping md5 and size in metadata (a multipart ETag is not an md5)."""
         self._ensure_bucket()
         with _s3_errors(f"uploading {name!r}"):
             self._s3.upload_fileobj(
@@ -66,6 +69,7 @@ class S3FileStore:
             )
 
     def open(self, name: str, start: int = 0, end: int | None = None) -> tuple[IO[bytes], int]:
+        """A streaming body for the (ranged) GET and the object's total size."""
         self._ensure_bucket()
         extra = {}
         if start or end is not None:
@@ -85,6 +89,7 @@ class S3FileStore:
         return reply["Body"], total
 
     def list(self, prefix: str = "") -> list[str]:
+        """Sorted names under `prefix`, across all result pages."""
         self._ensure_bucket()
         names: list[str] = []
         with _s3_errors("listing files"):
@@ -96,6 +101,7 @@ class S3FileStore:
         return sorted(names)
 
     def md5(self, name: str) -> str | None:
+        """The md5 from metadata, else a single-part ETag; None if missing or unknown."""
         self._ensure_bucket()
         with _s3_errors(f"reading {name!r}"):
             try:
@@ -111,6 +117,7 @@ class S3FileStore:
         return etag if etag and "-" not in etag else None
 
     def delete(self, name: str) -> bool:
+        """Delete the object; True if it existed (S3's delete alone cannot tell)."""
         if self.md5(name) is None and not self._exists_without_md5(name):
             return False
         with _s3_errors(f"deleting {name!r}"):

@@ -27,23 +27,33 @@ class ApiError(Exception):
 
 
 class ErrorBody(BaseModel):
+    """A machine-readable error code and a human-readable message."""
+
     code: str
     message: str
 
 
 class ErrorResponse(BaseModel):
+    """The JSON body of every error reply."""
+
     error: ErrorBody
 
 
 class JobCreated(BaseModel):
+    """Reply to calling a published function: the new job's jid."""
+
     jid: int
 
 
 class JobsCreated(BaseModel):
+    """Reply to a map call: one jid per row of arguments."""
+
     jids: list[int]
 
 
 class EndpointInfo(BaseModel):
+    """How to call a published function."""
+
     label: str
     uri: str
     signature: dict[str, Any]
@@ -52,12 +62,16 @@ class EndpointInfo(BaseModel):
 
 
 class JobInfo(BaseModel):
+    """A job's status and the info fields asked for."""
+
     jid: int
     status: str
     info: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobResult(BaseModel):
+    """A finished job's return value."""
+
     jid: int
     result: Any = None
 

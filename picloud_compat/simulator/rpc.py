@@ -92,6 +92,7 @@ class StoreServer:
                     return
 
     def close(self) -> None:
+        """Stop accepting connections (connections already open run until closed)."""
         self._stopping = True
         try:
             self.listener.close()
@@ -138,6 +139,7 @@ class RemoteStore:
         return call
 
     def close(self) -> None:
+        """Close this thread's connection; the next call reconnects."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
