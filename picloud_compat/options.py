@@ -63,6 +63,8 @@ class SubmitOptions:
 
 @dataclass(frozen=True)
 class Callbacks:
+    """Functions to run on the client when a job finishes (``_callback*`` options)."""
+
     on_success: tuple[Callable[..., Any], ...] = ()
     on_error: tuple[Callable[..., Any], ...] = ()
 
@@ -173,6 +175,7 @@ def _cores(value: Any, job_type: str) -> int:
 
 
 def parse_depends_on(value: Any) -> tuple[int, ...]:
+    """``_depends_on`` (a jid or an iterable of jids) as distinct jids, in order."""
     if value is None:
         return ()
     if _is_int(value):

@@ -28,6 +28,8 @@ _SMALL = 64 * 1024  # below this, one copy costs less than the zero-copy machine
 
 
 class Codec:
+    """Seals and opens one tenant's functions, arguments and results."""
+
     def __init__(self, signer: Signer, max_transmit_data: int) -> None:
         self.signer = signer
         self.limit = max_transmit_data
@@ -51,8 +53,11 @@ class Codec:
 
     def arguments(
         self, args: Sequence[Any], kwargs: dict[str, Any] | None = None, fast: int = 0
-    ) -> bytes:
-        """Seal one job's (args, kwargs); None kwargs keeps the pickle small."""
+    ) -> bytes | memoryview:
+        """Seal one job's (args, kwargs); None kwargs keeps the pickle small.
+
+        Big pickles come back as a view of the buffer they were written to (no copy).
+        """
         payload = (tuple(args), kwargs) if kwargs else (tuple(args),)
         if not kwargs and all(type(a) in _PLAIN for a in args):
             # Nothing cloudpickle would add: the stdlib pickler gives the same bytes, faster.
@@ -67,7 +72,7 @@ class Codec:
         except Exception as exc:
             raise _argument_error(args, kwargs or {}, exc) from exc
         self._check_size(len(sealed) - ENVELOPE_SIZE, "arguments")
-        return sealed  # type: ignore[return-value]  # bytes-like; written as is
+        return sealed
 
     def ship_argument_types(self, values: Iterable[Any]) -> None:
         """Instances of the user's own classes need those classes shipped too."""
@@ -85,6 +90,7 @@ class Codec:
         return self.signer.seal(raw)
 
     def load_function(self, sha: str, blob: bytes | None) -> Any:
+        """The function sealed in `blob`, cached by `sha` (the blob may be None if cached)."""
         cached = self._functions.get(sha)
         if cached is not None:
             return cached
@@ -97,13 +103,16 @@ class Codec:
         return func
 
     def has_function(self, sha: str) -> bool:
+        """Whether function `sha` is cached, so its blob need not be fetched."""
         return sha in self._functions
 
     def load_arguments(self, blob: bytes | memoryview) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """A job's (args, kwargs) from its sealed blob."""
         payload = pickle.loads(self.signer.open(blob, "arguments"))
         return (payload[0], payload[1]) if len(payload) == 2 else (payload[0], {})
 
     def load(self, blob: bytes | memoryview, what: str = "result") -> Any:
+        """Open and unpickle a sealed blob; `what` names it in errors."""
         return pickle.loads(self.signer.open(blob, what))
 
     # -- helpers -----------------------------------------------------------------
@@ -111,7 +120,8 @@ class Codec:
     def _dumps(self, obj: Any, fast: int) -> bytes:
         if fast >= 2 or type(obj) in _PLAIN:
             return pickle.dumps(obj, protocol=PROTOCOL)
-        return cloudpickle.dumps(obj, protocol=PROTOCOL)
+        data: bytes = cloudpickle.dumps(obj, protocol=PROTOCOL)  # cloudpickle is untyped
+        return data
 
     def _check_size(self, size: int, what: str) -> None:
         if size > self.limit:

@@ -47,6 +47,8 @@ def getconfigpath() -> str:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every configurable value, resolved once (see `load`) and then read-only."""
+
     # -- account / connection
     api_key: str | None = None
     api_secretkey: str | None = None
@@ -101,13 +103,17 @@ class Settings:
 
     @property
     def processes(self) -> int:
+        """How many job processes the simulator runs (``num_procs``, else the CPUs)."""
         return self.num_procs or os.cpu_count() or 2
 
     def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (settings are frozen)."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
     def load(cls, config_dir: str | None = None, **overrides: Any) -> Settings:
+        """Settings from cloudconf.py, then the environment, then `cloud.config`, then
+        `overrides` (non-None ones), each above the last."""
         values: dict[str, Any] = {}
         values.update(read_cloudconf(Path(config_dir or getconfigpath()) / CONFIG_FILENAME))
         values.update(_from_env())
@@ -128,6 +134,7 @@ def coerce(name: str, value: Any) -> Any:
 
 
 def setting_names() -> list[str]:
+    """Names of every setting (what cloudconf.py and `cloud.config` accept)."""
     return list(_FIELDS)
 
 
@@ -183,8 +190,8 @@ def _coerce_all(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    default = _FIELDS[name].default
-    kind = type(default) if default is not None else str
+    default: object = _FIELDS[name].default
+    kind: type[object] = type(default) if default is not None else str
     if value is None:
         return None
     try:

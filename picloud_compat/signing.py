@@ -34,6 +34,8 @@ ENVELOPE_SIZE = len(MAGIC) + _MAC_LEN + len(_HEADER)
 
 
 class Signer:
+    """Seals and opens blobs with one tenant's key, derived from the shared secret."""
+
     def __init__(self, secret: str | bytes, tenant: str) -> None:
         raw = secret.encode() if isinstance(secret, str) else secret
         if len(raw) < 16:
@@ -42,6 +44,7 @@ class Signer:
         self._key = hmac.new(raw, b"picloud-tenant:" + tenant.encode(), hashlib.sha256).digest()
 
     def seal(self, payload: bytes) -> bytes:
+        """`payload` in its signed envelope."""
         body = _HEADER + payload
         return MAGIC + hmac.digest(self._key, body, "sha256") + body
 

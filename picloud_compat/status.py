@@ -11,6 +11,8 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
+    """A job's status, as PiCloud spelled it (a StrEnum, so it compares to str)."""
+
     WAITING = "waiting"  # dependencies not yet satisfied
     QUEUED = "queued"
     PROCESSING = "processing"
@@ -21,6 +23,7 @@ class JobStatus(StrEnum):
 
     @property
     def finished(self) -> bool:
+        """Whether the job is over (it will not change status again)."""
         return self in FINISHED
 
 

@@ -121,7 +121,7 @@ class Client:
         spec = JobSpec.of(options, fn_sha, submitting.display_name(func))
         fast = options.fast_serialization
         sizes = submitting.plain_sizes(rows, self.settings.max_transmit_data)
-        serialize: Callable[[int], bytes]
+        serialize: Callable[[int], bytes | memoryview]
         if sizes is None:
             # Anything but plain values could fail to pickle: serialize every row before
             # submitting any, so a bad row leaves nothing behind.
@@ -132,7 +132,7 @@ class Client:
         else:
             # Plain values (numbers, strings, bytes) cannot fail: serialize each chunk just
             # before sending it, so workers start while the rest is still being prepared.
-            def serialize(index: int) -> bytes:
+            def serialize(index: int) -> bytes | memoryview:
                 return self.codec.arguments(rows[index], None, fast)
 
         first = self.store.allocate(self.tenant, len(rows))
@@ -157,7 +157,7 @@ class Client:
         return jids
 
     def _submit(
-        self, spec: JobSpec, fn_blob: bytes, args: Sequence[bytes], first: int | None
+        self, spec: JobSpec, fn_blob: bytes, args: Sequence[bytes | memoryview], first: int | None
     ) -> int:
         parent = current_job()
         sub = Submission(

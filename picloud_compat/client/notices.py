@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from picloud_compat.errors import ConnectionFailed, UnknownJobError
 from picloud_compat.options import Callbacks
@@ -26,6 +26,8 @@ from picloud_compat.store.contract import ClientStore
 from picloud_compat.store.records import Notice
 
 log = logging.getLogger("picloud.client")
+
+T = TypeVar("T")
 
 POP_SLICE = 0.5
 """Longest single blocking pop, so close() and deadlines are honoured promptly."""
@@ -41,6 +43,8 @@ dropped (they stay in the store and are fetched on demand)."""
 
 
 class NoticeHub:
+    """One client's completion notices: finished statuses, inline results, callbacks."""
+
     def __init__(self, store: ClientStore, tenant: str, cid: str) -> None:
         self.store, self.tenant, self.cid = store, tenant, cid
         self._cond = threading.Condition()
@@ -62,11 +66,13 @@ class NoticeHub:
     # -- what waiters call --------------------------------------------------------
 
     def finished_status(self, jid: int) -> str | None:
+        """The finished status a notice brought for `jid`, None if none yet."""
         if jid in self._deleted:
             raise UnknownJobError(jid)
         return self._finished.get(jid)
 
     def take_inline(self, jid: int) -> bytes | None:
+        """Hand over (and forget) the small result that travelled with `jid`'s notice."""
         with self._cond:
             blob = self._inline.pop(jid, None)
             if blob is not None:
@@ -74,6 +80,7 @@ class NoticeHub:
             return blob
 
     def mark_finished(self, statuses: dict[int, str]) -> None:
+        """Record finished statuses read directly, and wake the waiters."""
         with self._cond:
             self._finished.update(statuses)
             self._cond.notify_all()
@@ -117,7 +124,7 @@ class NoticeHub:
         if notices:
             self._absorb(notices)
 
-    def riding_out_outages(self, operation: Callable[[], Any], pause: float) -> Any:
+    def riding_out_outages(self, operation: Callable[[], T], pause: float) -> T | None:
         """Run `operation`; while the job store is unreachable return None instead of
         failing, for up to OUTAGE_GRACE seconds. A Redis restart must not fail every
         waiting result(): notices lost with it are found by the next status re-check."""
@@ -160,6 +167,7 @@ class NoticeHub:
     # -- callbacks -----------------------------------------------------------------
 
     def add_callbacks(self, jids: Iterable[int], callbacks: Callbacks) -> None:
+        """Run `callbacks` when each jid finishes (at once if it already has)."""
         with self._cond:
             for jid in jids:
                 status = self._finished.get(jid)
@@ -227,6 +235,7 @@ class NoticeHub:
                 log.exception("callback %r for job %s raised", func, jid)
 
     def close(self) -> None:
+        """Stop waiting and let the callback thread finish what is queued."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()

@@ -94,7 +94,8 @@ class JobStream(io.TextIOBase):
         return text[-self._limit :]
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # an attribute in TextIOBase's stub
+        """Always UTF-8 (what the captured text is stored as)."""
         return "utf-8"
 
     def isatty(self) -> bool:

@@ -11,7 +11,7 @@ import pickle
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from picloud_compat.runner.execution import JobOutput, JobResult
 from picloud_compat.runner.state_file import StateFile
@@ -97,7 +97,7 @@ def run_in_fresh_process(
         data = pipe.read()
     _, status = os.waitpid(pid, 0)
     if data:
-        return pickle.loads(data)
+        return cast(JobResult, pickle.loads(data))  # what the child pickled above
     return JobResult(
         "error", None, f"job process exited abnormally (wait status {status})", "", "", None, 0.0
     )

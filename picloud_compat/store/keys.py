@@ -76,94 +76,117 @@ def _render(name: str, **values: object) -> str:
 
 
 def jid_counter(t: str) -> str:
+    """The tenant's jid sequence (INCRBY allocates jids)."""
     return _render("jid_counter", t=t)
 
 
 def job(t: str, jid: int) -> str:
+    """A job's record hash (status, times, attempts, small result)."""
     return _render("job", t=t, jid=jid)
 
 
 def args(t: str, jid: int) -> str:
+    """A job's sealed arguments when too big to pass through the submit script."""
     return _render("args", t=t, jid=jid)
 
 
 def result(t: str, jid: int) -> str:
+    """A job's sealed result when too big for its record hash."""
     return _render("result", t=t, jid=jid)
 
 
 def stdout(t: str, jid: int) -> str:
+    """A running or finished job's captured stdout (its tail)."""
     return _render("stdout", t=t, jid=jid)
 
 
 def stderr(t: str, jid: int) -> str:
+    """A running or finished job's captured stderr (its tail)."""
     return _render("stderr", t=t, jid=jid)
 
 
 def profile(t: str, jid: int) -> str:
+    """A job's profiler report (``_profile=True``)."""
     return _render("profile", t=t, jid=jid)
 
 
 def function(t: str, sha: str) -> str:
+    """A sealed function, by the SHA of its blob (shared by the tenant's jobs)."""
     return _render("function", t=t, sha=sha)
 
 
 def options(t: str, oid: str) -> str:
+    """A submission's JSON job spec, by its spec id."""
     return _render("options", t=t, oid=oid)
 
 
 def dependents(t: str, jid: int) -> str:
+    """Waiting chunks that depend on job `jid`."""
     return _render("dependents", t=t, jid=jid)
 
 
 def waiting_chunk(t: str, chunk: str) -> str:
+    """A chunk held back until its dependencies finish."""
     return _render("waiting_chunk", t=t, chunk=chunk)
 
 
 def watchers(t: str, jid: int) -> str:
+    """Clients other than the submitter waiting to hear that `jid` finished."""
     return _render("watchers", t=t, jid=jid)
 
 
 def unfinished(t: str) -> str:
+    """The tenant's chunks that may still hold unfinished jobs."""
     return _render("unfinished", t=t)
 
 
 def notices(t: str, cid: str) -> str:
+    """Completion notices for client `cid`."""
     return _render("notices", t=t, cid=cid)
 
 
 def kill_queue(worker: str) -> str:
+    """Kill requests for the processes warden `worker` supervises."""
     return _render("kill_queue", worker=worker)
 
 
 def cron(t: str, label: str) -> str:
+    """A cron record's fields."""
     return _render("cron", t=t, label=label)
 
 
 def cron_function(t: str, label: str) -> str:
+    """A cron's sealed function."""
     return _render("cron_function", t=t, label=label)
 
 
 def crons(t: str) -> str:
+    """The set of the tenant's cron labels."""
     return _render("crons", t=t)
 
 
 def once(t: str, marker: str) -> str:
+    """A one-off marker (SET NX with a TTL), e.g. a cron firing already served."""
     return _render("once", t=t, marker=marker)
 
 
 def record_owners(kind: str) -> str:
+    """Tenants having records of `kind` (cron or rest)."""
     return _render("record_owners", kind=kind)
 
 
 def rest(t: str, label: str) -> str:
+    """A REST endpoint record's fields."""
     return _render("rest", t=t, label=label)
 
 
 def rest_function(t: str, label: str) -> str:
+    """A REST endpoint's sealed function."""
     return _render("rest_function", t=t, label=label)
 
 
 def rests(t: str) -> str:
+    """The set of the tenant's REST endpoint labels."""
     return _render("rests", t=t)
 
 
@@ -183,6 +206,11 @@ ORPHAN_SUSPECTS = _render("orphan_suspects")
 def chunk_id(first: int, count: int) -> str:
     """A chunk is a contiguous jid range; its id is stable across redeliveries."""
     return f"{first}+{count}"
+
+
+def job_prefix(t: str) -> str:
+    """What every job record key of tenant `t` starts with (the jid follows)."""
+    return _render("job", t=t, jid="")
 
 
 def tenant_job_pattern(t: str) -> str:

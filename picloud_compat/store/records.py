@@ -70,7 +70,7 @@ class Submission:
     priority: int
     depends_on: tuple[int, ...]
     depends_on_errors: str
-    args: Sequence[bytes]  # one sealed blob per job
+    args: Sequence[bytes | memoryview]  # one sealed blob per job (a view: not copied)
     display_name: str  # what Flower shows for the chunk
     label: str | None = None
     first: int | None = None  # pre-allocated jids (map); None allocates (call)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import redis
 import redis.exceptions as rexc
@@ -22,7 +22,7 @@ class RedisBase:
         self._scripts = scripts.register(client)
 
     @classmethod
-    def from_url(cls, url: str, settings: Settings) -> Any:
+    def from_url(cls, url: str, settings: Settings) -> Self:
         """A store on the Redis at `url`."""
         return cls(connect(url, settings), settings)
 

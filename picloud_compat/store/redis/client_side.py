@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 import msgpack
 import redis.exceptions as rexc
@@ -17,7 +17,12 @@ from picloud_compat.store import keys
 from picloud_compat.store.records import OUTPUT_FIELDS, JobEntry, Notice, Submission, WorkerInfo
 from picloud_compat.store.redis import scripts
 from picloud_compat.store.redis.base import RedisBase
-from picloud_compat.store.redis.connection import INLINE_ARGS, store_errors
+from picloud_compat.store.redis.connection import (
+    INLINE_ARGS,
+    as_blob,
+    as_text,
+    store_errors,
+)
 
 # record field -> job hash field
 HASH_FIELDS = {
@@ -145,11 +150,10 @@ class RedisClientSide(RedisBase):
                     pipe.hmget(keys.job(t, jid), "r", "rx")
                 fields = pipe.execute()
                 big = [jid for jid, (_, rx) in zip(batch, fields, strict=True) if rx]
-                stored = (
-                    dict(zip(big, self.redis.mget([keys.result(t, j) for j in big]), strict=True))
-                    if big
-                    else {}
-                )
+                stored: dict[int, bytes | None] = {}
+                if big:
+                    blobs = self.redis.mget([keys.result(t, j) for j in big])
+                    stored = dict(zip(big, map(as_blob, blobs), strict=True))
                 out.extend(
                     stored.get(jid) if rx else r for jid, (r, rx) in zip(batch, fields, strict=True)
                 )
@@ -159,12 +163,12 @@ class RedisClientSide(RedisBase):
         """The JSON job spec a submission stored."""
         with store_errors("reading a job spec"):
             raw = self.redis.get(keys.options(t, spec_id))
-        return None if raw is None else raw.decode()
+        return None if raw is None else as_text(raw)
 
     def function(self, t: str, sha: str) -> bytes | None:
         """The sealed function blob."""
         with store_errors("reading a function"):
-            return self.redis.get(keys.function(t, sha))  # type: ignore[no-any-return]
+            return as_blob(self.redis.get(keys.function(t, sha)))
 
     def kill(self, t: str, jids: Sequence[int] | None, reason: str = "Killed") -> list[int]:
         """Kill unfinished jobs (all of the tenant's if None); return those killed."""
@@ -197,13 +201,14 @@ class RedisClientSide(RedisBase):
         """Block up to `timeout` seconds for completion notices addressed to `cid`."""
         key = keys.notices(t, cid)
         with store_errors("waiting for results"):
+            # With a count, LPOP and BLMPOP reply with a list of values (or nil).
             if timeout <= 0:
-                items = self.redis.lpop(key, 1000) or []
+                items = cast("list[bytes]", self.redis.lpop(key, 1000) or [])
             else:
                 popped = self.redis.blmpop(
                     max(timeout, 0.001), 1, key, direction="LEFT", count=1000
                 )
-                items = popped[1] if popped else []
+                items = cast("list[bytes]", popped[1]) if popped else []
         notices: list[Notice] = []
         for raw in items:
             flat = msgpack.unpackb(raw, raw=True)
@@ -216,11 +221,11 @@ class RedisClientSide(RedisBase):
 
     def jobs(self, t: str) -> list[tuple[int, str, str]]:
         """(jid, status, spec id) of every job of the tenant (a SCAN: not a hot path)."""
-        prefix = keys.job(t, "")
+        prefix = keys.job_prefix(t)
         found = []
         with store_errors("listing jobs"):
             for key in self.redis.scan_iter(match=keys.tenant_job_pattern(t), count=1000):
-                found.append(int(key.decode()[len(prefix) :]))
+                found.append(int(as_text(key)[len(prefix) :]))
             found.sort()
             out = []
             for start in range(0, len(found), 1000):
@@ -248,7 +253,7 @@ class RedisClientSide(RedisBase):
                 info = json.loads(doc)
                 seen = float(info.get("seen", 0))
                 worker = WorkerInfo(
-                    name.decode(), tuple(info["queues"]), int(info["concurrency"]), seen
+                    as_text(name), tuple(info["queues"]), int(info["concurrency"]), seen
                 )
             except (ValueError, KeyError, TypeError):
                 continue
@@ -270,7 +275,7 @@ class RedisClientSide(RedisBase):
         return max(2, cached[1].get(queue, 0))
 
 
-def _decode(name: str, raw: bytes | None) -> Any:
+def _decode(name: str, raw: bytes | None) -> float | int | str | None:
     if raw is None:
         return None
     text = raw.decode(errors="replace")

@@ -9,8 +9,8 @@ Errors are classified by redis-py's exception *type*, never by message text.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import redis
 import redis.exceptions as rexc
@@ -24,6 +24,26 @@ from picloud_compat.settings import Settings
 
 INLINE_ARGS = 64 * 1024
 """Values up to this size travel through the Lua scripts; bigger ones go around them."""
+
+Reply = bytes | str
+"""What redis-py declares a reply value to be. Every client `connect` builds keeps the
+default ``decode_responses=False``, so at run time it is always bytes."""
+
+
+def as_bytes(reply: Reply) -> bytes:
+    """A reply value as the bytes it is (see `Reply`)."""
+    return cast(bytes, reply)
+
+
+def as_text(reply: Reply) -> str:
+    """A reply value decoded from UTF-8 (see `Reply`)."""
+    return cast(bytes, reply).decode()
+
+
+def as_blob(reply: Reply | None) -> bytes | None:
+    """A reply value that may be absent, as bytes (see `Reply`)."""
+    return cast("bytes | None", reply)
+
 
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError)
 _REFUSED_WRITE = (rexc.OutOfMemoryError, rexc.ReadOnlyError, rexc.MasterDownError)
@@ -53,19 +73,25 @@ class _HybridPacker:
     (feasibility.md T7). Replies are parsed by hiredis either way.
     """
 
-    def __init__(self, buffer_cutoff: int, encode: Any) -> None:
+    def __init__(self, buffer_cutoff: int, encode: Callable[[Any], bytes]) -> None:
         self._python = PythonRespSerializer(buffer_cutoff, encode)
-        self._fast = HiredisRespSerializer() if HIREDIS_AVAILABLE else self._python
+        self._fast: HiredisRespSerializer | PythonRespSerializer = (
+            HiredisRespSerializer() if HIREDIS_AVAILABLE else self._python
+        )
 
     def pack(self, *args: Any) -> list[bytes]:
+        """The wire form of one command; big values keep their own buffers."""
+        packer = self._fast
         for arg in args:
             if isinstance(arg, bytes | bytearray | memoryview) and len(arg) > INLINE_ARGS:
-                return self._python.pack(*args)  # type: ignore[no-any-return]
-        return self._fast.pack(*args)  # type: ignore[no-any-return]
+                packer = self._python
+                break
+        # redis-py does not annotate what the serializers' `pack` returns: list[bytes].
+        return cast(list[bytes], packer.pack(*args))
 
 
 class _Connection(redis.Connection):
-    def _construct_command_packer(self, packer: Any) -> Any:
+    def _construct_command_packer(self, packer: object) -> _HybridPacker:
         return _HybridPacker(self._buffer_cutoff, self.encoder.encode)
 
 

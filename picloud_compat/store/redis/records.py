@@ -13,7 +13,7 @@ from collections.abc import Callable
 from picloud_compat.store import keys
 from picloud_compat.store.records import Account, RecordKind
 from picloud_compat.store.redis.base import RedisBase
-from picloud_compat.store.redis.connection import store_errors
+from picloud_compat.store.redis.connection import as_blob, as_text, store_errors
 
 FIRST_ACCOUNT = 1000
 _KEYS: dict[str, tuple[Callable[[str, str], str], Callable[[str, str], str], Callable[[str], str]]]
@@ -44,7 +44,9 @@ class RedisRecords(RedisBase):
             pipe = self.redis.pipeline(transaction=True)
             if replace:
                 pipe.delete(key)
-            pipe.hset(key, mapping=fields)
+            # redis-py's `mapping` has a union key type, which dict[str, str] cannot match
+            # (dict keys are invariant).
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
             pipe.set(function_key(t, label), function)
             pipe.sadd(index_key(t), label)
             pipe.sadd(keys.record_owners(kind), t)
@@ -55,12 +57,12 @@ class RedisRecords(RedisBase):
         """A record's fields, None if absent."""
         with store_errors(f"reading a {kind} record"):
             raw = self.redis.hgetall(_KEYS[kind][0](t, label))
-        return {k.decode(): v.decode() for k, v in raw.items()} if raw else None
+        return {as_text(k): as_text(v) for k, v in raw.items()} if raw else None
 
     def record_function(self, t: str, kind: RecordKind, label: str) -> bytes | None:
         """A record's sealed function."""
         with store_errors(f"reading a {kind} function"):
-            return self.redis.get(_KEYS[kind][1](t, label))  # type: ignore[no-any-return]
+            return as_blob(self.redis.get(_KEYS[kind][1](t, label)))
 
     def update_record(self, t: str, kind: RecordKind, label: str, fields: dict[str, str]) -> None:
         """Merge fields into an existing record (no-op if it is gone)."""
@@ -68,7 +70,7 @@ class RedisRecords(RedisBase):
         with store_errors(f"updating a {kind} record"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.exists(key)
-            pipe.hset(key, mapping=fields)
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # as in save_record
             existed, _ = pipe.execute()
             if not existed:  # deleted meanwhile: do not resurrect a partial record
                 self.redis.delete(key)
@@ -86,12 +88,12 @@ class RedisRecords(RedisBase):
     def record_labels(self, t: str, kind: RecordKind) -> list[str]:
         """Labels of the tenant's records of `kind`, sorted."""
         with store_errors(f"listing {kind} records"):
-            return sorted(x.decode() for x in self.redis.smembers(_KEYS[kind][2](t)))
+            return sorted(as_text(x) for x in self.redis.smembers(_KEYS[kind][2](t)))
 
     def record_owners(self, kind: RecordKind) -> list[str]:
         """Tenants that have saved records of `kind`."""
         with store_errors(f"listing {kind} owners"):
-            return sorted(x.decode() for x in self.redis.smembers(keys.record_owners(kind)))
+            return sorted(as_text(x) for x in self.redis.smembers(keys.record_owners(kind)))
 
     def claim_once(self, t: str, name: str, ttl: float) -> bool:
         """True for the first caller naming `name` within `ttl` seconds."""
@@ -118,7 +120,7 @@ class RedisRecords(RedisBase):
         """Every API key, by number."""
         with store_errors("listing API keys"):
             raw = self.redis.hgetall(keys.ACCOUNTS)
-        out = [_account(k.decode(), v) for k, v in raw.items()]
+        out = [_account(as_text(k), v) for k, v in raw.items()]
         return sorted(out, key=lambda a: int(a.api_key) if a.api_key.isdigit() else 0)
 
     def set_account_active(self, api_key: str, active: bool) -> bool:

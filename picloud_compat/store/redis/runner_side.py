@@ -9,7 +9,7 @@ from typing import Any
 from picloud_compat.store import keys
 from picloud_compat.store.records import ChunkRef, Claim, ClaimedJob, Outcome
 from picloud_compat.store.redis.base import RedisBase
-from picloud_compat.store.redis.connection import store_errors
+from picloud_compat.store.redis.connection import as_blob, store_errors
 
 
 def lease_member(chunk: ChunkRef, worker: str) -> str:
@@ -51,16 +51,23 @@ class RedisRunnerSide(RedisBase):
         }
         reply = self._run("claim", record, (), "claiming jobs")
         claim = Claim(int(reply[0]))
-        for i in range(1, len(reply), 4):
-            claim.jobs.append(
-                ClaimedJob(int(reply[i]), int(reply[i + 1]), reply[i + 2].decode(), reply[i + 3])
-            )
-        big = [job for job in claim.jobs if job.args is None]
+        # (jid, attempt, spec id, args) per job; args are nil when kept in their own key.
+        rows = [reply[i : i + 4] for i in range(1, len(reply), 4)]
+        big = [int(row[0]) for row in rows if row[3] is None]
+        fetched: dict[int, bytes] = {}
         if big:
             with store_errors("fetching arguments"):
-                blobs = self.redis.mget([keys.args(chunk.tenant, job.jid) for job in big])
-            for job, blob in zip(big, blobs, strict=True):
-                job.args = blob or b""
+                blobs = self.redis.mget([keys.args(chunk.tenant, jid) for jid in big])
+            fetched = {jid: as_blob(blob) or b"" for jid, blob in zip(big, blobs, strict=True)}
+        for jid, attempt, spec_id, args in rows:
+            claim.jobs.append(
+                ClaimedJob(
+                    int(jid),
+                    int(attempt),
+                    spec_id.decode(),
+                    fetched[int(jid)] if args is None else args,
+                )
+            )
         return claim
 
     def finish(

@@ -22,6 +22,7 @@ from typing import Any
 import msgpack
 import redis
 import redis.exceptions as rexc
+from redis.commands.core import Script
 
 from picloud_compat.errors import CloudException, InvalidCredentials, UnknownJobError
 from picloud_compat.jobspec import LUA_FIELDS
@@ -67,13 +68,22 @@ def source(name: str) -> str:
     return prelude() + lib + body
 
 
-def register(client: redis.Redis) -> dict[str, Any]:
+def register(client: redis.Redis) -> dict[str, Script]:
     """Script objects (EVALSHA with automatic reload) for every script."""
     return {name: client.register_script(source(name)) for name in NAMES}
 
 
-def call(script: Any, record: dict[str, Any], rest: Sequence[Any] = (), client: Any = None) -> Any:
-    """Run `script` with its argument record and trailing list arguments."""
+def call(
+    script: Script,
+    record: dict[str, Any],
+    rest: Sequence[Any] = (),
+    client: redis.Redis | None = None,
+) -> Any:
+    """Run `script` with its argument record and trailing list arguments.
+
+    `client` may be a pipeline, which queues the call. The reply is whatever the
+    script returns (Redis's conversion of Lua values), hence Any.
+    """
     args = [msgpack.packb(record, use_bin_type=False), *rest]  # Redis's cmsgpack has no bin type
     if client is None:
         return script(keys=[], args=args)

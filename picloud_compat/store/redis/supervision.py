@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import msgpack
 
@@ -24,7 +25,7 @@ from picloud_compat import messages
 from picloud_compat.store import keys
 from picloud_compat.store.records import ChunkRef, KillRequest, WorkerInfo, WorkerLoss
 from picloud_compat.store.redis.base import RedisBase
-from picloud_compat.store.redis.connection import store_errors
+from picloud_compat.store.redis.connection import as_bytes, as_text, store_errors
 from picloud_compat.store.redis.runner_side import lease_member
 
 ORPHAN_CONFIRM = 4.0
@@ -44,7 +45,9 @@ class RedisSupervision(RedisBase):
             popped = self.redis.blpop([key], timeout=timeout)
             if not popped:
                 return []
-            raw = [popped[1], *(self.redis.lpop(key, 100) or [])]
+            # BLPOP replies (key, value); LPOP with a count, a list of values (or nil).
+            more = cast("list[bytes]", self.redis.lpop(key, 100) or [])
+            raw = [as_bytes(popped[1]), *more]
         out = []
         for item in raw:
             t, jid, worker, token = msgpack.unpackb(item, raw=True)
@@ -89,7 +92,7 @@ class RedisSupervision(RedisBase):
     def leases(self) -> dict[str, float]:
         """Running chunks: `chunkkey|worker` -> lease expiry."""
         with store_errors("reading leases"):
-            return {k.decode(): float(v) for k, v in self.redis.hgetall(keys.LEASES).items()}
+            return {as_text(k): float(v) for k, v in self.redis.hgetall(keys.LEASES).items()}
 
     def ledger(self) -> dict[str, tuple[str, str, int, float]]:
         """Published, unfinished chunks: chunk key -> (queue key, template, gen, time)."""
@@ -97,8 +100,8 @@ class RedisSupervision(RedisBase):
             raw = self.redis.hgetall(keys.LEDGER)
         out = {}
         for k, v in raw.items():
-            queue, tpl, gen, when = msgpack.unpackb(v, raw=True)
-            out[k.decode()] = (queue.decode(), tpl.decode(), int(gen), float(when))
+            queue, tpl, gen, when = msgpack.unpackb(as_bytes(v), raw=True)
+            out[as_text(k)] = (queue.decode(), tpl.decode(), int(gen), float(when))
         return out
 
     def reap(self, now: float) -> list[str]:
@@ -127,15 +130,16 @@ class RedisSupervision(RedisBase):
             start=0,
             num=ORPHANS_PER_PASS,
         )
-        suspects = {k.decode(): float(v) for k, v in r.hgetall(keys.ORPHAN_SUSPECTS).items()}
-        for raw in old:
+        suspects = {as_text(k): float(v) for k, v in r.hgetall(keys.ORPHAN_SUSPECTS).items()}
+        # Without `withscores`, ZRANGEBYSCORE replies with members only.
+        for raw in cast("list[bytes]", old):
             ck = raw.decode()
             entry = r.hget(keys.LEDGER, ck)
             if entry is None or ck in held:
                 r.zadd(keys.LEDGER_TIMES, {ck: now}, xx=True)
                 r.hdel(keys.ORPHAN_SUSPECTS, ck)
                 continue
-            queue, tpl, gen, _ = msgpack.unpackb(entry, raw=True)
+            queue, tpl, gen, _ = msgpack.unpackb(as_bytes(entry), raw=True)
             message = tpl.decode().replace(messages.TAG, messages.delivery_tag(ck, int(gen)))
             # The oldest messages sit at the tail (LPUSH in, BRPOP out): search from there.
             if r.lpos(queue, message, rank=-1) is not None:
