@@ -1,20 +1,22 @@
 """`RedisStore`: the cluster's store, one Lua script per atomic operation.
 
-One class made of one mixin per role (`store.contract`), each in its own module:
-client side, runner side, supervision, records. Every public method is one round
-trip, except where a module says otherwise.
+One class made of four mixins, one concept each: `jobs` (every change of a job's
+state, each a Lua script), `reads`, `supervision` (kill requests, leases, recovery,
+reaping, registrations) and `records` (crons, REST endpoints, API keys). Together
+they implement every role protocol of `store.contract`. Every public method is one
+round trip, except where a module says otherwise.
 """
 
 from __future__ import annotations
 
-from picloud_compat.store.redis.client_side import RedisClientSide
 from picloud_compat.store.redis.connection import connect, store_errors
+from picloud_compat.store.redis.jobs import RedisJobs
+from picloud_compat.store.redis.reads import RedisReads
 from picloud_compat.store.redis.records import RedisRecords
-from picloud_compat.store.redis.runner_side import RedisRunnerSide
 from picloud_compat.store.redis.supervision import RedisSupervision
 
 __all__ = ["RedisStore", "connect", "store_errors"]
 
 
-class RedisStore(RedisClientSide, RedisRunnerSide, RedisSupervision, RedisRecords):
+class RedisStore(RedisJobs, RedisReads, RedisSupervision, RedisRecords):
     """Every role of the store contract, on one Redis connection pool."""

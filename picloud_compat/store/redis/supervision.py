@@ -26,7 +26,7 @@ from picloud_compat.store import keys
 from picloud_compat.store.records import ChunkRef, KillRequest, WorkerInfo, WorkerLoss
 from picloud_compat.store.redis.base import RedisBase
 from picloud_compat.store.redis.connection import as_bytes, as_text, store_errors
-from picloud_compat.store.redis.runner_side import lease_member
+from picloud_compat.store.redis.jobs import lease_member
 
 ORPHAN_CONFIRM = 4.0
 """A suspected orphan (see `Settings.orphan_seconds`) is republished only if it is still

@@ -1,7 +1,11 @@
-"""`ClientStore` in memory: the same semantics as the Lua scripts, under one lock."""
+"""Every change of a job's state in memory, mirroring the Lua scripts step for step.
+
+Also the simulator's broker: `next_chunk` hands queued chunks to job processes.
+"""
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Sequence
 
@@ -10,30 +14,18 @@ from picloud_compat.status import FINISHED, STALLED_MESSAGE
 from picloud_compat.store.memory.state import Job, MemoryState
 from picloud_compat.store.records import (
     OUTPUT_FIELDS,
-    JobEntry,
+    ChunkRef,
+    Claim,
+    ClaimedJob,
     KillRequest,
     MissingFunction,
-    Notice,
+    Outcome,
     Submission,
 )
 
-# record field -> job dict field (the Redis hash spells them the same)
-RECORD = {
-    "status": "status",
-    "created": "created",
-    "started": "started",
-    "finished": "finished",
-    "runtime": "runtime",
-    "exception": "exc",
-    "attempts": "att",
-    "worker": "worker",
-    "parent": "parent",
-    "spec": "opts",
-}
 
-
-class MemoryClientSide(MemoryState):
-    """Client-side operations of the simulator's store."""
+class MemoryJobs(MemoryState):
+    """The job-life state changes, under the store's lock."""
 
     def allocate(self, t: str, count: int) -> int:
         """Reserve `count` consecutive jids for tenant `t`; return the first."""
@@ -98,43 +90,118 @@ class MemoryClientSide(MemoryState):
                 self._publish(t, first, count, sub.priority)
             return first
 
-    def statuses(self, t: str, jids: Sequence[int]) -> list[str | None]:
-        """Status per jid, None for unknown jids."""
+    def next_chunk(self, timeout: float, worker: str) -> ChunkRef | None:
+        """Block up to `timeout` for the most urgent queued chunk (the simulator's
+        broker). The chunk is held by `worker` until it ends, so a worker that dies
+        before even claiming it does not lose it (see `recover_worker`)."""
+        deadline = time.monotonic() + timeout
         with self._lock:
-            return [self._jobs[(t, j)]["status"] if (t, j) in self._jobs else None for j in jids]
+            while not self._queue and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._work.wait(remaining)
+            if not self._queue:
+                return None
+            chunk = heapq.heappop(self._queue)[2]
+            self._held[worker].add(chunk)
+            return chunk
 
-    def info(self, t: str, jids: Sequence[int], fields: Sequence[str]) -> list[JobEntry | None]:
-        """Requested record fields and outputs per jid, None for unknown jids."""
-        out: list[JobEntry | None] = []
+    def claim(
+        self,
+        chunk: ChunkRef,
+        start: int,
+        max_jobs: int,
+        max_bytes: int,
+        worker: str,
+        warden: str,
+        token: str,
+    ) -> Claim:
+        """Move queued jobs of `chunk` to processing under `token`."""
+        t = chunk.tenant
+        claim = Claim(start)
+        taken = size = 0
+        now = time.time()
+        with self._lock:
+            account = self._accounts.get(t)
+            if account is not None and not account.active:
+                for jid in chunk.jids[start:]:  # a deactivated key's queued jobs never run
+                    job = self._jobs.get((t, jid))
+                    if job is not None and job["status"] == "queued":
+                        self._fail(t, jid, "error", "API key deactivated")
+                claim.next_index = chunk.count
+                return claim
+            i = start
+            while i < chunk.count and taken < max_jobs and size < max_bytes:
+                jid = chunk.first + i
+                job = self._jobs.get((t, jid))
+                if job is not None and job["status"] == "queued":
+                    self._move(
+                        job,
+                        jid,
+                        "processing",
+                        started=now,
+                        worker=worker,
+                        warden=warden,
+                        token=token,
+                        att=job["att"] + 1,
+                    )
+                    blob = self._args.get((t, jid), b"")
+                    claim.jobs.append(ClaimedJob(jid, job["att"], job["opts"], blob))
+                    size += len(blob)
+                    taken += 1
+                i += 1
+            claim.next_index = i
+        return claim
+
+    def finish(
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        worker: str,
+        end: bool,
+        ran_all: bool = False,
+    ) -> None:
+        """Record outcomes first-writer-wins; release dependents; maybe end the chunk."""
+        t = chunk.tenant
+        now = time.time()
+        with self._lock:
+            for o in outcomes:
+                job = self._jobs.get((t, o.jid))
+                if job is None or job["status"] != "processing" or job.get("token") != o.token:
+                    continue  # killed, recovered or redelivered meanwhile: first writer won
+                self._move(job, o.jid, o.status, finished=now, runtime=o.runtime)
+                if o.result is not None:
+                    self._results[(t, o.jid)] = o.result
+                if o.exception:
+                    job["exc"] = o.exception
+                self._append(t, o.jid, "stdout", o.stdout)
+                self._append(t, o.jid, "stderr", o.stderr)
+                if o.profile:
+                    self._outputs[("profile", (t, o.jid))] = o.profile
+                self._unfinished[t].discard(o.jid)
+                self._notify(t, o.jid, o.status, o.result)
+                self._propagate(t, o.jid, o.status)
+            if end:
+                self._held[worker].discard(chunk)
+                if self._chunk_finished(chunk):
+                    self._ledger.pop(chunk.key, None)
+
+    def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
+        """Give back claimed jobs that never started (their attempt is not counted)."""
         with self._lock:
             for jid in jids:
-                job = self._jobs.get((t, jid))
-                if job is None:
-                    out.append(None)
-                    continue
-                entry: JobEntry = {"status": job["status"]}
-                for f in fields:
-                    if f in RECORD:
-                        entry[f] = job.get(RECORD[f])
-                    elif f in OUTPUT_FIELDS:
-                        entry[f] = self._outputs.get((f, (t, jid)))
-                out.append(entry)
-        return out
+                job = self._jobs.get((chunk.tenant, jid))
+                if job and job["status"] == "processing" and job.get("token") == token:
+                    self._move(job, jid, "queued", att=job["att"] - 1)
+                    for f in ("worker", "warden", "token", "started"):
+                        job.pop(f, None)
 
-    def results(self, t: str, jids: Sequence[int]) -> list[bytes | None]:
-        """Sealed result blobs (None if absent)."""
+    def append_output(self, t: str, jid: int, stdout: str, stderr: str) -> None:
+        """Stream a running job's output (only the tail is kept)."""
         with self._lock:
-            return [self._results.get((t, j)) for j in jids]
-
-    def spec(self, t: str, spec_id: str) -> str | None:
-        """The JSON job spec a submission stored."""
-        with self._lock:
-            return self._specs.get((t, spec_id))
-
-    def function(self, t: str, sha: str) -> bytes | None:
-        """The sealed function blob."""
-        with self._lock:
-            return self._functions.get((t, sha))
+            self._append(t, jid, "stdout", stdout)
+            self._append(t, jid, "stderr", stderr)
 
     def kill(self, t: str, jids: Sequence[int] | None, reason: str = "Killed") -> list[int]:
         """Kill unfinished jobs (all of the tenant's if None); return those killed."""
@@ -189,35 +256,3 @@ class MemoryClientSide(MemoryState):
                     self._watchers[(t, jid)].add(cid)
                 out.append(job["status"])
         return out
-
-    def pop_notices(self, t: str, cid: str, timeout: float) -> list[Notice]:
-        """Block up to `timeout` seconds for completion notices addressed to `cid`."""
-        deadline = time.monotonic() + max(timeout, 0)
-        with self._lock:
-            box = self._notices[(t, cid)]
-            while not box and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return []
-                self._notice_cond.wait(remaining)
-            out = list(box)
-            box.clear()
-            return out
-
-    def jobs(self, t: str) -> list[tuple[int, str, str]]:
-        """(jid, status, spec id) of every job of the tenant."""
-        with self._lock:
-            return sorted(
-                (jid, job["status"], job["opts"])
-                for (tt, jid), job in self._jobs.items()
-                if tt == t
-            )
-
-    def unfinished(self, t: str) -> list[int]:
-        """Jids of the tenant's unfinished jobs."""
-        with self._lock:
-            return sorted(self._unfinished[t])
-
-    def concurrency(self, queue: str) -> int:
-        """The simulator's process count (it serves every queue)."""
-        return self.settings.processes

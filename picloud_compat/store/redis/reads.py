@@ -1,4 +1,7 @@
-"""`ClientStore` on Redis: submitting, reading, waiting on, killing and deleting jobs."""
+"""Reading jobs on Redis: statuses, records, results, notices, listings, workers.
+
+Each method is one round trip (a pipeline or a single command); none changes a job.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +12,21 @@ from collections.abc import Sequence
 from typing import cast
 
 import msgpack
-import redis.exceptions as rexc
 
-from picloud_compat.config.compute_types import queue_key
-from picloud_compat.messages import chunk_template
 from picloud_compat.store import keys
-from picloud_compat.store.records import OUTPUT_FIELDS, JobEntry, Notice, Submission, WorkerInfo
-from picloud_compat.store.redis import scripts
+from picloud_compat.store.records import (
+    OUTPUT_FIELDS,
+    JobEntry,
+    Notice,
+    WorkerInfo,
+)
 from picloud_compat.store.redis.base import RedisBase
 from picloud_compat.store.redis.connection import (
-    INLINE_ARGS,
     as_blob,
     as_text,
     store_errors,
 )
 
-# record field -> job hash field
 HASH_FIELDS = {
     "status": "status",
     "created": "created",
@@ -39,69 +41,17 @@ HASH_FIELDS = {
 }
 _FLOAT_FIELDS = {"created", "started", "finished", "runtime"}
 _INT_FIELDS = {"attempts", "parent"}
-PENDING_ARGS_TTL = 3600
-"""TTL of big arguments written just before their submit script runs."""
 WORKER_TIMEOUT = 10.0
 """A worker that has not registered for this long is considered gone."""
 _CONCURRENCY_CACHE = 5.0
 
 
-class RedisClientSide(RedisBase):
-    """Client-side operations; each is one round trip (one script or one pipeline)."""
+class RedisReads(RedisBase):
+    """Read-side operations of `ClientStore` and `RunnerStore`."""
 
     _concurrency_cache: tuple[float, dict[str, int]] | None = None
+
     _concurrency_lock = threading.Lock()
-
-    def allocate(self, t: str, count: int) -> int:
-        """Reserve `count` consecutive jids for tenant `t`; return the first."""
-        with store_errors("allocating jids"):
-            return int(self.redis.incrby(keys.jid_counter(t), count)) - count + 1
-
-    def submit(self, t: str, sub: Submission) -> int:
-        """Create the chunk's jobs atomically and queue them; return the first jid."""
-        s = self.settings
-        # Big arguments bypass Lua (copying megabytes through Lua strings is slow): they
-        # are SET with a TTL in the same MULTI and made persistent by the script, so a
-        # failed submit leaves nothing behind for long.
-        external = any(len(a) > INLINE_ARGS for a in sub.args)
-        first = sub.first
-        if external and first is None:
-            first = self.allocate(t, len(sub.args))
-        record = {
-            "tenant": t,
-            "now": time.time(),
-            "cid": sub.cid,
-            "first": first,
-            "count": len(sub.args),
-            "spec_id": sub.spec_id,
-            "spec": sub.spec_json,
-            "fn_sha": sub.fn_sha,
-            "fn_blob": sub.fn_blob or False,
-            "retention": s.retention_seconds,
-            "queue": queue_key(sub.queue, sub.priority),
-            "template": chunk_template(
-                t, len(sub.args), sub.queue, sub.priority, sub.display_name, sub.label
-            ),
-            "deperr": sub.depends_on_errors,
-            "parent": sub.parent,
-            "inline_limit": s.inline_result_limit,
-            "args_stored": external,
-        }
-        if not external:
-            return int(self._run("submit", record, [*sub.depends_on, *sub.args], "submitting"))
-        assert first is not None
-        with store_errors("submitting jobs"):
-            pipe = self.redis.pipeline(transaction=True)
-            for i, blob in enumerate(sub.args):
-                pipe.set(keys.args(t, first + i), blob, ex=PENDING_ARGS_TTL)
-            scripts.call(self._scripts["submit"], record, sub.depends_on, client=pipe)
-            reply = pipe.execute(raise_on_error=False)[-1]
-        if isinstance(reply, rexc.ResponseError):
-            with store_errors("submitting jobs"):
-                scripts.raise_script_error(reply)
-        if isinstance(reply, Exception):
-            raise reply
-        return int(reply)
 
     def statuses(self, t: str, jids: Sequence[int]) -> list[str | None]:
         """Status per jid, None for unknown jids."""
@@ -169,33 +119,6 @@ class RedisClientSide(RedisBase):
         """The sealed function blob."""
         with store_errors("reading a function"):
             return as_blob(self.redis.get(keys.function(t, sha)))
-
-    def kill(self, t: str, jids: Sequence[int] | None, reason: str = "Killed") -> list[int]:
-        """Kill unfinished jobs (all of the tenant's if None); return those killed."""
-        if jids is not None and not jids:
-            return []
-        s = self.settings
-        record = {
-            "tenant": t,
-            "now": time.time(),
-            "retention": s.retention_seconds,
-            "inline_limit": s.inline_result_limit,
-            "reason": reason,
-            "all": jids is None,
-        }
-        return [int(j) for j in self._run("kill", record, jids or (), "killing jobs")]
-
-    def delete(self, t: str, jids: Sequence[int]) -> None:
-        """Remove finished jobs' data, all or nothing."""
-        if jids:
-            self._run("delete", {"tenant": t}, jids, "deleting jobs")
-
-    def watch(self, t: str, cid: str, jids: Sequence[int]) -> list[str | None]:
-        """Register for notices about other clients' jobs; current statuses."""
-        if not jids:
-            return []
-        reply = self._run("watch", {"tenant": t, "cid": cid}, jids, "watching jobs")
-        return [None if not v else v.decode() for v in reply]
 
     def pop_notices(self, t: str, cid: str, timeout: float) -> list[Notice]:
         """Block up to `timeout` seconds for completion notices addressed to `cid`."""

@@ -1,0 +1,100 @@
+"""Reading jobs in memory: statuses, records, results, notices, listings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from picloud_compat.store.memory.state import MemoryState
+from picloud_compat.store.records import (
+    OUTPUT_FIELDS,
+    JobEntry,
+    Notice,
+)
+
+RECORD = {
+    "status": "status",
+    "created": "created",
+    "started": "started",
+    "finished": "finished",
+    "runtime": "runtime",
+    "exception": "exc",
+    "attempts": "att",
+    "worker": "worker",
+    "parent": "parent",
+    "spec": "opts",
+}
+
+
+class MemoryReads(MemoryState):
+    """Read-side operations, under the store's lock."""
+
+    def statuses(self, t: str, jids: Sequence[int]) -> list[str | None]:
+        """Status per jid, None for unknown jids."""
+        with self._lock:
+            return [self._jobs[(t, j)]["status"] if (t, j) in self._jobs else None for j in jids]
+
+    def info(self, t: str, jids: Sequence[int], fields: Sequence[str]) -> list[JobEntry | None]:
+        """Requested record fields and outputs per jid, None for unknown jids."""
+        out: list[JobEntry | None] = []
+        with self._lock:
+            for jid in jids:
+                job = self._jobs.get((t, jid))
+                if job is None:
+                    out.append(None)
+                    continue
+                entry: JobEntry = {"status": job["status"]}
+                for f in fields:
+                    if f in RECORD:
+                        entry[f] = job.get(RECORD[f])
+                    elif f in OUTPUT_FIELDS:
+                        entry[f] = self._outputs.get((f, (t, jid)))
+                out.append(entry)
+        return out
+
+    def results(self, t: str, jids: Sequence[int]) -> list[bytes | None]:
+        """Sealed result blobs (None if absent)."""
+        with self._lock:
+            return [self._results.get((t, j)) for j in jids]
+
+    def spec(self, t: str, spec_id: str) -> str | None:
+        """The JSON job spec a submission stored."""
+        with self._lock:
+            return self._specs.get((t, spec_id))
+
+    def function(self, t: str, sha: str) -> bytes | None:
+        """The sealed function blob."""
+        with self._lock:
+            return self._functions.get((t, sha))
+
+    def pop_notices(self, t: str, cid: str, timeout: float) -> list[Notice]:
+        """Block up to `timeout` seconds for completion notices addressed to `cid`."""
+        deadline = time.monotonic() + max(timeout, 0)
+        with self._lock:
+            box = self._notices[(t, cid)]
+            while not box and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                self._notice_cond.wait(remaining)
+            out = list(box)
+            box.clear()
+            return out
+
+    def jobs(self, t: str) -> list[tuple[int, str, str]]:
+        """(jid, status, spec id) of every job of the tenant."""
+        with self._lock:
+            return sorted(
+                (jid, job["status"], job["opts"])
+                for (tt, jid), job in self._jobs.items()
+                if tt == t
+            )
+
+    def unfinished(self, t: str) -> list[int]:
+        """Jids of the tenant's unfinished jobs."""
+        with self._lock:
+            return sorted(self._unfinished[t])
+
+    def concurrency(self, queue: str) -> int:
+        """The simulator's process count (it serves every queue)."""
+        return self.settings.processes
