@@ -10,6 +10,7 @@ import redis.exceptions as rexc
 
 from picloud_compat.settings import Settings
 from picloud_compat.store.redis import scripts
+from picloud_compat.store.redis.arguments import ScriptArgs
 from picloud_compat.store.redis.connection import connect, store_errors
 
 
@@ -30,9 +31,7 @@ class RedisBase:
         """Close the connection pool."""
         self.redis.close()
 
-    def _run(
-        self, name: str, record: dict[str, Any], rest: Sequence[Any] = (), what: str = ""
-    ) -> Any:
+    def _run(self, name: str, record: ScriptArgs, rest: Sequence[Any] = (), what: str = "") -> Any:
         """Run script `name`; outages become ConnectionFailed, refusals typed errors."""
         with store_errors(what or name):
             try:

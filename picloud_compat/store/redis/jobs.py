@@ -24,6 +24,16 @@ from picloud_compat.store.records import (
     Submission,
 )
 from picloud_compat.store.redis import scripts
+from picloud_compat.store.redis.arguments import (
+    AppendOutputArgs,
+    ClaimArgs,
+    FinishArgs,
+    KillArgs,
+    SubmitArgs,
+    TenantArgs,
+    UnclaimArgs,
+    WatchArgs,
+)
 from picloud_compat.store.redis.base import RedisBase
 from picloud_compat.store.redis.connection import (
     INLINE_ARGS,
@@ -58,7 +68,7 @@ class RedisJobs(RedisBase):
         first = sub.first
         if external and first is None:
             first = self.allocate(t, len(sub.args))
-        record = {
+        record: SubmitArgs = {
             "tenant": t,
             "now": time.time(),
             "cid": sub.cid,
@@ -107,7 +117,7 @@ class RedisJobs(RedisBase):
         """Move queued jobs of `chunk` to processing under `token`; lease the chunk."""
         now = time.time()
         s = self.settings
-        record = {
+        record: ClaimArgs = {
             "tenant": chunk.tenant,
             "now": now,
             "worker": worker,
@@ -154,7 +164,7 @@ class RedisJobs(RedisBase):
     ) -> None:
         """Record outcomes first-writer-wins; release dependents; maybe end the chunk."""
         s = self.settings
-        record = {
+        record: FinishArgs = {
             "tenant": chunk.tenant,
             "now": time.time(),
             "retention": s.retention_seconds,
@@ -183,12 +193,13 @@ class RedisJobs(RedisBase):
     def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
         """Give back claimed jobs that never started."""
         if jids:
-            self._run("unclaim", {"tenant": chunk.tenant, "token": token}, jids, "returning jobs")
+            record: UnclaimArgs = {"tenant": chunk.tenant, "token": token}
+            self._run("unclaim", record, jids, "returning jobs")
 
     def append_output(self, t: str, jid: int, stdout: str, stderr: str) -> None:
         """Stream a running job's output (only the tail is kept)."""
         if stdout or stderr:
-            record = {
+            record: AppendOutputArgs = {
                 "tenant": t,
                 "jid": jid,
                 "limit": self.settings.output_limit,
@@ -202,7 +213,7 @@ class RedisJobs(RedisBase):
         if jids is not None and not jids:
             return []
         s = self.settings
-        record = {
+        record: KillArgs = {
             "tenant": t,
             "now": time.time(),
             "retention": s.retention_seconds,
@@ -215,11 +226,13 @@ class RedisJobs(RedisBase):
     def delete(self, t: str, jids: Sequence[int]) -> None:
         """Remove finished jobs' data, all or nothing."""
         if jids:
-            self._run("delete", {"tenant": t}, jids, "deleting jobs")
+            record: TenantArgs = {"tenant": t}
+            self._run("delete", record, jids, "deleting jobs")
 
     def watch(self, t: str, cid: str, jids: Sequence[int]) -> list[str | None]:
         """Register for notices about other clients' jobs; current statuses."""
         if not jids:
             return []
-        reply = self._run("watch", {"tenant": t, "cid": cid}, jids, "watching jobs")
+        record: WatchArgs = {"tenant": t, "cid": cid}
+        reply = self._run("watch", record, jids, "watching jobs")
         return [None if not v else v.decode() for v in reply]

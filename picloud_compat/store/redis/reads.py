@@ -20,6 +20,7 @@ from picloud_compat.store.records import (
     Notice,
     WorkerInfo,
 )
+from picloud_compat.store.redis.arguments import TenantArgs
 from picloud_compat.store.redis.base import RedisBase
 from picloud_compat.store.redis.connection import (
     as_blob,
@@ -163,7 +164,8 @@ class RedisReads(RedisBase):
 
     def unfinished(self, t: str) -> list[int]:
         """Jids of the tenant's unfinished jobs."""
-        return sorted(int(j) for j in self._run("unfinished", {"tenant": t}, (), "listing"))
+        record: TenantArgs = {"tenant": t}
+        return sorted(int(j) for j in self._run("unfinished", record, (), "listing"))
 
     def live_workers(self) -> list[WorkerInfo]:
         """Workers whose warden registered within WORKER_TIMEOUT seconds."""

@@ -29,6 +29,7 @@ from picloud_compat.jobspec import LUA_FIELDS
 from picloud_compat.status import TRANSITIONS
 from picloud_compat.store import keys
 from picloud_compat.store.records import MissingFunction
+from picloud_compat.store.redis.arguments import ScriptArgs
 
 NAMES = (
     "submit",
@@ -75,7 +76,7 @@ def register(client: redis.Redis) -> dict[str, Script]:
 
 def call(
     script: Script,
-    record: dict[str, Any],
+    record: ScriptArgs,
     rest: Sequence[Any] = (),
     client: redis.Redis | None = None,
 ) -> Any:

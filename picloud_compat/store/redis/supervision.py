@@ -24,6 +24,7 @@ import msgpack
 from picloud_compat import messages
 from picloud_compat.store import keys
 from picloud_compat.store.records import ChunkRef, KillRequest, WorkerInfo, WorkerLoss
+from picloud_compat.store.redis.arguments import RecoverArgs
 from picloud_compat.store.redis.base import RedisBase
 from picloud_compat.store.redis.connection import as_bytes, as_text, store_errors
 from picloud_compat.store.redis.jobs import lease_member
@@ -65,7 +66,7 @@ class RedisSupervision(RedisBase):
     def recover(self, chunk: ChunkRef, dead_worker: str, reason: str) -> WorkerLoss:
         """Requeue or fail the jobs a dead worker held; republish the chunk."""
         s = self.settings
-        record = {
+        record: RecoverArgs = {
             "tenant": chunk.tenant,
             "first": chunk.first,
             "count": chunk.count,

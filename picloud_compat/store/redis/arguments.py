@@ -1,0 +1,116 @@
+"""The argument record of each Lua script, typed: what ``A.<name>`` holds in the script.
+
+A record travels as one msgpack map in ``ARGV[1]`` (see `scripts`); lists of jids,
+blobs or outcomes follow it as plain ``ARGV``. mypy checks every record built in Python
+against these, so a misspelt or missing field fails CI instead of reaching Lua as nil.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class TenantArgs(TypedDict):
+    """``delete.lua``, ``unfinished.lua``: just the tenant (jids follow)."""
+
+    tenant: str
+
+
+class WatchArgs(TenantArgs):
+    """``watch.lua``: who is to be told (jids follow)."""
+
+    cid: str
+
+
+class UnclaimArgs(TenantArgs):
+    """``unclaim.lua``: the attempt giving jobs back (jids follow)."""
+
+    token: str
+
+
+class AppendOutputArgs(TenantArgs):
+    """``append_output.lua``: a running job's new output."""
+
+    jid: int
+    limit: int
+    stdout: str
+    stderr: str
+
+
+class _Retention(TenantArgs):
+    now: float
+    retention: int
+    inline_limit: int
+
+
+class SubmitArgs(_Retention):
+    """``submit.lua`` (dependency jids, then one argument blob per job, follow)."""
+
+    cid: str
+    first: int | None  # None: the script allocates
+    count: int
+    spec_id: str
+    spec: str
+    fn_sha: str
+    fn_blob: bytes | bool  # False: the store has it already
+    queue: str  # the Redis list (queue and priority step)
+    template: str  # the Celery message, with @JID@ and @TAG@ left in
+    deperr: str
+    parent: int | None
+    args_stored: bool  # big arguments were SET around the script
+
+
+class ClaimArgs(_Retention):
+    """``claim.lua``."""
+
+    worker: str
+    warden: str
+    token: str
+    lease: str
+    lease_until: float
+    first: int
+    count: int
+    start: int
+    max_jobs: int
+    max_bytes: int
+
+
+class FinishArgs(_Retention):
+    """``finish.lua`` (nine values per outcome follow)."""
+
+    output_limit: int
+    ending: int  # 0 no, 1 the runner ends the chunk, 2 ends it having run all of it
+    lease: str
+    first: int
+    count: int
+
+
+class KillArgs(_Retention):
+    """``kill.lua`` (jids follow, unless `all`)."""
+
+    reason: str
+    all: bool
+
+
+class RecoverArgs(_Retention):
+    """``recover.lua``."""
+
+    first: int
+    count: int
+    dead: str
+    max_attempts: int
+    reason: str
+    lease: str  # '' when no lease is to be dropped
+
+
+ScriptArgs = (
+    TenantArgs
+    | WatchArgs
+    | UnclaimArgs
+    | AppendOutputArgs
+    | SubmitArgs
+    | ClaimArgs
+    | FinishArgs
+    | KillArgs
+    | RecoverArgs
+)
