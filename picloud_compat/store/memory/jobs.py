@@ -171,7 +171,7 @@ class MemoryJobs(MemoryState):
                 if job is None or job["status"] != "processing" or job.get("token") != o.token:
                     continue  # killed, recovered or redelivered meanwhile: first writer won
                 self._move(job, o.jid, o.status, finished=now, runtime=o.runtime)
-                if o.result is not None:
+                if o.result:  # as on Redis, an empty blob is no result (sealed ones never are)
                     self._results[(t, o.jid)] = o.result
                 if o.exception:
                     job["exc"] = o.exception
@@ -180,7 +180,7 @@ class MemoryJobs(MemoryState):
                 if o.profile:
                     self._outputs[("profile", (t, o.jid))] = o.profile
                 self._unfinished[t].discard(o.jid)
-                self._notify(t, o.jid, o.status, o.result)
+                self._notify(t, o.jid, o.status, o.result or None)
                 self._propagate(t, o.jid, o.status)
             if end:
                 self._held[worker].discard(chunk)

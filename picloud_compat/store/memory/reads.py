@@ -96,5 +96,5 @@ class MemoryReads(MemoryState):
             return sorted(self._unfinished[t])
 
     def concurrency(self, queue: str) -> int:
-        """The simulator's process count (it serves every queue)."""
-        return self.settings.processes
+        """The simulator's process count (it serves every queue), at least 2 like Redis's."""
+        return max(2, self.settings.processes)

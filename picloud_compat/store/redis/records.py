@@ -45,8 +45,8 @@ class RedisRecords(RedisBase):
             if replace:
                 pipe.delete(key)
             # redis-py's `mapping` has a union key type, which dict[str, str] cannot match
-            # (dict keys are invariant).
-            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            # (dict keys are invariant). The label is always a field, so it is never empty.
+            pipe.hset(key, mapping={**fields, "label": label})  # type: ignore[dict-item]
             pipe.set(function_key(t, label), function)
             pipe.sadd(index_key(t), label)
             pipe.sadd(keys.record_owners(kind), t)
@@ -67,6 +67,8 @@ class RedisRecords(RedisBase):
     def update_record(self, t: str, kind: RecordKind, label: str, fields: dict[str, str]) -> None:
         """Merge fields into an existing record (no-op if it is gone)."""
         key = _KEYS[kind][0](t, label)
+        if not fields:
+            return
         with store_errors(f"updating a {kind} record"):
             pipe = self.redis.pipeline(transaction=True)
             pipe.exists(key)
@@ -82,7 +84,10 @@ class RedisRecords(RedisBase):
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(record_key(t, label), function_key(t, label))
             pipe.srem(index_key(t), label)
-            removed = pipe.execute()[0]
+            pipe.scard(index_key(t))
+            removed, _, left = pipe.execute()
+            if not left:  # its last record of this kind: no longer an owner
+                self.redis.srem(keys.record_owners(kind), t)
         return bool(removed)
 
     def record_labels(self, t: str, kind: RecordKind) -> list[str]:
@@ -98,7 +103,8 @@ class RedisRecords(RedisBase):
     def claim_once(self, t: str, name: str, ttl: float) -> bool:
         """True for the first caller naming `name` within `ttl` seconds."""
         with store_errors("claiming a one-off marker"):
-            return bool(self.redis.set(keys.once(t, name), 1, nx=True, ex=max(1, int(ttl))))
+            ttl_ms = max(1, int(ttl * 1000))
+            return bool(self.redis.set(keys.once(t, name), 1, nx=True, px=ttl_ms))
 
     # -- accounts ----------------------------------------------------------------------
 

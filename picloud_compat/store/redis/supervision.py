@@ -43,12 +43,15 @@ class RedisSupervision(RedisBase):
         """Kill requests for processes `warden` supervises."""
         key = keys.kill_queue(warden)
         with store_errors("waiting for kill requests"):
-            popped = self.redis.blpop([key], timeout=timeout)
-            if not popped:
-                return []
-            # BLPOP replies (key, value); LPOP with a count, a list of values (or nil).
-            more = cast("list[bytes]", self.redis.lpop(key, 100) or [])
-            raw = [as_bytes(popped[1]), *more]
+            if timeout <= 0:  # BLPOP's 0 would block forever: just look
+                raw = cast("list[bytes]", self.redis.lpop(key, 100) or [])
+            else:
+                popped = self.redis.blpop([key], timeout=timeout)
+                if not popped:
+                    return []
+                # BLPOP replies (key, value); LPOP with a count, a list of values (or nil).
+                more = cast("list[bytes]", self.redis.lpop(key, 100) or [])
+                raw = [as_bytes(popped[1]), *more]
         out = []
         for item in raw:
             t, jid, worker, token = msgpack.unpackb(item, raw=True)

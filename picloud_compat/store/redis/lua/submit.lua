@@ -5,16 +5,25 @@
 --    deperr, parent (false = none), inline_limit, args_stored (the caller already SET
 --    the big arguments, with a TTL, in the same MULTI; they are made persistent here).
 -- ARGV[2..]: the dependency jids, then (unless args_stored) one sealed blob per job.
--- Returns the first jid; refuses no_function / no_job {jid} / inactive.
+-- Returns the first jid; refuses no_function / no_job {jid} / inactive, writing nothing.
 local t, now, cid, count = A.tenant, A.now, A.cid, A.count
 local ndeps = #ARGV - 1
 if not A.args_stored then ndeps = ndeps - count end
 
-if redis.call('SISMEMBER', K.inactive_tenants(), t) == 1 then return refuse('inactive') end
+-- A refusal leaves nothing behind: not even big arguments the caller SET beforehand
+-- (their jids, allocated by the caller, stay unused).
+local function refused(code, fields)
+  if A.args_stored then
+    for i = 0, count - 1 do redis.call('DEL', K.args(t, A.first + i)) end
+  end
+  return refuse(code, fields)
+end
+
+if redis.call('SISMEMBER', K.inactive_tenants(), t) == 1 then return refused('inactive') end
 
 local fkey = K['function'](t, A.fn_sha)
 if not A.fn_blob and redis.call('EXISTS', fkey) == 0 then
-  return refuse('no_function', {sha = A.fn_sha})
+  return refused('no_function', {sha = A.fn_sha})
 end
 
 -- Validate every dependency before writing anything.
@@ -22,7 +31,7 @@ local live, stalled = {}, false
 for i = 1, ndeps do
   local dep = ARGV[1 + i]
   local st = redis.call('HGET', K.job(t, dep), 'status')
-  if not st then return refuse('no_job', {jid = tonumber(dep)}) end
+  if not st then return refused('no_job', {jid = tonumber(dep)}) end
   if st == 'error' or st == 'killed' or st == 'stalled' then
     if A.deperr ~= 'ignore' then stalled = true end
   elseif st ~= 'done' then
