@@ -7,6 +7,7 @@
     ├── ConnectionFailed              Redis (or the simulator) cannot be reached
     ├── ConfigurationError            settings are missing or malformed
     ├── InvalidCredentials            unknown or deactivated API key, or a wrong secret
+    ├── ResultLoadError               a finished job's result cannot be loaded here
     └── UnknownJobError               a jid that does not exist, was deleted or purged
 
 `CloudException` keeps the original client's constructor and attributes (`parameter`,
@@ -104,3 +105,18 @@ class InvalidCredentials(CloudException):
 
     def __init__(self, message: str = "invalid API key or secret, or the key is deactivated"):
         super().__init__(message, status=401)
+
+
+class ResultLoadError(CloudException):
+    """A job finished, but its result cannot be loaded in this process (a class that
+    exists only where the job ran, a tampered blob). Carries the jid."""
+
+    def __init__(self, jid: int, cause: BaseException) -> None:
+        name = getattr(cause, "name", None)
+        hint = f" (module {name!r} is missing here)" if isinstance(cause, ImportError) else ""
+        detail = cause.parameter if isinstance(cause, CloudException) else cause
+        super().__init__(
+            f"its result cannot be loaded here: {type(cause).__name__}: {detail}{hint}",
+            jid=jid,
+            status="done",
+        )

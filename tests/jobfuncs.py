@@ -173,3 +173,21 @@ def tick(path):
     with open(path, "a") as f:
         f.write("tick\n")
     return "ticked"
+
+
+def worker_only_instance():
+    """Return an instance of a class whose module exists only in the job's process:
+    it pickles by reference, so the client cannot load it."""
+    import sys
+    import types
+
+    module = types.ModuleType("picloud_worker_only")
+
+    class Thing:
+        pass
+
+    Thing.__module__ = module.__name__
+    Thing.__qualname__ = "Thing"
+    module.Thing = Thing
+    sys.modules[module.__name__] = module
+    return Thing()

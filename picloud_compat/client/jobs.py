@@ -24,7 +24,7 @@ from picloud_compat.client.mode import Mode
 from picloud_compat.client.notices import NoticeHub
 from picloud_compat.client.results import ResultIterator
 from picloud_compat.client.waiting import Waiter
-from picloud_compat.errors import ConnectionFailed, UnknownJobError
+from picloud_compat.errors import ConnectionFailed, ResultLoadError, UnknownJobError
 from picloud_compat.files.base import FileStore
 from picloud_compat.jobspec import JobSpec
 from picloud_compat.runner.execution import current_job
@@ -248,6 +248,10 @@ class Client:
             return []
         statuses = self.waiter.wait(ids, timeout, ignore_errors, "cloud.result timed out")
         values = self.waiter.collect(ids, statuses)
+        if not ignore_errors:
+            unloadable = next((v for v in values if isinstance(v, ResultLoadError)), None)
+            if unloadable is not None:
+                raise unloadable
         return values[0] if single else values
 
     def iresult(

@@ -13,7 +13,12 @@ from typing import Any
 
 from picloud_compat import jids as jidlib
 from picloud_compat.client.notices import RECHECK_EVERY, NoticeHub
-from picloud_compat.errors import CloudException, CloudTimeoutError, UnknownJobError
+from picloud_compat.errors import (
+    CloudException,
+    CloudTimeoutError,
+    ResultLoadError,
+    UnknownJobError,
+)
 from picloud_compat.runner.helping import helper
 from picloud_compat.serialization import Codec
 from picloud_compat.status import FAILED, FINISHED, KILLED_MESSAGE, STALLED_MESSAGE
@@ -111,7 +116,8 @@ class Waiter:
         return CloudException(text, jid=jid, status=status)
 
     def collect(self, ids: list[int], statuses: dict[int, str]) -> list[Any]:
-        """Values of finished jobs (a CloudException in place of each failed one)."""
+        """Values of finished jobs: a CloudException in place of each failed one, and a
+        `ResultLoadError` (naming the jid) for a result that cannot be loaded here."""
         blobs: dict[int, bytes | None] = {}
         missing = []
         for jid in ids:
@@ -134,7 +140,10 @@ class Waiter:
             blob = blobs.get(jid)
             if blob is None:
                 raise UnknownJobError(jid)  # deleted between finishing and reading
-            out.append(self.codec.load(blob))
+            try:
+                out.append(self.codec.load(blob))
+            except Exception as exc:  # one unloadable result must not hide the others
+                out.append(ResultLoadError(jid, exc))
         return out
 
     def results_now(self, jids: list[int]) -> list[Any]:

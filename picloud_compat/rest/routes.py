@@ -100,15 +100,18 @@ def job_routes(app: FastAPI, Tenant: Any) -> None:
             if isinstance(value, bytes):
                 return Response(value, media_type="application/octet-stream")
             if isinstance(value, str):
-                return Response(value, media_type="text/plain; charset=utf-8")
+                text = value.encode("utf-8", "backslashreplace")  # lone surrogates escaped
+                return Response(text, media_type="text/plain; charset=utf-8")
             raise ApiError(422, "result_not_raw", "the function returned neither str nor bytes")
         try:
-            json.dumps(value)
+            # ASCII JSON: text a job made of undecodable bytes (lone surrogates) travels
+            # as \u escapes instead of failing the response
+            body = json.dumps({"jid": jid, "result": value}, ensure_ascii=True)
         except (TypeError, ValueError):
             raise ApiError(
                 422, "result_not_json", f"the result ({type(value).__name__}) is not JSON"
             ) from None
-        return {"jid": jid, "result": value}
+        return Response(body, media_type="application/json")
 
     @app.post("/job/{jid}/kill", summary="Kill a job")
     def kill(jid: int, client: Tenant) -> dict[str, Any]:

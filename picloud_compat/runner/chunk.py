@@ -12,6 +12,7 @@ the right attempt of the right job.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -28,6 +29,8 @@ from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RunnerStore
 from picloud_compat.store.records import ChunkRef, ClaimedJob, Outcome
 
+log = logging.getLogger("picloud.runner")
+
 MAX_BATCH = 256
 """Jobs claimed (and outcomes recorded) per round trip when jobs are tiny."""
 MAX_BATCH_BYTES = 8 * 1024 * 1024
@@ -38,6 +41,8 @@ TINY_JOB = 0.002
 """Jobs faster than this grow the claim batch; slower ones are recorded at once."""
 OUTAGE_RETRY = 30.0
 """Seconds claims and result writes are retried while the job store is unreachable."""
+OUTCOME_RETRY = 300.0
+"""Seconds finished outcomes are retried while the store is unreachable or refuses writes."""
 RECHECK_CLAIMED = 0.005
 """Seconds after which claimed-but-unstarted jobs are re-checked (kills) before starting."""
 
@@ -138,10 +143,41 @@ class ChunkRunner:
     def _flush(
         self, chunk: ChunkRef, outcomes: list[Outcome], end: bool = False, ran_all: bool = False
     ) -> None:
-        if outcomes or end:
+        """Record outcomes. Outages are ridden out for longer than for claims: these jobs
+        have run, and re-running them is what a lost outcome would cost. A batch the
+        store refuses for another reason is recorded job by job, so one outcome that
+        cannot be saved fails alone."""
+        if not (outcomes or end):
+            return
+        worker = self.identity.worker
+        try:
             self._retrying(
-                self.store.finish, chunk, outcomes, self.identity.worker, end=end, ran_all=ran_all
+                self.store.finish,
+                chunk,
+                outcomes,
+                worker,
+                end=end,
+                ran_all=ran_all,
+                patience=OUTCOME_RETRY,
             )
+        except ConnectionFailed:
+            raise
+        except Exception:
+            for outcome in outcomes:
+                self._save_alone(chunk, outcome)
+            if end:
+                self._retrying(self.store.finish, chunk, [], worker, end=True, ran_all=ran_all)
+
+    def _save_alone(self, chunk: ChunkRef, outcome: Outcome) -> None:
+        """Record one outcome; if the store refuses it, record the failure to save it."""
+        worker = self.identity.worker
+        try:
+            self._retrying(self.store.finish, chunk, [outcome], worker, end=False)
+        except ConnectionFailed:
+            raise
+        except Exception:
+            log.exception("job %s/%s: its outcome was refused", chunk.tenant, outcome.jid)
+            self._retrying(self.store.finish, chunk, [_unsaveable(outcome)], worker, end=False)
 
     def _still_ours(self, chunk: ChunkRef, jobs: list[ClaimedJob]) -> list[ClaimedJob]:
         """Claimed jobs not started yet that are still ours to run (a kill may have
@@ -157,10 +193,17 @@ class ChunkRunner:
             and entry.get("worker") == self.identity.worker
         ]
 
-    def _retrying(self, operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Ride out a short job store outage (a Redis restart) instead of dropping work:
-        outcomes already computed are kept and recorded once it is back."""
-        deadline = time.monotonic() + OUTAGE_RETRY
+    def _retrying(
+        self,
+        operation: Callable[..., T],
+        *args: Any,
+        patience: float = OUTAGE_RETRY,
+        **kwargs: Any,
+    ) -> T:
+        """Ride out a job store outage (a Redis restart, a failover, a full Redis refusing
+        writes) instead of dropping work: outcomes already computed are kept and recorded
+        once it is back."""
+        deadline = time.monotonic() + patience
         while True:
             try:
                 return operation(*args, **kwargs)
@@ -245,3 +288,16 @@ class ChunkRunner:
             profile=result.profile,
             runtime=result.runtime,
         )
+
+
+def _unsaveable(outcome: Outcome) -> Outcome:
+    """What is recorded for a job whose outcome the store refused: an error, without the
+    result and output that could not be saved."""
+    return Outcome(
+        jid=outcome.jid,
+        token=outcome.token,
+        status="error",
+        exception="the job ran, but its outcome could not be saved (result or output refused "
+        "by the job store)",
+        runtime=outcome.runtime,
+    )

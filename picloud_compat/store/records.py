@@ -165,5 +165,21 @@ class Account:
     note: str = ""
 
 
+def storable(text: str) -> str:
+    """`text` as it can be stored: characters UTF-8 cannot encode (lone surrogates, e.g.
+    from an undecodable file name or a REST body) are kept as backslash escapes.
+
+    Both stores apply this to every text a job produces, so one job's odd output can
+    never make a batch of outcomes fail to save, and both read it back the same.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class MissingFunction(Exception):
     """The store no longer has the function blob the client thought it had sent."""

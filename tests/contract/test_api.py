@@ -334,3 +334,23 @@ def test_result_from_a_second_client(cloud, client, mode, request):
         assert other.result(jid, timeout=30) == "shared"
     finally:
         other.hub.close()
+
+
+def test_a_result_that_cannot_be_loaded_names_its_job(cloud):
+    from picloud_compat.errors import ResultLoadError
+
+    jids = [cloud.call(jf.square, 3), cloud.call(jf.worker_only_instance), cloud.call(jf.square, 4)]
+    with pytest.raises(cloud.CloudException) as info:
+        cloud.result(jids[1], timeout=60)
+    assert info.value.jid == jids[1]
+    assert "picloud_worker_only" in str(info.value)  # the missing module is named
+    with pytest.raises(ResultLoadError):
+        cloud.result(jids, timeout=60)
+    values = cloud.result(jids, timeout=60, ignore_errors=True)
+    assert values[0] == 9 and values[2] == 16
+    assert isinstance(values[1], ResultLoadError) and values[1].jid == jids[1]
+    it = cloud.iresult(jids)
+    assert next(it) == 9
+    with pytest.raises(ResultLoadError):
+        next(it)
+    assert next(it) == 16  # iteration goes on past it

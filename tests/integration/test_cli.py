@@ -137,9 +137,7 @@ def test_worker_command_serves_its_type(tmp_path):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    client = cluster_client(
-        Settings(server_url=redis_server.url, signing_key=SIGNING_KEY), "cliw"
-    )
+    client = cluster_client(Settings(server_url=redis_server.url, signing_key=SIGNING_KEY), "cliw")
     try:
         import redis
 

@@ -218,3 +218,36 @@ def test_hostile_bodies_get_4xx(api):
     many = "&".join(f"field=f{i}" for i in range(5000))
     assert http.get(f"/job/1?{many}").status_code in (400, 404, 414, 431)
     assert http.get("/r", headers={"X-Big": "a" * 60000}).status_code < 500
+
+
+def echo_loudly(text):
+    print(text)
+    if text.startswith("fail"):
+        raise ValueError(text)
+    return text
+
+
+def post_json_text(http: httpx.Client, label: str, escaped: str) -> int:
+    """POST {"text": <escaped>} as raw JSON text (so \\u escapes reach the parser)."""
+    body = ('{"text": "' + escaped + '"}').encode()
+    reply = http.post(f"/r/{label}", content=body, headers={"content-type": "application/json"})
+    return int(reply.json()["jid"])
+
+
+def test_text_that_is_not_utf8_encodable_round_trips_escaped(api):
+    """A lone surrogate sent through REST (what os.listdir gives for an undecodable file
+    name) reaches the job, its output and its exception; nothing answers 5xx, and the
+    job's outcome is saved with the text escaped."""
+    http, registry, _ = api
+    registry.publish(echo_loudly, "echo")
+    jid = post_json_text(http, "echo", "caf\\udce9")
+    body = wait_done(http, jid)
+    assert body["status"] == "done"
+    assert "caf\\udce9" in body["info"]["stdout"]
+    reply = http.get(f"/job/{jid}/result")
+    assert reply.status_code == 200
+    assert reply.json()["result"] == "caf\udce9"
+    jid = post_json_text(http, "echo", "fail caf\\udce9")
+    assert wait_done(http, jid)["status"] == "error"
+    reply = http.get(f"/job/{jid}/result")
+    assert reply.status_code == 422 and "caf\\udce9" in reply.json()["error"]["message"]

@@ -1422,3 +1422,28 @@ def test_an_empty_result_blob_is_no_result(store: Checked, t: str) -> None:
     finish(store, t, [jid], "tok", result=b"")
     assert store.results(t, [jid]) == [None]
     assert notices(store, t) == [Notice(jid, "done", None)]
+
+
+# -- outcomes always save ---------------------------------------------------------------
+
+
+def test_unencodable_text_is_stored_escaped_and_saves_the_batch(store: Checked, t: str) -> None:
+    """A lone surrogate (an undecodable file name, a REST body) in one job's output or
+    exception must not stop the batch it is recorded with; both stores escape it."""
+    jids = submit(store, t, 3)
+    claim(store, t, jids, token="tok")
+    odd = "bad name: caf\udce9.txt"
+    outcomes = [
+        Outcome(jids[0], "tok", "done", result=b"R", stdout="fine"),
+        Outcome(jids[1], "tok", "error", exception=odd, stdout=odd, stderr=odd, profile=odd),
+        Outcome(jids[2], "tok", "done", result=b"R", stdout="fine too"),
+    ]
+    store.finish(chunk(t, jids), outcomes, "w1", True)
+    assert statuses(store, t, jids) == ["done", "error", "done"]
+    entry = store.info(t, [jids[1]], ["exception", "stdout", "stderr", "profile"])[0]
+    assert entry is not None
+    escaped = "bad name: caf\\udce9.txt"
+    assert (entry["exception"], entry["stdout"], entry["stderr"]) == (escaped,) * 3
+    store.append_output(t, jids[1], odd, "")  # live output takes the same path
+    entry = store.info(t, [jids[1]], ["stdout"])[0]
+    assert entry is not None and entry["stdout"] == escaped + escaped

@@ -21,6 +21,7 @@ from picloud_compat.store.records import (
     MissingFunction,
     Outcome,
     Submission,
+    storable,
 )
 
 
@@ -174,11 +175,11 @@ class MemoryJobs(MemoryState):
                 if o.result:  # as on Redis, an empty blob is no result (sealed ones never are)
                     self._results[(t, o.jid)] = o.result
                 if o.exception:
-                    job["exc"] = o.exception
-                self._append(t, o.jid, "stdout", o.stdout)
-                self._append(t, o.jid, "stderr", o.stderr)
+                    job["exc"] = storable(o.exception)
+                self._append(t, o.jid, "stdout", storable(o.stdout))
+                self._append(t, o.jid, "stderr", storable(o.stderr))
                 if o.profile:
-                    self._outputs[("profile", (t, o.jid))] = o.profile
+                    self._outputs[("profile", (t, o.jid))] = storable(o.profile)
                 self._unfinished[t].discard(o.jid)
                 self._notify(t, o.jid, o.status, o.result or None)
                 self._propagate(t, o.jid, o.status)
@@ -200,8 +201,8 @@ class MemoryJobs(MemoryState):
     def append_output(self, t: str, jid: int, stdout: str, stderr: str) -> None:
         """Stream a running job's output (only the tail is kept)."""
         with self._lock:
-            self._append(t, jid, "stdout", stdout)
-            self._append(t, jid, "stderr", stderr)
+            self._append(t, jid, "stdout", storable(stdout))
+            self._append(t, jid, "stderr", storable(stderr))
 
     def kill(self, t: str, jids: Sequence[int] | None, reason: str = "Killed") -> list[int]:
         """Kill unfinished jobs (all of the tenant's if None); return those killed."""

@@ -22,6 +22,7 @@ from picloud_compat.store.records import (
     ClaimedJob,
     Outcome,
     Submission,
+    storable,
 )
 from picloud_compat.store.redis import scripts
 from picloud_compat.store.redis.arguments import (
@@ -182,10 +183,10 @@ class RedisJobs(RedisBase):
                 o.token,
                 o.status,
                 o.result or b"",
-                o.exception or "",
-                o.stdout,
-                o.stderr,
-                o.profile or "",
+                storable(o.exception or ""),
+                storable(o.stdout),
+                storable(o.stderr),
+                storable(o.profile or ""),
                 repr(o.runtime),
             ]
         self._run("finish", record, rest, "recording results")
@@ -203,8 +204,8 @@ class RedisJobs(RedisBase):
                 "tenant": t,
                 "jid": jid,
                 "limit": self.settings.output_limit,
-                "stdout": stdout,
-                "stderr": stderr,
+                "stdout": storable(stdout),
+                "stderr": storable(stderr),
             }
             self._run("append_output", record, (), "streaming output")
 
