@@ -191,3 +191,13 @@ def worker_only_instance():
     module.Thing = Thing
     sys.modules[module.__name__] = module
     return Thing()
+
+
+def print_undecodable_name(x):
+    """Job 150 prints a file name that is not valid UTF-8, as os.listdir returns it."""
+    import os
+
+    if x == 150:
+        print("listing:", os.fsdecode(b"caf\xe9.txt"))
+        raise OSError(os.fsdecode(b"cannot open caf\xe9.txt"))
+    return x

@@ -354,3 +354,17 @@ def test_a_result_that_cannot_be_loaded_names_its_job(cloud):
     with pytest.raises(ResultLoadError):
         next(it)
     assert next(it) == 16  # iteration goes on past it
+
+
+def test_one_job_with_undecodable_text_fails_alone_in_a_map(cloud):
+    """The map of 300 finishes: the odd job errors (its text escaped), every other job is
+    done, and none ran twice (attempts stay 1)."""
+    jids = cloud.map(jf.print_undecodable_name, range(300))
+    values = cloud.result(jids, timeout=120, ignore_errors=True)
+    assert [v for i, v in enumerate(values) if i != 150] == [i for i in range(300) if i != 150]
+    odd = jids[150]
+    assert cloud.status(odd) == "error"
+    info = cloud.info(odd, ["stdout", "exception", "attempts"])[odd]
+    assert "caf\\udce9.txt" in info["stdout"] and "caf\\udce9.txt" in info["exception"]
+    attempts = [a["attempts"] for a in cloud.info(jids, ["attempts"]).values()]
+    assert set(attempts) == {1}
