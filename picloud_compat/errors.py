@@ -8,6 +8,8 @@
     ├── ConfigurationError            settings are missing or malformed
     ├── InvalidCredentials            unknown or deactivated API key, or a wrong secret
     ├── ResultLoadError               a finished job's result cannot be loaded here
+    │   └── UnauthenticResult         ... because it failed its HMAC check (also an
+    │                                 AuthenticityError)
     └── UnknownJobError               a jid that does not exist, was deleted or purged
 
 `CloudException` keeps the original client's constructor and attributes (`parameter`,
@@ -120,3 +122,8 @@ class ResultLoadError(CloudException):
             jid=jid,
             status="done",
         )
+
+
+class UnauthenticResult(ResultLoadError, AuthenticityError):
+    """A stored result failed its HMAC check (planted or tampered with): it was never
+    unpickled. Both a `ResultLoadError` (naming the jid) and an `AuthenticityError`."""

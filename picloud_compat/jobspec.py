@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from picloud_compat.errors import CloudException
 from picloud_compat.options import SubmitOptions
 
 LUA_FIELDS = {"fn": "fn", "restartable": "restartable"}
@@ -61,6 +62,18 @@ class JobSpec(SubmitOptions):
         values["vol"] = tuple(values.get("vol", ()))
         values["os_env_vars"] = tuple(sorted((values.get("os_env_vars") or {}).items()))
         return cls(**values)
+
+
+    @classmethod
+    def from_record(cls, record: dict[str, str]) -> JobSpec:
+        """The spec a cron or REST record stores. Records saved before specs had a name
+        of their own keep the same document under ``options``."""
+        doc = record.get("spec") or record.get("options")
+        if not doc:
+            raise CloudException(
+                f"the record {record.get('label')!r} has no job spec; register it again"
+            )
+        return cls.from_json(doc)
 
 
 MISSING_SPEC = JobSpec()

@@ -18,6 +18,7 @@ from celery.worker.request import Request
 
 from picloud_compat.messages import TASK_NAME, parse_body
 from picloud_compat.runner import process
+from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged
 from picloud_compat.runner.state_file import worker_name
 from picloud_compat.store.records import ChunkRef
 from picloud_compat.tasks.app import app
@@ -38,9 +39,13 @@ class ChunkRequest(Request):
         if isinstance(exc, WorkerLostError | SystemExit) and self.worker_pid:
             try:
                 chunk = ChunkRef(*parse_body(list(self.args)))
-                loss = process.cluster_store().recover(
-                    chunk, worker_name(self.worker_pid), f"worker lost: {exc}"
+                recycled = (isinstance(exc, SystemExit) and exc.code == RECYCLE_EXIT) or (
+                    f"exitcode {RECYCLE_EXIT}." in str(exc)
                 )
+                reason = (
+                    "worker replaced after a job damaged it" if recycled else f"worker lost: {exc}"
+                )
+                loss = process.cluster_store().recover(chunk, worker_name(self.worker_pid), reason)
                 log.info("chunk %s: worker lost; %s", chunk.key, loss)
             except Exception:
                 log.exception("recovering a lost worker's chunk failed; the reaper will retry")
@@ -55,5 +60,13 @@ class ChunkTask(Task):  # type: ignore[misc]
 
 @app.task(name=TASK_NAME, base=ChunkTask, ignore_result=True)  # type: ignore[misc]
 def run_chunk(spec: dict[str, Any]) -> int:
-    """Run the chunk's still-queued jobs in this pool process."""
-    return process.celery_job_process().run(ChunkRef(*parse_body([spec])))
+    """Run the chunk's still-queued jobs in this pool process.
+
+    A job that damaged the process (threads left running, a closed stdout) makes it
+    leave: billiard reports the SystemExit and replaces the process, and the failure
+    hook gives the rest of the chunk to other processes."""
+    try:
+        return process.celery_job_process().run(ChunkRef(*parse_body([spec])))
+    except ProcessDamaged as exc:
+        log.warning("replacing this pool process: %s", exc)
+        raise SystemExit(RECYCLE_EXIT) from exc

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from picloud_compat.errors import ConnectionFailed, UnknownJobError
 from picloud_compat.options import Callbacks
+from picloud_compat.runner.hygiene import own_thread
 from picloud_compat.status import FINISHED
 from picloud_compat.store.contract import ClientStore
 from picloud_compat.store.records import Notice
@@ -179,8 +180,10 @@ class NoticeHub:
                         self._ensure_callback_thread()
                         self._callback_queue.put((f, jid))
             if self._callbacks and (self._pump_thread is None or not self._pump_thread.is_alive()):
-                self._pump_thread = threading.Thread(
-                    target=self._pump_for_callbacks, name="picloud-notices", daemon=True
+                self._pump_thread = own_thread(
+                    threading.Thread(
+                        target=self._pump_for_callbacks, name="picloud-notices", daemon=True
+                    )
                 )
                 self._pump_thread.start()
 
@@ -215,8 +218,8 @@ class NoticeHub:
 
     def _ensure_callback_thread(self) -> None:
         if self._callback_thread is None or not self._callback_thread.is_alive():
-            self._callback_thread = threading.Thread(
-                target=self._run_callbacks, name="picloud-callbacks", daemon=True
+            self._callback_thread = own_thread(
+                threading.Thread(target=self._run_callbacks, name="picloud-callbacks", daemon=True)
             )
             self._callback_thread.start()
 

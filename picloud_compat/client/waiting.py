@@ -14,9 +14,11 @@ from typing import Any
 from picloud_compat import jids as jidlib
 from picloud_compat.client.notices import RECHECK_EVERY, NoticeHub
 from picloud_compat.errors import (
+    AuthenticityError,
     CloudException,
     CloudTimeoutError,
     ResultLoadError,
+    UnauthenticResult,
     UnknownJobError,
 )
 from picloud_compat.runner.helping import helper
@@ -142,6 +144,8 @@ class Waiter:
                 raise UnknownJobError(jid)  # deleted between finishing and reading
             try:
                 out.append(self.codec.load(blob))
+            except AuthenticityError as exc:  # never unpickled: not this tenant's blob
+                out.append(UnauthenticResult(jid, exc))
             except Exception as exc:  # one unloadable result must not hide the others
                 out.append(ResultLoadError(jid, exc))
         return out

@@ -128,7 +128,7 @@ class CronRegistry:
         blob = self.store.record_function(self.tenant, "cron", label)
         if blob is None:
             raise UnknownJobError(label)
-        jid = self.client.submit_stored(JobSpec.from_json(record["spec"]), blob)
+        jid = self.client.submit_stored(JobSpec.from_record(record), blob)
         self.store.update_record(
             self.tenant, "cron", label, {"last_run": repr(time.time()), "last_jid": str(jid)}
         )

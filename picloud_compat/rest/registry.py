@@ -158,5 +158,7 @@ class RestRegistry:
         blob = self.store.record_function(self.tenant, "rest", label)
         if blob is None:
             raise EndpointNotFound(label)
-        spec = JobSpec.from_json(record["spec"])
+        spec = dataclasses.replace(
+            JobSpec.from_record(record), rest_label=label, rest_encoding=record["out_encoding"]
+        )
         return [self.client.submit_stored(spec, blob, (), row) for row in rows]

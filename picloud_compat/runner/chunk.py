@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from picloud_compat.errors import CloudException, ConnectionFailed
 from picloud_compat.jobspec import MISSING_SPEC, JobSpec
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
+from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
 from picloud_compat.runner.output import OutputStreamer, run_in_fresh_process
 from picloud_compat.runner.state_file import RunnerIdentity, StateFile
 from picloud_compat.serialization import Codec
@@ -67,6 +68,8 @@ class ChunkRunner:
         self._state = StateFile(identity.state_dir)
         self._streamer = OutputStreamer(store)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
+        self._room: CleanRoom | None = None  # made before the first job (the baseline)
+        self._damage: list[str] = []
 
     def close(self) -> None:
         """This process stops running jobs."""
@@ -122,10 +125,18 @@ class ChunkRunner:
                     # A non-restartable job's outcome is never held back: if this process
                     # died with it unrecorded, the job would be failed as "worker lost".
                     restartable = spec.restartable
-                    if slow or not restartable or len(pending) >= MAX_BATCH:
+                    if slow or not restartable or len(pending) >= MAX_BATCH or self._damage:
                         self._flush(chunk, pending)
                         pending = []
                     position += 1
+                    if self._damage:
+                        # Nothing more runs in this process: record, give back, leave.
+                        rest = [j.jid for j in jobs[position:]]
+                        self._retrying(self.store.unclaim, chunk, rest, token)
+                        self._flush(chunk, [], end=True)
+                        raise ProcessDamaged(
+                            f"job {chunk.tenant}/{job.jid}: {'; '.join(self._damage)}"
+                        )
                     batch = 1 if (slow or not restartable) else min(batch * 4, MAX_BATCH)
                     if slow and position < len(jobs):
                         # The rest of the batch would sit behind slow jobs, looking
@@ -255,13 +266,19 @@ class ChunkRunner:
             args, kwargs = codec.load_arguments(job.args)
             return func, args, kwargs
 
-        # A nested (helped) job gets its own streams; the outermost reuses the runner's.
+        # A nested (helped) job gets its own streams; the outermost reuses the runner's
+        # (unless a job closed them) and runs in the clean room.
         nested = self._streamer.current() is not None
+        if not nested and (self._output.stdout.closed or self._output.stderr.closed):
+            self._output = JobOutput(self.settings.output_limit)
         output = JobOutput(self.settings.output_limit) if nested else self._output
+        room = None if nested else self._clean_room()
         context = JobContext(chunk.tenant, job.jid)
         streamer = self._streamer
         previous = streamer.current()  # a nested (helped) job resumes its parent's streaming
         streamer.begin(chunk.tenant, job.jid, output)
+        if room is not None:
+            room.enter()
         try:
             if spec.kill_process:
                 result = run_in_fresh_process(
@@ -273,21 +290,36 @@ class ChunkRunner:
             else:
                 result = run_job(context, load, spec, codec, output)
         finally:
+            leftovers = room.leave() if room is not None else Leftovers()
             streamer.end()
             if previous is not None:
                 streamer.begin(*previous[:3])
         self._state.clear_job()
+        self._damage = leftovers.damage
         return Outcome(
             jid=job.jid,
             token=token,
             status=result.status,
             result=result.result,
             exception=result.exception,
-            stdout=result.stdout,
-            stderr=result.stderr,
+            stdout=_joined(result.stdout, leftovers.stdout, self.settings.output_limit),
+            stderr=_joined(result.stderr, leftovers.stderr, self.settings.output_limit),
             profile=result.profile,
             runtime=result.runtime,
         )
+
+    def _clean_room(self) -> CleanRoom:
+        if self._room is None:
+            self._room = CleanRoom(self.settings.output_limit)
+        return self._room
+
+
+def _joined(python_level: str, fd_level: str, limit: int) -> str:
+    """A job's output: what it printed, then what reached its file descriptor (C code,
+    subprocesses); the tail, within the output limit."""
+    if not fd_level:
+        return python_level
+    return (python_level + fd_level)[-limit:]
 
 
 def _unsaveable(outcome: Outcome) -> Outcome:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from picloud_compat.runner.execution import JobOutput, JobResult
+from picloud_compat.runner.hygiene import own_thread
 from picloud_compat.runner.state_file import StateFile
 from picloud_compat.store.contract import RunnerStore
 
@@ -40,7 +41,9 @@ class OutputStreamer:
         with self._lock:
             self._job = (tenant, jid, output, time.monotonic())
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="picloud-output", daemon=True)
+            self._thread = own_thread(
+                threading.Thread(target=self._loop, name="picloud-output", daemon=True)
+            )
             self._thread.start()
 
     def current(self) -> tuple[str, int, JobOutput, float] | None:

@@ -23,6 +23,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from picloud_compat.runner.hygiene import RECYCLE_EXIT
 from picloud_compat.runner.state_file import worker_name
 from picloud_compat.settings import Settings
 from picloud_compat.simulator.rpc import StoreServer
@@ -136,6 +137,8 @@ def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
 
 
 def _describe_exit(code: int | None) -> str:
+    if code == RECYCLE_EXIT:
+        return "replaced after a job damaged it"
     if code is not None and code < 0:
         try:
             return f"signal {-code} ({signal.Signals(-code).name})"

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from picloud_compat.client.jobs import Client
+from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged
 from picloud_compat.runner.process import JobProcess
 from picloud_compat.runner.state_file import RunnerIdentity, worker_name
 from picloud_compat.settings import Settings
@@ -43,7 +44,11 @@ def main() -> None:
         except (EOFError, OSError):
             return  # the simulator shut down
         if chunk is not None:
-            job_process.run(chunk)
+            try:
+                job_process.run(chunk)
+            except ProcessDamaged as exc:  # leave; the simulator starts a fresh process
+                print(f"picloud simulator: replacing a job process: {exc}", file=sys.__stderr__)
+                os._exit(RECYCLE_EXIT)
 
 
 if __name__ == "__main__":
