@@ -20,6 +20,8 @@ from picloud_compat.workers.warden import Warden
 
 log = logging.getLogger("picloud.worker")
 
+RUNTIME_SCAN_EVERY = 0.25
+"""Seconds between ``_max_runtime`` checks (each reads every job process's state file)."""
 HEARTBEAT_EVERY = 2.0
 """Seconds between worker registrations, lease renewals and reaper passes."""
 
@@ -55,15 +57,17 @@ class Supervisor(threading.Thread):
 
     def run(self) -> None:
         """Pass after pass until stopped; store outages are ridden out."""
-        last_beat = 0.0
+        last_beat = last_scan = 0.0
         while not self.stopping.is_set():
             try:
                 for request in self.store.pop_kill_requests(self.warden_name, self._wait):
                     self.warden.kill(request.tenant, request.jid, request.token)
-                self.warden.enforce_max_runtime()
                 if self._check is not None:
                     self._check()
                 now = time.time()
+                if now - last_scan >= RUNTIME_SCAN_EVERY:  # reads every state file
+                    last_scan = now
+                    self.warden.enforce_max_runtime()
                 if now - last_beat >= HEARTBEAT_EVERY:
                     last_beat = now
                     self._heartbeat(now)

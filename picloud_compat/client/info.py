@@ -86,7 +86,8 @@ def build_info(
         item: dict[str, Any] = {}
         for f in fields:
             if f in _FROM_SPEC:
-                value = getattr(specs.get(entry.get("spec")), _FROM_SPEC[f])
+                spec = specs.get(entry.get("spec"))
+                value = None if spec is MISSING_SPEC else getattr(spec, _FROM_SPEC[f])
                 item[f] = list(value) if isinstance(value, tuple) else value
             elif f == "runtime":
                 item[f] = _runtime(entry)

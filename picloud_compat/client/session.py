@@ -15,10 +15,10 @@ from picloud_compat import logs
 from picloud_compat.accounts import AccountRegistry
 from picloud_compat.client.jobs import Client
 from picloud_compat.client.mode import ClusterMode
+from picloud_compat.errors import CloudException
 from picloud_compat.runner.execution import current_job
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RecordStore
-from picloud_compat.store.redis import RedisStore
 from picloud_compat.tenancy import tenant_for
 
 _client: Client | None = None
@@ -29,6 +29,8 @@ _job_clients: dict[str, Client] = {}
 
 def cluster_client(settings: Settings, tenant: str, *, notices: bool = True) -> Client:
     """A client acting as `tenant` on the cluster's Redis (not authenticated)."""
+    from picloud_compat.store.redis import RedisStore  # redis-py: only for a cluster
+
     store = RedisStore.from_url(settings.server_url or "", settings)
     return Client(settings, store, tenant, ClusterMode(settings), notices=notices)
 
@@ -55,10 +57,14 @@ def simulator_client(settings: Settings, connection_type: str = "simulation") ->
 def admin_store() -> tuple[RecordStore, Settings]:
     """Where API keys live, for `cloud.account`: the cluster's Redis when one is
     configured (the admin needs no API key of its own), else the simulator's store."""
+    if current_job() is not None:
+        raise CloudException("cloud.account manages API keys; it is not available inside jobs")
     settings = Settings.load()
     if settings.simulated:
         client = get_client()
         return client.store, client.settings
+    from picloud_compat.store.redis import RedisStore
+
     return RedisStore.from_url(settings.server_url or "", settings), settings
 
 

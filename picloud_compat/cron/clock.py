@@ -2,7 +2,8 @@
 
 Once a second it reads every tenant's cron records and serves the latest scheduled
 time that has not been served yet (one firing after the simulator was idle, not one
-per missed slot, as beat does). `CronRegistry.run` marks each scheduled time as served.
+per missed slot, as beat does). A cron's first firing is its first scheduled time after
+it was registered, as with RedBeat. `CronRegistry.run` marks each scheduled time as served.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from picloud_compat.client.jobs import Client
+from picloud_compat.cron.expressions import previous_fire
 from picloud_compat.cron.registry import CronNotFound, CronRegistry
-from picloud_compat.cron.schedule import previous_fire
 from picloud_compat.store.contract import RecordStore
 
 log = logging.getLogger("picloud.cron")
@@ -52,8 +53,9 @@ class CronClock(threading.Thread):
                 if record is None:
                     continue
                 due = previous_fire(record["schedule"], now)
-                if due < self.started_at:
-                    continue  # scheduled before this simulator existed
+                created = datetime.fromtimestamp(float(record.get("created", 0)), UTC)
+                if due < max(self.started_at, created):
+                    continue  # a slot before the cron (or this simulator) existed
                 try:
                     jid = registry.run(label, due)
                 except CronNotFound:

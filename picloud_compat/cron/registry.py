@@ -19,7 +19,7 @@ from typing import Any
 from picloud_compat import options as opts
 from picloud_compat.client.jobs import Client
 from picloud_compat.client.submitting import display_name
-from picloud_compat.cron.schedule import normalize, previous_fire
+from picloud_compat.cron.expressions import normalize, previous_fire
 from picloud_compat.errors import CloudException, UnknownJobError
 from picloud_compat.jobspec import JobSpec
 

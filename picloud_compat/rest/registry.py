@@ -109,8 +109,9 @@ class RestRegistry:
             "out_encoding": out_encoding,
             "created": repr(time.time()),
         }
+        url = self.url(label)  # refused before anything is saved where it cannot be served
         self.store.save_record(self.tenant, "rest", label, record, blob, replace=True)
-        return self.url(label)
+        return url
 
     def remove(self, label: str) -> None:
         """Unpublish; EndpointNotFound if nothing is published under `label`."""

@@ -34,8 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-
 PR_SET_CHILD_SUBREAPER = 36
 REAP_TIMEOUT = 5.0
 """Seconds spent killing and reaping a job's leftover processes at most."""
@@ -214,6 +212,8 @@ def _end_children() -> None:
         os.waitpid(-1, os.WNOHANG)
     except ChildProcessError:
         return  # no children at all: the common case, one system call
+    import psutil  # only when a job left children
+
     deadline = time.monotonic() + REAP_TIMEOUT
     while time.monotonic() < deadline:
         try:

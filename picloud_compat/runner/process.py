@@ -13,6 +13,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from picloud_compat.client import session
 from picloud_compat.client.jobs import Client
@@ -26,7 +27,9 @@ from picloud_compat.settings import Settings
 from picloud_compat.signing import Signer
 from picloud_compat.store.contract import JobProcessStore
 from picloud_compat.store.records import ChunkRef
-from picloud_compat.store.redis import RedisStore
+
+if TYPE_CHECKING:
+    from picloud_compat.store.redis import RedisStore
 
 STATE_DIR_ENV = "PICLOUD_STATE_DIR"
 """Set by the Celery worker's main process before forking: where state files go."""
@@ -72,12 +75,14 @@ def worker_settings() -> Settings:
     return s
 
 
-_stores: dict[int, RedisStore] = {}
+_stores: dict[int, Any] = {}
 _celery_processes: dict[int, JobProcess] = {}
 
 
 def cluster_store() -> RedisStore:
     """This process's connection to the cluster (one per pid: forks never share one)."""
+    from picloud_compat.store.redis import RedisStore  # not in simulator job processes
+
     pid = os.getpid()
     existing = _stores.get(pid)
     if existing is None:

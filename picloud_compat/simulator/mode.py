@@ -42,8 +42,10 @@ class SimulatorMode:
         mode._start_clock()
         return mode
 
-    def client(self, tenant: str = SIMULATOR_TENANT, owns: bool = True) -> Client:
-        """A client of `tenant` on this simulator (closing it closes the mode if `owns`)."""
+    def client(self, tenant: str = SIMULATOR_TENANT, owns: bool | None = None) -> Client:
+        """A client of `tenant` on this simulator. Closing it closes the mode and the
+        store only if it `owns` them (by default: if this mode owns the simulator)."""
+        owns = self._owns if owns is None else owns
         return Client(self.settings, self.cluster.store, tenant, self, owns=owns)
 
     def files(self, tenant: str) -> FileStore:

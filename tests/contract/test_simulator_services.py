@@ -122,3 +122,40 @@ def test_account_keys_on_the_simulator(simulated):
     cloud.account.activate_key("admin", "sim-admin", key)
     with pytest.raises(cloud.CloudException, match="invalid admin"):
         cloud.account.list_keys("admin", "wrong")
+
+
+def test_crons_and_endpoints_saved_in_the_older_format_still_run(simulated):
+    """Records saved before job specs had their own name kept them under "options"."""
+    from picloud_compat.client import session as sessions
+
+    cloud = simulated
+    client = sessions.get_client()
+    cloud.cron.register(jf.noop, "legacy", "0 3 * * *")
+    cloud.rest.publish(jf.greet, "legacy-rest")
+    for kind, label in (("cron", "legacy"), ("rest", "legacy-rest")):
+        record = client.store.record(client.tenant, kind, label)
+        record["options"] = record.pop("spec")
+        blob = client.store.record_function(client.tenant, kind, label)
+        client.store.save_record(client.tenant, kind, label, record, blob, replace=True)
+    assert cloud.result(cloud.cron.manual_run("legacy"), timeout=30) is None
+    url = cloud.rest.info("legacy-rest")["uri"]
+    jid = httpx.post(url, json={"name": "old"}, timeout=30).json()["jid"]
+    assert cloud.result(jid, timeout=30) == "hello old!"
+
+
+def test_the_simulator_clock_never_fires_a_slot_from_before_registration(simulated):
+    """A daily cron registered after today's slot waits for tomorrow, as with RedBeat."""
+    from datetime import UTC, datetime
+
+    from picloud_compat.client import session as sessions
+    from picloud_compat.cron.clock import CronClock
+
+    cloud = simulated
+    client = sessions.get_client()
+    now = datetime.now(UTC)
+    slot = f"{now.minute} {now.hour} * * *"  # this minute: its slot is already past
+    cloud.cron.register(jf.noop, "daily", slot)
+    clock = CronClock(client.store, lambda _t: client)
+    clock.started_at = datetime(2000, 1, 1, tzinfo=UTC)  # as if running for ages
+    assert clock.tick(datetime.now(UTC)) == []
+    assert cloud.cron.info("daily")["last_jid"] is None

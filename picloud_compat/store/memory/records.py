@@ -73,6 +73,8 @@ class MemoryRecords(MemoryState):
             expires = self._once.get((t, name))
             if expires is not None and expires > now:
                 return False
+            if len(self._once) >= 4096:  # a long-running script: forget expired markers
+                self._once = {k: v for k, v in self._once.items() if v > now}
             self._once[(t, name)] = now + ttl
             return True
 

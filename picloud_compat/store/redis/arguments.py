@@ -44,7 +44,8 @@ class _Retention(TenantArgs):
 
 
 class SubmitArgs(_Retention):
-    """``submit.lua`` (dependency jids, then one argument blob per job, follow)."""
+    """``submit.lua`` (the function blob, the dependency jids, then one argument blob
+    per job, follow)."""
 
     cid: str
     first: int | None  # None: the script allocates
@@ -52,7 +53,6 @@ class SubmitArgs(_Retention):
     spec_id: str
     spec: str
     fn_sha: str
-    fn_blob: bytes | bool  # False: the store has it already
     queue: str  # the Redis list (queue and priority step)
     template: str  # the Celery message, with @JID@ and @TAG@ left in
     deperr: str

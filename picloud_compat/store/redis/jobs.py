@@ -69,6 +69,7 @@ class RedisJobs(RedisBase):
         first = sub.first
         if external and first is None:
             first = self.allocate(t, len(sub.args))
+        fn = sub.fn_blob or b""  # b"": the store has it already
         record: SubmitArgs = {
             "tenant": t,
             "now": time.time(),
@@ -78,7 +79,6 @@ class RedisJobs(RedisBase):
             "spec_id": sub.spec_id,
             "spec": sub.spec_json,
             "fn_sha": sub.fn_sha,
-            "fn_blob": sub.fn_blob or False,
             "retention": s.retention_seconds,
             "queue": queue_key(sub.queue, sub.priority),
             "template": chunk_template(
@@ -90,13 +90,13 @@ class RedisJobs(RedisBase):
             "args_stored": external,
         }
         if not external:
-            return int(self._run("submit", record, [*sub.depends_on, *sub.args], "submitting"))
+            return int(self._run("submit", record, [fn, *sub.depends_on, *sub.args], "submitting"))
         assert first is not None
         with store_errors("submitting jobs"):
             pipe = self.redis.pipeline(transaction=True)
             for i, blob in enumerate(sub.args):
                 pipe.set(keys.args(t, first + i), blob, ex=PENDING_ARGS_TTL)
-            scripts.call(self._scripts["submit"], record, sub.depends_on, client=pipe)
+            scripts.call(self._scripts["submit"], record, [fn, *sub.depends_on], client=pipe)
             reply = pipe.execute(raise_on_error=False)[-1]
         if isinstance(reply, rexc.ResponseError):
             with store_errors("submitting jobs"):

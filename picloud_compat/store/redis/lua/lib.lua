@@ -16,7 +16,10 @@ local function refuse(code, fields)
 end
 
 -- Every status change goes through here: the move must be in the transition table
--- (generated from picloud_compat.status), else the script stops before writing.
+-- (generated from picloud_compat.status), else the script stops before this write.
+-- Redis does not roll back a script's earlier writes, so this is an assertion that no
+-- caller ever passes an illegal move (the store contract suite checks every move), not
+-- a validation of input.
 local function move(jk, jid, from, to, ...)
   if not (MOVES[from] and MOVES[from][to]) then
     error({err = 'PCERR ' .. cjson.encode({code = 'bad_move', jid = jid, from = from, to = to})})

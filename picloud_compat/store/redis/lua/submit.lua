@@ -1,13 +1,16 @@
 -- Create one chunk of jobs atomically: check dependencies, write records and
 -- arguments, then queue (publish the Celery message), wait, or stall.
 -- A: tenant, now, cid, first (false = allocate), count, spec_id, spec, fn_sha,
---    fn_blob (false = already stored), retention, queue (queue key), template,
---    deperr, parent (false = none), inline_limit, args_stored (the caller already SET
---    the big arguments, with a TTL, in the same MULTI; they are made persistent here).
--- ARGV[2..]: the dependency jids, then (unless args_stored) one sealed blob per job.
+--    retention, queue (queue key), template, deperr, parent (false = none),
+--    inline_limit, args_stored (the caller already SET the big arguments, with a TTL,
+--    in the same MULTI; they are made persistent here).
+-- ARGV[2]: the sealed function ('' = already stored; kept out of A so a big one is not
+-- copied through msgpack); ARGV[3..]: the dependency jids, then (unless args_stored)
+-- one sealed blob per job.
 -- Returns the first jid; refuses no_function / no_job {jid} / inactive, writing nothing.
 local t, now, cid, count = A.tenant, A.now, A.cid, A.count
-local ndeps = #ARGV - 1
+local fn_blob = ARGV[2]
+local ndeps = #ARGV - 2
 if not A.args_stored then ndeps = ndeps - count end
 
 -- A refusal leaves nothing behind: not even big arguments the caller SET beforehand
@@ -22,14 +25,14 @@ end
 if redis.call('SISMEMBER', K.inactive_tenants(), t) == 1 then return refused('inactive') end
 
 local fkey = K['function'](t, A.fn_sha)
-if not A.fn_blob and redis.call('EXISTS', fkey) == 0 then
+if fn_blob == '' and redis.call('EXISTS', fkey) == 0 then
   return refused('no_function', {sha = A.fn_sha})
 end
 
 -- Validate every dependency before writing anything.
 local live, stalled = {}, false
 for i = 1, ndeps do
-  local dep = ARGV[1 + i]
+  local dep = ARGV[2 + i]
   local st = redis.call('HGET', K.job(t, dep), 'status')
   if not st then return refused('no_job', {jid = tonumber(dep)}) end
   if st == 'error' or st == 'killed' or st == 'stalled' then
@@ -39,8 +42,8 @@ for i = 1, ndeps do
   end
 end
 
-if A.fn_blob then
-  redis.call('SET', fkey, A.fn_blob, 'EX', A.retention)
+if fn_blob ~= '' then
+  redis.call('SET', fkey, fn_blob, 'EX', A.retention)
 else
   redis.call('EXPIRE', fkey, A.retention)
 end
@@ -57,7 +60,7 @@ if not first then first = redis.call('INCRBY', K.jid_counter(t), count) - count 
 
 local status = 'queued'
 if stalled then status = 'stalled' elseif #live > 0 then status = 'waiting' end
-local args_at = 1 + ndeps
+local args_at = 2 + ndeps
 for i = 0, count - 1 do
   local jid = first + i
   local jk = K.job(t, jid)
