@@ -231,6 +231,11 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated systems to time (debugging)")
     args = parser.parse_args()
     chosen = args.workloads.split(",")
+    import signal
+
+    # A SIGTERM (e.g. `timeout`) unwinds through the cleanup below, so the Redis and the
+    # workers this run started (in sessions of their own) never outlive it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     import redis
 

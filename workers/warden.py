@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from picloud_compat.runner.hygiene import kill_descendants
 from picloud_compat.runner.state_file import ProcessState, read_state, worker_name
 from picloud_compat.store.records import ChunkRef
 
@@ -88,15 +89,7 @@ class Warden:
         if not any((j.tenant, j.jid, j.token) == (tenant, jid, token) for j in jobs):
             os.kill(pid, signal.SIGCONT)  # it moved on to another job meanwhile
             return False
-        try:
-            children = psutil.Process(pid).children(recursive=True)
-        except psutil.Error:
-            children = []
-        for child in children:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
+        kill_descendants(pid)
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

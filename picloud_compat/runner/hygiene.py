@@ -212,25 +212,30 @@ def _end_children() -> None:
         os.waitpid(-1, os.WNOHANG)
     except ChildProcessError:
         return  # no children at all: the common case, one system call
-    import psutil  # only when a job left children
-
     deadline = time.monotonic() + REAP_TIMEOUT
     while time.monotonic() < deadline:
-        try:
-            children = psutil.Process().children(recursive=True)
-        except psutil.Error:
-            children = []
-        for child in children:
-            try:
-                child.kill()
-            except psutil.Error:
-                pass
+        kill_descendants(os.getpid())
         try:
             while os.waitpid(-1, os.WNOHANG) != (0, 0):
                 pass
         except ChildProcessError:
             return  # all reaped
         time.sleep(0.005)
+
+
+def kill_descendants(pid: int) -> None:
+    """SIGKILL every descendant of `pid` (a job's process tree; the warden's too)."""
+    import psutil  # only when there is something to kill
+
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        children = []
+    for child in children:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def _become_subreaper() -> None:
