@@ -51,6 +51,13 @@ STALLED_MESSAGE = "Could not start due to dependency erroring"
 KILLED_MESSAGE = "Killed"
 
 
+_MOVES = frozenset((str(a), str(b)) for a, targets in TRANSITIONS.items() for b in targets)
+
+
 def can_move(current: str, new: str) -> bool:
-    """Whether a job may go from status `current` to `new`."""
-    return JobStatus(new) in TRANSITIONS[JobStatus(current)]
+    """Whether a job may go from status `current` to `new` (a set lookup: the memory
+    store asks on every status change); ValueError for a name that is no status."""
+    if (current, new) in _MOVES:
+        return True
+    JobStatus(current), JobStatus(new)  # noqa: B018 - unknown names raise ValueError
+    return False
