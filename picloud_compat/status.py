@@ -59,5 +59,5 @@ def can_move(current: str, new: str) -> bool:
     store asks on every status change); ValueError for a name that is no status."""
     if (current, new) in _MOVES:
         return True
-    JobStatus(current), JobStatus(new)  # noqa: B018 - unknown names raise ValueError
+    JobStatus(current), JobStatus(new)  # unknown names raise ValueError
     return False
