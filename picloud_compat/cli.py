@@ -13,70 +13,39 @@ from typing import Any
 
 import click
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CLOUD_EXCEPTION = 3
-
-
-def parse_jids(text: str) -> list[int]:
-    """'1,3,5-9' -> [1, 3, 5, 6, 7, 8, 9] (ranges inclusive, as in PiCloud's CLI)."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        first, sep, last = part.partition("-")
-        try:
-            if sep:
-                lo, hi = int(first), int(last)
-                if hi < lo:
-                    raise ValueError
-                out.extend(range(lo, hi + 1))
-            else:
-                out.append(int(first))
-        except ValueError:
-            raise click.BadParameter(f"{part!r} is not a jid or an inclusive range a-b") from None
-    if not out:
-        raise click.BadParameter("no jids given")
-    return out
-
-
-class Jids(click.ParamType):
-    """Click argument type for jid lists written like ``1,3,5-9``."""
-
-    name = "JIDS"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> list[int]:
-        """Parse the text (or pass through an already-parsed list, e.g. a default)."""
-        return value if isinstance(value, list) else parse_jids(str(value))
-
-
-JIDS = Jids()
-
-
-def _emit(ctx: click.Context, value: Any, text: str | None = None) -> None:
-    if ctx.obj.get("json"):
-        click.echo(json.dumps(value, default=str))
-    elif text is not None:
-        click.echo(text)
-
+from picloud_compat.commands.output import (
+    EXIT_CLOUD_EXCEPTION,
+    EXIT_ERROR,
+    EXIT_OK,
+    JIDS,
+    emit,
+)
+from picloud_compat.commands.services import cron, files, rest
 
 SERVER_COMMANDS = {"worker": "worker", "beat": "beat", "gateway": "gateway"}
 """Commands that start server processes, imported only when invoked (`workers.cli`)."""
+ADMIN_COMMANDS = {"keys": "keys"}
+"""The administrator's commands, imported only when invoked (`commands.keys`)."""
 
 
 class _CloudCommands(click.Group):
-    """The ``picloud`` group; server commands load ``picloud_compat.workers`` lazily,
-    so client commands never import Celery's worker machinery."""
+    """The ``picloud`` group; server and admin commands load lazily, so client commands
+    never import Celery's worker machinery."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *SERVER_COMMANDS})
+        return sorted({*super().list_commands(ctx), *SERVER_COMMANDS, *ADMIN_COMMANDS})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command: click.Command
         if name in SERVER_COMMANDS:
             from picloud_compat.workers import cli as server_cli
 
-            command: click.Command = getattr(server_cli, SERVER_COMMANDS[name])
+            command = getattr(server_cli, SERVER_COMMANDS[name])
+            return command
+        if name in ADMIN_COMMANDS:
+            from picloud_compat.commands import keys as admin_commands
+
+            command = getattr(admin_commands, ADMIN_COMMANDS[name])
             return command
         return super().get_command(ctx, name)
 
@@ -131,7 +100,7 @@ def status(ctx: click.Context, jids: list[int]) -> None:
     import cloud
 
     statuses = cloud.status(jids)
-    _emit(
+    emit(
         ctx,
         dict(zip(jids, statuses, strict=True)),
         "\n".join(f"{j}\t{s}" for j, s in zip(jids, statuses, strict=True)),
@@ -147,7 +116,7 @@ def result(ctx: click.Context, jids: list[int], timeout: float | None, ignore_er
     """Wait for jobs and print their results (a progress bar shows on a terminal)."""
     values = _gather(jids, timeout, ignore_errors)
     if ctx.obj.get("json"):
-        _emit(ctx, {j: _printable(v) for j, v in zip(jids, values, strict=True)})
+        emit(ctx, {j: _printable(v) for j, v in zip(jids, values, strict=True)})
     elif len(jids) == 1 and isinstance(values[0], str):
         click.echo(values[0])
     else:
@@ -203,7 +172,7 @@ def info(ctx: click.Context, jids: list[int], fields: str) -> None:
 
     data = cloud.info(jids, [f for f in fields.split(",") if f])
     if ctx.obj.get("json"):
-        _emit(ctx, data)
+        emit(ctx, data)
         return
     for jid, entry in data.items():
         click.echo(f"job {jid}")
@@ -238,145 +207,12 @@ def list_jobs(ctx: click.Context, label: str | None, status_: str | None) -> Non
     from picloud_compat.client.session import get_client
 
     jids = get_client().list_jobs(label=label, status=status_)
-    _emit(ctx, jids, "\n".join(map(str, jids)))
+    emit(ctx, jids, "\n".join(map(str, jids)))
 
 
-# -- files ------------------------------------------------------------------------------
-
-
-@cli.group()
-def files() -> None:
-    """cloud.files: this API key's stored files."""
-
-
-@files.command("put")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
-@click.argument("name", required=False)
-def files_put(source: str, name: str | None) -> None:
-    """Upload local file SOURCE to cloud.files. Stored as NAME (default: its base name)."""
-    import cloud
-
-    click.echo(cloud.files.put(source, name))
-
-
-@files.command("get")
-@click.argument("name")
-@click.argument("destination", required=False)
-def files_get(name: str, destination: str | None) -> None:
-    """Download cloud file NAME. Saved as DESTINATION (default: its base name here)."""
-    import cloud
-
-    click.echo(cloud.files.get(name, destination))
-
-
-@files.command("list")
-@click.argument("prefix", required=False)
-@click.pass_context
-def files_list(ctx: click.Context, prefix: str | None) -> None:
-    """List stored file names. Only those starting with PREFIX, if given."""
-    import cloud
-
-    names = cloud.files.list(prefix)
-    _emit(ctx, names, "\n".join(names))
-
-
-@files.command("delete")
-@click.argument("name")
-def files_delete(name: str) -> None:
-    """Delete cloud file NAME (fails if there is no such file)."""
-    import cloud
-
-    if not cloud.files.delete(name):
-        raise click.ClickException(f"no file {name!r}")
-
-
-# -- cron -------------------------------------------------------------------------------
-
-
-@cli.group()
-def cron() -> None:
-    """cloud.cron: scheduled jobs (needs `picloud beat` on the cluster)."""
-
-
-@cron.command("register")
-@click.argument("label")
-@click.argument("schedule")
-@click.argument("command", nargs=-1, required=True)
-def cron_register(label: str, schedule: str, command: tuple[str, ...]) -> None:
-    """Run a shell COMMAND on SCHEDULE ('min hour day month weekday', UTC)."""
-    import cloud
-    from picloud_compat.shell import ShellCommand
-
-    cloud.cron.register(ShellCommand(" ".join(command)), label, schedule)
-    click.echo(label)
-
-
-@cron.command("list")
-@click.pass_context
-def cron_list(ctx: click.Context) -> None:
-    """List the labels of registered crons."""
-    import cloud
-
-    labels = cloud.cron.list()
-    _emit(ctx, labels, "\n".join(labels))
-
-
-@cron.command("info")
-@click.argument("label")
-@click.pass_context
-def cron_info(ctx: click.Context, label: str) -> None:
-    """Show a registered cron's schedule and details."""
-    import cloud
-
-    data = cloud.cron.info(label)
-    _emit(ctx, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
-
-
-@cron.command("deregister")
-@click.argument("label")
-def cron_deregister(label: str) -> None:
-    """Stop and remove the cron LABEL."""
-    import cloud
-
-    cloud.cron.deregister(label)
-
-
-@cron.command("run")
-@click.argument("label")
-def cron_run(label: str) -> None:
-    """Run a cron now; prints the jid."""
-    import cloud
-
-    click.echo(cloud.cron.manual_run(label))
-
-
-# -- rest -------------------------------------------------------------------------------
-
-
-@cli.group()
-def rest() -> None:
-    """cloud.rest: published functions."""
-
-
-@rest.command("list")
-@click.pass_context
-def rest_list(ctx: click.Context) -> None:
-    """List the labels of published functions."""
-    import cloud
-
-    labels = cloud.rest.list()
-    _emit(ctx, labels, "\n".join(labels))
-
-
-@rest.command("info")
-@click.argument("label")
-@click.pass_context
-def rest_info(ctx: click.Context, label: str) -> None:
-    """Show a published function's URL, signature and description."""
-    import cloud
-
-    data = cloud.rest.info(label)
-    _emit(ctx, data, json.dumps(data, indent=2))
+cli.add_command(files)
+cli.add_command(cron)
+cli.add_command(rest)
 
 
 def main() -> None:

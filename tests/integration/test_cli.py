@@ -159,3 +159,46 @@ def client_timeout():
     from picloud_compat.errors import CloudTimeoutError
 
     return CloudTimeoutError
+
+
+def test_keys_commands_administer_api_keys(tmp_path, redis_server, cluster_settings):
+    """`picloud keys create|list|info|deactivate|activate`: the first key needs no API key."""
+    from picloud_compat.accounts import AccountRegistry
+    from picloud_compat.errors import InvalidCredentials
+    from picloud_compat.store.redis import RedisStore
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICLOUD_")}
+    env.update(
+        PICLOUD_CONFIG_DIR=str(tmp_path / "conf"),
+        PICLOUD_SERVER_URL=redis_server.url,
+        PICLOUD_SIGNING_KEY=SIGNING_KEY,
+    )
+
+    def keys(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "picloud_compat.cli", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+        return proc
+
+    created = json.loads(keys("-o", "json", "keys", "create", "--note", "ci").stdout)
+    api_key, secret = created["api_key"], created["api_secretkey"]
+    listed = json.loads(keys("-o", "json", "keys", "list").stdout)
+    mine = [k for k in listed if k["api_key"] == api_key]
+    assert len(mine) == 1 and mine[0]["note"] == "ci" and mine[0]["active"] is True
+    assert api_key in keys("keys", "info", api_key).stdout
+    store = RedisStore.from_url(redis_server.url, cluster_settings)
+    registry = AccountRegistry(store, cluster_settings)
+    registry.authenticate(api_key, secret)  # the printed secret is the key's
+    keys("keys", "deactivate", api_key)
+    with pytest.raises(InvalidCredentials):
+        registry.authenticate(api_key, secret)
+    assert api_key not in keys("keys", "list", "--active").stdout
+    keys("keys", "activate", api_key)
+    registry.authenticate(api_key, secret)
+    store.close()
