@@ -8,6 +8,7 @@ use. Both stop with the mode.
 
 from __future__ import annotations
 
+import atexit
 import secrets
 import threading
 from typing import Any
@@ -40,6 +41,9 @@ class SimulatorMode:
             settings = settings.replace(signing_key=secrets.token_hex(32))
         mode = cls(LocalCluster(settings), name)
         mode._start_clock()
+        # A script that ends with jobs still running stops its simulator in order
+        # (job processes get SIGTERM and leave quietly), not by tearing pipes.
+        atexit.register(mode.close)
         return mode
 
     def client(self, tenant: str = SIMULATOR_TENANT, owns: bool | None = None) -> Client:

@@ -129,9 +129,14 @@ class RemoteStore:
             if method == "submit":  # sealed arguments may be views: pickle needs bytes
                 sub = args[1]
                 sub.args = [bytes(a) for a in sub.args]
-            conn = self._conn()
-            conn.send((method, args, kwargs))
-            status, value = conn.recv()
+            try:
+                conn = self._conn()
+                conn.send((method, args, kwargs))
+                status, value = conn.recv()
+            except (EOFError, OSError):
+                # The simulator that owns this process is gone (the script ended): its
+                # store and waiters with it. Nothing left to do or report: leave quietly.
+                os._exit(0)
             if status == "err":
                 raise value
             return value
