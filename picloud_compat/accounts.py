@@ -22,6 +22,7 @@ from typing import Any
 
 from picloud_compat.errors import CloudException, ConfigurationError, InvalidCredentials
 from picloud_compat.settings import Settings
+from picloud_compat.signing import tenant_key
 from picloud_compat.store.contract import RecordStore
 
 ADMIN_USER = "admin"
@@ -101,7 +102,28 @@ class AccountRegistry:
         if not self.store.set_account_active(api_key, active):
             raise CloudException(f"no such API key {api_key}", status=404)
 
+    def tenant_key(self, api_key: str) -> str:
+        """The key's own signing key (hex), for clients that must not hold the cluster's
+        secret: with it they seal and open only this key's blobs."""
+        if self.store.account(api_key) is None:
+            raise CloudException(f"no such API key {api_key}", status=404)
+        if not self.settings.signing_key:
+            raise ConfigurationError("issuing tenant keys needs PICLOUD_SIGNING_KEY")
+        return tenant_key(self.settings.signing_key, api_key).hex()
+
     # -- checks ----------------------------------------------------------------------
+
+    def check_client(self, api_key: str, secret: str | None) -> None:
+        """What a connecting client can check: with the cluster's secret, the key's secret
+        too; with only its tenant key (which peppers nothing), that the key exists and is
+        active. The tenant key is then what counts: workers refuse work not sealed with
+        it, and the gateway checks the secret."""
+        if self.settings.signing_key:
+            self.authenticate(api_key, secret)
+            return
+        found = self.store.account(str(api_key))
+        if found is None or not found.active:
+            raise InvalidCredentials()
 
     def authenticate(self, api_key: str, secret: str | None) -> None:
         """Raise InvalidCredentials unless the key exists, is active and the secret matches."""

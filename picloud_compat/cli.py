@@ -64,12 +64,14 @@ def cli(ctx: click.Context, output: str) -> None:
 @click.option("--api-key", help="API key (omit for the local simulator)")
 @click.option("--api-secretkey", help="the key's secret")
 @click.option("--server-url", help="the cluster's Redis, e.g. redis://10.0.0.5:6379/0")
-@click.option("--signing-key", help="the cluster's shared signing key")
+@click.option("--tenant-key", help="the key's own signing key (from `picloud keys create`)")
+@click.option("--signing-key", help="the cluster's shared secret (trusted teams only)")
 @click.option("--simulator", is_flag=True, help="use the local simulator")
 def setup(
     api_key: str | None,
     api_secretkey: str | None,
     server_url: str | None,
+    tenant_key: str | None,
     signing_key: str | None,
     simulator: bool,
 ) -> None:
@@ -84,6 +86,7 @@ def setup(
         "api_key": api_key,
         "api_secretkey": api_secretkey,
         "server_url": server_url,
+        "tenant_key": tenant_key,
         "signing_key": signing_key,
         "use_simulator": simulator or None,
     }

@@ -63,7 +63,6 @@ class JobSpec(SubmitOptions):
         values["os_env_vars"] = tuple(sorted((values.get("os_env_vars") or {}).items()))
         return cls(**values)
 
-
     @classmethod
     def from_record(cls, record: dict[str, str]) -> JobSpec:
         """The spec a cron or REST record stores. Records saved before specs had a name

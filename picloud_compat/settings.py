@@ -54,7 +54,8 @@ class Settings:
     api_secretkey: str | None = None
     server_url: str | None = None  # redis://host:port/db of the cluster
     use_simulator: bool = False
-    signing_key: str | None = None  # shared HMAC secret of clients and workers
+    signing_key: str | None = None  # the cluster's shared HMAC secret (workers, gateway)
+    tenant_key: str | None = None  # hex: this API key's own signing key, issued with it
     # -- simulator / cloud.mp
     num_procs: int = 0  # 0 means the number of CPUs
     # -- transport

@@ -7,8 +7,9 @@ So every blob (function, arguments, result, exception) is wrapped as::
 
 and `open()` checks the MAC *before* anything is unpickled. The tenant key is derived
 from the cluster's shared `signing_key`, so a blob signed for one API key does not
-verify under another. The header names the Python and cloudpickle versions, because
-cloudpickle payloads only load under the same versions.
+verify under another; clients may hold just their tenant's key (`tenant_key`). The
+header names the Python and cloudpickle versions, because cloudpickle payloads only
+load under the same versions.
 """
 
 from __future__ import annotations
@@ -33,15 +34,32 @@ ENVELOPE_SIZE = len(MAGIC) + _MAC_LEN + len(_HEADER)
 """Bytes a sealed blob adds to its payload."""
 
 
+def tenant_key(secret: str | bytes, tenant: str) -> bytes:
+    """The tenant's own signing key, derived from the cluster's shared secret. Workers
+    derive it; a client may be given just this (``tenant_key``), never the secret."""
+    raw = secret.encode() if isinstance(secret, str) else secret
+    if len(raw) < 16:
+        raise ValueError("signing_key must be at least 16 bytes")
+    return hmac.new(raw, b"picloud-tenant:" + tenant.encode(), hashlib.sha256).digest()
+
+
 class Signer:
     """Seals and opens blobs with one tenant's key, derived from the shared secret."""
 
     def __init__(self, secret: str | bytes, tenant: str) -> None:
-        raw = secret.encode() if isinstance(secret, str) else secret
-        if len(raw) < 16:
-            raise ValueError("signing_key must be at least 16 bytes")
         self.tenant = tenant
-        self._key = hmac.new(raw, b"picloud-tenant:" + tenant.encode(), hashlib.sha256).digest()
+        self._key = tenant_key(secret, tenant)
+
+    @classmethod
+    def from_tenant_key(cls, key: bytes, tenant: str) -> Signer:
+        """A signer holding only `tenant`'s key (what a client without the shared secret
+        has): it can seal and open that tenant's blobs and no one else's."""
+        if len(key) != 32:
+            raise ValueError("a tenant key is 32 bytes (64 hex digits)")
+        signer = cls.__new__(cls)
+        signer.tenant = tenant
+        signer._key = key
+        return signer
 
     def seal(self, payload: bytes) -> bytes:
         """`payload` in its signed envelope."""

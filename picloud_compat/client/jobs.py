@@ -30,9 +30,9 @@ from picloud_compat.jobspec import JobSpec
 from picloud_compat.runner.execution import current_job
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
-from picloud_compat.signing import Signer
 from picloud_compat.store.contract import TenantStore
 from picloud_compat.store.records import MissingFunction, Submission
+from picloud_compat.tenancy import signer_for
 
 
 class Client:
@@ -55,7 +55,7 @@ class Client:
         # Without notices (a server such as the gateway, which never waits on jobs) the
         # store pushes nothing for this client, so nothing piles up for it.
         self.cid = secrets.token_hex(8) if notices else ""
-        self.codec = Codec(Signer(settings.signing_key or "", tenant), settings.max_transmit_data)
+        self.codec = Codec(signer_for(settings, tenant), settings.max_transmit_data)
         self.hub = NoticeHub(store, tenant, self.cid)
         self._mine = jidlib.RangeSet()
         self.waiter = Waiter(store, tenant, self.hub, self.codec, self._mine)

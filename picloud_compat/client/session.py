@@ -40,7 +40,7 @@ def authenticated_client(settings: Settings) -> Client:
     it is active (InvalidCredentials otherwise)."""
     client = cluster_client(settings, tenant_for(settings))
     try:
-        AccountRegistry(client.store, settings).authenticate(client.tenant, settings.api_secretkey)
+        AccountRegistry(client.store, settings).check_client(client.tenant, settings.api_secretkey)
     except BaseException:
         client.close()
         raise

@@ -50,12 +50,23 @@ def keys() -> None:
 @click.pass_context
 def create(ctx: click.Context, note: str) -> None:
     """Create an active key and print its secret (shown only this once)."""
-    api_key, secret = _registry().create_key(note)
+    registry = _registry()
+    api_key, secret = registry.create_key(note)
+    tenant = registry.tenant_key(api_key)
     if _as_json(ctx):
-        click.echo(json.dumps({"api_key": api_key, "api_secretkey": secret, "note": note}))
+        click.echo(
+            json.dumps(
+                {"api_key": api_key, "api_secretkey": secret, "tenant_key": tenant, "note": note}
+            )
+        )
     else:
-        click.echo(f"api_key:       {api_key}\napi_secretkey: {secret}")
-        click.echo("The secret is not stored and cannot be shown again.", err=True)
+        click.echo(f"api_key:       {api_key}\napi_secretkey: {secret}\ntenant_key:    {tenant}")
+        click.echo(
+            "The secret is not stored and cannot be shown again. Give clients the three values "
+            "(PICLOUD_API_KEY, PICLOUD_API_SECRETKEY, PICLOUD_TENANT_KEY), never the cluster's "
+            "signing key.",
+            err=True,
+        )
 
 
 @keys.command("list")
@@ -78,6 +89,13 @@ def info(ctx: click.Context, api_key: str) -> None:
     """Show one key (never its secret)."""
     key = _registry().get_key(api_key)
     click.echo(json.dumps(key.as_dict()) if _as_json(ctx) else _describe(key))
+
+
+@keys.command("tenant-key")
+@click.argument("api_key")
+def show_tenant_key(api_key: str) -> None:
+    """Print the key's tenant signing key (for a client that must not hold the cluster's)."""
+    click.echo(_registry().tenant_key(api_key))
 
 
 @keys.command("deactivate")
