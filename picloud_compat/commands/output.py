@@ -49,6 +49,7 @@ JIDS = Jids()
 
 
 def emit(ctx: click.Context, value: Any, text: str | None = None) -> None:
+    """Print `value` as JSON under ``-o json``, else `text` (if any) for people."""
     if ctx.obj.get("json"):
         click.echo(json.dumps(value, default=str))
     elif text is not None:
