@@ -201,3 +201,11 @@ def print_undecodable_name(x):
         print("listing:", os.fsdecode(b"caf\xe9.txt"))
         raise OSError(os.fsdecode(b"cannot open caf\xe9.txt"))
     return x
+
+
+def burn_cpu(seconds):
+    """Spin for `seconds` of CPU time."""
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+    return seconds

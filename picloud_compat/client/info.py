@@ -32,7 +32,22 @@ ALL_INFO = [
     "env",
     "vol",
     "parent",
+    "cputime.user",
+    "cputime.system",
+    "cpu_percentage",
 ]
+UNMEASURED = (
+    "memory",
+    "memory.usage",
+    "memory.max_usage",
+    "memory.failcnt",
+    "swap.usage",
+    "swap.max_usage",
+    "disk.usage",
+    "ports",
+)
+"""PiCloud's other resource fields: accepted, and left out of the answer (as PiCloud's
+simulator did) because nothing measures them per job yet."""
 # info field -> JobSpec attribute
 _FROM_SPEC = {
     "label": "label",
@@ -44,7 +59,17 @@ _FROM_SPEC = {
     "env": "env",
     "vol": "vol",
 }
-_RECORD = {"status", "exception", "attempts", "worker", "parent", "created", "finished"}
+_RECORD = {
+    "status",
+    "exception",
+    "attempts",
+    "worker",
+    "parent",
+    "created",
+    "finished",
+    "cputime.user",
+    "cputime.system",
+}
 _OUTPUT = {"stdout", "stderr", "profile"}
 
 
@@ -61,10 +86,10 @@ def info_fields(requested: Any) -> list[str]:
         if not isinstance(f, str):
             raise TypeError(f"info_requested items must be strings, got {f!r}")
         fields.extend(ALL_INFO if f == "all" else [f])
-    unknown = [f for f in fields if f not in ALL_INFO]
+    unknown = [f for f in fields if f not in ALL_INFO and f not in UNMEASURED]
     if unknown:
         raise ValueError(f"unknown info field(s) {unknown}; available: {', '.join(ALL_INFO)}")
-    return list(dict.fromkeys(fields))
+    return [f for f in dict.fromkeys(fields) if f not in UNMEASURED]
 
 
 def build_info(
@@ -72,8 +97,10 @@ def build_info(
 ) -> dict[int, dict[str, Any]]:
     """{jid: {field: value}} for the tenant's jobs; UnknownJobError for a missing one."""
     record_fields = [f for f in fields if f in _RECORD]
-    if "runtime" in fields:
+    if "runtime" in fields or "cpu_percentage" in fields:
         record_fields += ["runtime", "started", "finished"]
+    if "cpu_percentage" in fields:
+        record_fields += ["cputime.user", "cputime.system"]
     if any(f in _FROM_SPEC for f in fields):
         record_fields.append("spec")
     record_fields += [f for f in fields if f in _OUTPUT]
@@ -91,6 +118,8 @@ def build_info(
                 item[f] = list(value) if isinstance(value, tuple) else value
             elif f == "runtime":
                 item[f] = _runtime(entry)
+            elif f == "cpu_percentage":
+                item[f] = _cpu_percentage(entry)
             elif f in ("created", "finished"):
                 item[f] = _datetime(entry.get(f))
             elif f in _OUTPUT:
@@ -124,6 +153,16 @@ def _runtime(entry: JobEntry) -> float | None:
         return float(runtime)
     if entry.get("status") == "processing" and isinstance(started, int | float | str):
         return max(0.0, time.time() - float(started))
+    return None
+
+
+def _cpu_percentage(entry: JobEntry) -> float | None:
+    """CPU seconds over wall seconds, in percent (over 100 for a job using several cores)."""
+    runtime, user = entry.get("runtime"), entry.get("cputime.user")
+    system = entry.get("cputime.system")
+    number = int | float
+    if isinstance(runtime, number) and isinstance(user, number) and isinstance(system, number):
+        return 100.0 * (user + system) / runtime if runtime > 0 else None
     return None
 
 

@@ -306,6 +306,8 @@ class ChunkRunner:
             stderr=_joined(result.stderr, leftovers.stderr, self.settings.output_limit),
             profile=result.profile,
             runtime=result.runtime,
+            cpu_user=result.cpu_user,
+            cpu_system=result.cpu_system,
         )
 
     def _clean_room(self) -> CleanRoom:

@@ -58,6 +58,8 @@ class JobResult:
     stderr: str
     profile: str | None
     runtime: float
+    cpu_user: float = 0.0  # seconds, the job and the children it waited for
+    cpu_system: float = 0.0
 
 
 class JobStream(io.TextIOBase):
@@ -154,6 +156,7 @@ def run_job(
     saved_streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = output.stdout, output.stderr
     token = _current.set(context)
+    times = os.times()  # one system call: CPU time of this process and reaped children
     start = time.perf_counter()
     result = exception = None
     status = "done"
@@ -180,8 +183,21 @@ def run_job(
         if saved_env is not None:
             _restore_environment(saved_env)
     runtime = time.perf_counter() - start
+    after = os.times()
+    cpu_user = after.user - times.user + after.children_user - times.children_user
+    cpu_system = after.system - times.system + after.children_system - times.children_system
     stdout, stderr = output.drain()
-    return JobResult(status, result, exception, stdout, stderr, _profile_text(profiler), runtime)
+    return JobResult(
+        status,
+        result,
+        exception,
+        stdout,
+        stderr,
+        _profile_text(profiler),
+        runtime,
+        cpu_user,
+        cpu_system,
+    )
 
 
 def _remote_traceback(exc: BaseException) -> str:

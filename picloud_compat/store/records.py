@@ -21,6 +21,8 @@ RECORD_FIELDS = (
     "worker",
     "parent",
     "spec",
+    "cputime.user",
+    "cputime.system",
 )
 OUTPUT_FIELDS = ("stdout", "stderr", "profile")
 
@@ -108,6 +110,8 @@ class Outcome:
     stderr: str = ""
     profile: str | None = None
     runtime: float = 0.0
+    cpu_user: float = 0.0  # CPU seconds (user), the job and its children
+    cpu_system: float = 0.0  # CPU seconds (kernel)
 
 
 @dataclass

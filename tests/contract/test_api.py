@@ -368,3 +368,16 @@ def test_one_job_with_undecodable_text_fails_alone_in_a_map(cloud):
     assert "caf\\udce9.txt" in info["stdout"] and "caf\\udce9.txt" in info["exception"]
     attempts = [a["attempts"] for a in cloud.info(jids, ["attempts"]).values()]
     assert set(attempts) == {1}
+
+
+def test_info_reports_cpu_time_and_accepts_picloud_resource_fields(cloud):
+    jid = cloud.call(jf.burn_cpu, 0.3)
+    cloud.result(jid, timeout=60)
+    fields = ["cputime.user", "cputime.system", "cpu_percentage", "memory.max_usage", "ports"]
+    entry = cloud.info(jid, fields)[jid]
+    assert set(entry) == {"cputime.user", "cputime.system", "cpu_percentage"}  # rest left out
+    assert entry["cputime.user"] + entry["cputime.system"] >= 0.25
+    assert 50 <= entry["cpu_percentage"] <= 150
+    assert "cputime.user" in cloud.info(jid, "all")[jid]
+    with pytest.raises(ValueError, match="unknown info field"):
+        cloud.info(jid, ["memory.bogus"])

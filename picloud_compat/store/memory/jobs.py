@@ -171,7 +171,15 @@ class MemoryJobs(MemoryState):
                 job = self._jobs.get((t, o.jid))
                 if job is None or job["status"] != "processing" or job.get("token") != o.token:
                     continue  # killed, recovered or redelivered meanwhile: first writer won
-                self._move(job, o.jid, o.status, finished=now, runtime=o.runtime)
+                self._move(
+                    job,
+                    o.jid,
+                    o.status,
+                    finished=now,
+                    runtime=o.runtime,
+                    cu=o.cpu_user,
+                    cs=o.cpu_system,
+                )
                 if o.result:  # as on Redis, an empty blob is no result (sealed ones never are)
                     self._results[(t, o.jid)] = o.result
                 if o.exception:

@@ -23,6 +23,8 @@ RECORD = {
     "worker": "worker",
     "parent": "parent",
     "spec": "opts",
+    "cputime.user": "cu",
+    "cputime.system": "cs",
 }
 
 

@@ -76,7 +76,7 @@ class ClaimArgs(_Retention):
 
 
 class FinishArgs(_Retention):
-    """``finish.lua`` (nine values per outcome follow)."""
+    """``finish.lua`` (eleven values per outcome follow)."""
 
     output_limit: int
     ending: int  # 0 no, 1 the runner ends the chunk, 2 ends it having run all of it

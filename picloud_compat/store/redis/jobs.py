@@ -188,6 +188,8 @@ class RedisJobs(RedisBase):
                 storable(o.stderr),
                 storable(o.profile or ""),
                 repr(o.runtime),
+                repr(o.cpu_user),
+                repr(o.cpu_system),
             ]
         self._run("finish", record, rest, "recording results")
 

@@ -39,8 +39,10 @@ HASH_FIELDS = {
     "worker": "worker",
     "parent": "parent",
     "spec": "opts",
+    "cputime.user": "cu",
+    "cputime.system": "cs",
 }
-_FLOAT_FIELDS = {"created", "started", "finished", "runtime"}
+_FLOAT_FIELDS = {"created", "started", "finished", "runtime", "cputime.user", "cputime.system"}
 _INT_FIELDS = {"attempts", "parent"}
 WORKER_TIMEOUT = 10.0
 """A worker that has not registered for this long is considered gone."""

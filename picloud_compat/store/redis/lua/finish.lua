@@ -3,16 +3,16 @@
 -- A: tenant, now, retention, inline_limit, output_limit, ending (0, or 1: the runner
 --    ends the chunk, or 2: ends it having run every job of it itself), lease (member),
 --    first, count.
--- ARGV[2..]: per outcome 9 values: jid, token, status, result, exception, stdout,
---    stderr, profile, runtime.
+-- ARGV[2..]: per outcome 11 values: jid, token, status, result, exception, stdout,
+--    stderr, profile, runtime, CPU user seconds, CPU system seconds.
 -- Results up to the inline limit are kept in the job hash (field r), bigger ones in
 -- their own key (flag rx).
 local t, now, retention = A.tenant, A.now, A.retention
 local inline_limit, output_limit = A.inline_limit, A.output_limit
 
-local n = (#ARGV - 1) / 9
+local n = (#ARGV - 1) / 11
 for k = 0, n - 1 do
-  local b = 1 + k * 9
+  local b = 1 + k * 11
   local jid, token, status = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local jk = K.job(t, jid)
   local cur = redis.call('HMGET', jk, 'status', 'token', 'cid', 'kids', 'w', 'ax')
@@ -26,6 +26,7 @@ for k = 0, n - 1 do
       move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9], 'rx', 1)
       redis.call('SET', K.result(t, jid), result, 'EX', retention)
     end
+    redis.call('HSET', jk, 'cu', ARGV[b + 10], 'cs', ARGV[b + 11])
     if ARGV[b + 5] ~= '' then redis.call('HSET', jk, 'exc', ARGV[b + 5]) end
     append_capped(K.stdout(t, jid), ARGV[b + 6], output_limit, retention)
     append_capped(K.stderr(t, jid), ARGV[b + 7], output_limit, retention)
