@@ -178,3 +178,13 @@ def test_store_errors_passes_other_errors_through() -> None:
         raise KeyError("k")
     with store_errors("x"):
         pass
+
+
+def test_picloud_module_path_for_exceptions() -> None:
+    """User code catches `cloud.cloud.CloudException`, as PiCloud's client defined it."""
+    import cloud
+    from cloud.cloud import CloudException as FromModule
+    from cloud.cloud import CloudTimeoutError as TimeoutFromModule
+
+    assert cloud.cloud.CloudException is CloudException is FromModule
+    assert TimeoutFromModule is CloudTimeoutError
