@@ -185,7 +185,6 @@ class NoticeHub:
                         target=self._pump_for_callbacks, name="picloud-notices", daemon=True
                     )
                 )
-                self._pump_thread.start()
 
     def _pump_for_callbacks(self) -> None:
         last_check = time.monotonic()
@@ -221,7 +220,6 @@ class NoticeHub:
             self._callback_thread = own_thread(
                 threading.Thread(target=self._run_callbacks, name="picloud-callbacks", daemon=True)
             )
-            self._callback_thread.start()
 
     def _run_callbacks(self) -> None:
         while True:

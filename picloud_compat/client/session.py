@@ -63,6 +63,11 @@ def admin_store() -> tuple[RecordStore, Settings]:
     if settings.simulated:
         client = get_client()
         return client.store, client.settings
+    if not settings.signing_key:
+        raise CloudException(
+            "managing API keys needs the cluster's signing key (PICLOUD_SIGNING_KEY): it is "
+            "the administrator's, not a tenant's"
+        )
     from picloud_compat.store.redis import RedisStore
 
     return RedisStore.from_url(settings.server_url or "", settings), settings

@@ -290,10 +290,12 @@ class ChunkRunner:
             else:
                 result = run_job(context, load, spec, codec, output)
         finally:
-            leftovers = room.leave() if room is not None else Leftovers()
-            streamer.end()
-            if previous is not None:
-                streamer.begin(*previous[:3])
+            try:
+                leftovers = room.leave() if room is not None else Leftovers()
+            finally:
+                streamer.end()
+                if previous is not None:
+                    streamer.begin(*previous[:3])
         self._state.clear_job()
         self._damage = leftovers.damage
         return Outcome(

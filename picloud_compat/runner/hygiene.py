@@ -10,15 +10,19 @@ every outermost job:
 - ends child processes the job left behind (this process is a child subreaper, so
   grandchildren that daemonized are found too);
 - cancels alarms and interval timers and restores signal handlers (``signal.signal``,
-  ``alarm`` and ``setitimer`` are wrapped, so only what a job set is undone);
-- restores the working directory (``os.chdir`` is wrapped too), ``os.environ``,
-  ``sys.path``, the recursion limit, ``sys.stdin``/``stdout``/``stderr`` and file
-  descriptors 0-2;
+  ``alarm`` and ``setitimer`` are wrapped, so only what a job set is undone), the signal
+  mask and the wakeup fd;
+- restores the working directory, ``os.environ``, ``sys.path``, the recursion limit,
+  ``sys.stdin``/``stdout``/``stderr`` and file descriptors 0-2;
 - reports damage it cannot undo (threads the job left running, a closed real stdout).
   The runner then records its outcomes, gives back the rest of its chunk and raises
   `ProcessDamaged`, so the process is replaced before it runs another job.
 
 Everything here is a handful of system calls per job when the job left nothing behind.
+
+This is hygiene against careless jobs, not a sandbox: code running in the process can
+bypass any of it (``_signal``, ``putenv``, ``sys.settrace``, patching this module). Jobs
+that must not see each other need processes of their own.
 """
 
 from __future__ import annotations
@@ -40,8 +44,6 @@ REAP_TIMEOUT = 5.0
 _TIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
 RECYCLE_EXIT = 75
 """Exit status of a job process that leaves to be replaced after a job damaged it."""
-OWN_THREAD = "picloud_own"
-"""Attribute set on the platform's own threads, which may outlive a job."""
 
 
 class ProcessDamaged(Exception):
@@ -49,9 +51,15 @@ class ProcessDamaged(Exception):
 
 
 def own_thread(thread: threading.Thread) -> threading.Thread:
-    """Mark a platform thread (not a job's), so it never counts as a leftover."""
-    setattr(thread, OWN_THREAD, True)
+    """Start a platform thread (not a job's); known by identity, it never counts as a
+    leftover of the job during which it started."""
+    thread.start()
+    if thread.ident is not None:
+        _OWN_THREADS.add(thread.ident)
     return thread
+
+
+_OWN_THREADS: set[int] = set()
 
 
 @dataclass
@@ -84,7 +92,7 @@ class CleanRoom:
             for name in ("__stdin__", "__stdout__", "__stderr__")
             if getattr(sys, name) is not None and not getattr(sys, name).closed
         ]
-        self._threads = {t.ident for t in threading.enumerate()}
+        self._threads: set[int] = set(sys._current_frames())
         self._handlers: dict[int, Any] = {}
         for signum in signal.valid_signals():
             try:
@@ -92,6 +100,9 @@ class CleanRoom:
             except (OSError, ValueError):
                 continue
         self._changed_handlers = _track_handler_changes()
+        self._sigmask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self._wakeup_fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(self._wakeup_fd)
         self._saved_fds = (os.dup(1), os.dup(2))
         self._captures = (_capture_file("stdout"), _capture_file("stderr"))
         _become_subreaper()
@@ -102,12 +113,21 @@ class CleanRoom:
         os.dup2(self._captures[1], 2)
 
     def leave(self) -> Leftovers:
-        """The job ended: collect its fd-level output and undo what it left."""
+        """The job ended: collect its fd-level output and undo what it left.
+
+        Never raises: whatever cannot be undone (the job broke the room itself) is
+        damage, and the process is replaced."""
+        try:
+            return self._leave()
+        except Exception as exc:
+            return Leftovers(damage=[f"cleaning up after the job failed: {exc!r}"])
+
+    def _leave(self) -> Leftovers:
+        _end_children()  # first: a leftover child writes into the capture until it dies
         _flush_real_streams()
         os.dup2(self._saved_fds[0], 1)
         os.dup2(self._saved_fds[1], 2)
         stdout, stderr = self._drain(self._captures[0]), self._drain(self._captures[1])
-        _end_children()
         if _timers_touched:
             _timers_touched.clear()
             _ORIGINAL_ALARM(0)
@@ -116,6 +136,8 @@ class CleanRoom:
                     _ORIGINAL_SETITIMER(timer, 0)
         if self._changed_handlers:
             self._restore_handlers()
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._sigmask)
+        signal.set_wakeup_fd(self._wakeup_fd)
         self._restore_process_state()
         damage = self._damage()
         if not (stdout or stderr or damage):
@@ -138,14 +160,12 @@ class CleanRoom:
                 _ORIGINAL_SIGNAL(signum, self._handlers[signum])
 
     def _restore_process_state(self) -> None:
-        if _cwd_touched:
-            _cwd_touched.clear()
-            try:
-                moved = os.getcwd() != self._cwd
-            except OSError:  # the job removed the directory it was in
-                moved = True
-            if moved:
-                _ORIGINAL_CHDIR(self._cwd)
+        try:
+            moved = os.getcwd() != self._cwd  # also catches os.fchdir
+        except OSError:  # the job removed the directory it was in
+            moved = True
+        if moved:
+            os.chdir(self._cwd)
         if _raw_environ() != self._environ_raw:
             os.environ.clear()
             os.environ.update(self._environ)
@@ -158,15 +178,17 @@ class CleanRoom:
 
     def _damage(self) -> list[str]:
         damage = []
-        if threading.active_count() > len(self._threads):
+        running = sys._current_frames()  # every thread, threading's or not
+        if len(running) > len(self._threads) or not running.keys() <= self._threads:
+            names = {t.ident: t.name for t in threading.enumerate()}
             leftovers = []
-            for t in threading.enumerate():
-                if t.ident in self._threads or not t.is_alive():
+            for ident in running:
+                if ident in self._threads:
                     continue
-                if hasattr(t, OWN_THREAD):
-                    self._threads.add(t.ident)  # the platform's: part of the baseline now
+                if ident in _OWN_THREADS:
+                    self._threads.add(ident)  # the platform's: part of the baseline now
                 else:
-                    leftovers.append(t.name)
+                    leftovers.append(names.get(ident, f"thread {ident}"))
             if leftovers:
                 damage.append(f"the job left threads running: {', '.join(sorted(leftovers))}")
         for name in self._open_streams:
@@ -251,10 +273,8 @@ def _become_subreaper() -> None:
 _ORIGINAL_SIGNAL: Callable[..., Any] = signal.signal
 _ORIGINAL_ALARM: Callable[[int], int] = signal.alarm
 _ORIGINAL_SETITIMER: Callable[..., Any] = signal.setitimer
-_ORIGINAL_CHDIR: Callable[..., None] = os.chdir
 _changed: set[int] = set()
 _timers_touched: set[bool] = set()
-_cwd_touched: set[bool] = set()
 
 
 def _track_handler_changes() -> set[int]:
@@ -264,7 +284,6 @@ def _track_handler_changes() -> set[int]:
         signal.signal = _tracking_signal  # type: ignore[assignment]  # same call signature
         signal.alarm = _tracking_alarm
         signal.setitimer = _tracking_setitimer
-        os.chdir = _tracking_chdir
     return _changed
 
 
@@ -281,8 +300,3 @@ def _tracking_alarm(seconds: int) -> int:
 def _tracking_setitimer(which: int, seconds: float, interval: float = 0.0) -> Any:
     _timers_touched.add(True)
     return _ORIGINAL_SETITIMER(which, seconds, interval)
-
-
-def _tracking_chdir(path: Any) -> None:
-    _cwd_touched.add(True)
-    _ORIGINAL_CHDIR(path)

@@ -44,7 +44,6 @@ class OutputStreamer:
             self._thread = own_thread(
                 threading.Thread(target=self._loop, name="picloud-output", daemon=True)
             )
-            self._thread.start()
 
     def current(self) -> tuple[str, int, JobOutput, float] | None:
         """The job streaming now (tenant, jid, output, since), if any."""

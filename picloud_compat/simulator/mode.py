@@ -9,6 +9,7 @@ use. Both stop with the mode.
 from __future__ import annotations
 
 import atexit
+import os
 import secrets
 import threading
 from typing import Any
@@ -43,7 +44,8 @@ class SimulatorMode:
         mode._start_clock()
         # A script that ends with jobs still running stops its simulator in order
         # (job processes get SIGTERM and leave quietly), not by tearing pipes.
-        atexit.register(mode.close)
+        creator = os.getpid()
+        atexit.register(lambda: os.getpid() == creator and mode.close())  # not in a fork
         return mode
 
     def client(self, tenant: str = SIMULATOR_TENANT, owns: bool | None = None) -> Client:

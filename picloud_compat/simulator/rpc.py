@@ -133,9 +133,10 @@ class RemoteStore:
                 conn = self._conn()
                 conn.send((method, args, kwargs))
                 status, value = conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, BrokenPipeError, ConnectionResetError):
                 # The simulator that owns this process is gone (the script ended): its
                 # store and waiters with it. Nothing left to do or report: leave quietly.
+                # (Other errors, such as a job's own alarm raising mid-call, propagate.)
                 os._exit(0)
             if status == "err":
                 raise value

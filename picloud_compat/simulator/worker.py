@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from picloud_compat.client.jobs import Client
-from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged
+from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged, kill_descendants
 from picloud_compat.runner.process import JobProcess
 from picloud_compat.runner.state_file import RunnerIdentity, worker_name
 from picloud_compat.settings import Settings
@@ -23,11 +23,17 @@ from picloud_compat.simulator.job_mode import SimulatedJobMode
 from picloud_compat.simulator.rpc import RemoteStore
 
 
+def _leave(*_: object) -> None:
+    """The simulator stops: end what a running job started, then exit at once."""
+    kill_descendants(os.getpid())
+    os._exit(0)
+
+
 def main() -> None:
     """Serve chunks until the parent goes away."""
     config = json.loads(sys.stdin.readline())
     sys.stdin = open(os.devnull)  # noqa: SIM115 - jobs must not read our pipe
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGTERM, _leave)
     settings = Settings(**config["settings"])
     store = RemoteStore(config["address"], bytes.fromhex(config["authkey"]))
     identity = RunnerIdentity(worker_name(), config["warden"], Path(config["state_dir"]))

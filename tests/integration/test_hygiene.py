@@ -129,6 +129,38 @@ def write_below_python(big: int) -> int:
     return os.getpid()
 
 
+def leave_a_chatty_child() -> int:
+    subprocess.Popen(["sh", "-c", "while :; do echo A-CHILD-LEAK; done"])
+    time.sleep(0.05)
+    return os.getpid()
+
+
+def break_the_cleanup() -> int:
+    sys.__stderr__ = None  # the clean-up itself trips over this
+    os.environ["A_LEFTOVER"] = "1"
+    return os.getpid()
+
+
+def block_signals_and_start_a_raw_thread(raw: bool) -> int:
+    import _thread
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGUSR2])
+    def linger() -> None:
+        time.sleep(30)
+
+    if raw:
+        _thread.start_new_thread(linger, ())
+    return os.getpid()
+
+
+def signal_mask() -> dict[str, object]:
+    return {
+        "pid": os.getpid(),
+        "blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+        "leftover": os.environ.get("A_LEFTOVER"),
+    }
+
+
 # -- fixtures ---------------------------------------------------------------------------
 
 
@@ -241,3 +273,26 @@ def test_output_below_python_is_captured_per_job_and_capped(tenants, shared_proc
     b_jid = b.call(print_flushed, 1)
     b.result(b_jid, timeout=60)
     assert b.info(b_jid, ["stdout"])[b_jid]["stdout"] == "b line 1\n"
+
+
+def test_a_leftover_childs_output_never_reaches_the_next_job(tenants):
+    a, b = tenants
+    for _ in range(3):
+        a.result(a.call(leave_a_chatty_child), timeout=60)
+        b_jid = b.call(print_flushed, 7)
+        b.result(b_jid, timeout=60)
+        assert b.info(b_jid, ["stdout"])[b_jid]["stdout"] == "b line 7\n"
+
+
+def test_a_job_that_breaks_the_cleanup_gets_its_process_replaced(tenants):
+    a, b = tenants
+    a_pid = a.result(a.call(break_the_cleanup), timeout=60)
+    seen = b.result(b.call(signal_mask), timeout=60)
+    assert seen["pid"] != a_pid and seen["leftover"] is None
+    before = seen["blocked"]
+    # the signal mask is restored; a raw `_thread` thread is noticed like any other
+    a_pid = a.result(a.call(block_signals_and_start_a_raw_thread, False), timeout=60)
+    seen = b.result(b.call(signal_mask), timeout=60)
+    assert seen["pid"] == a_pid and seen["blocked"] == before
+    a_pid = a.result(a.call(block_signals_and_start_a_raw_thread, True), timeout=60)
+    assert b.result(b.call(signal_mask), timeout=60)["pid"] != a_pid
