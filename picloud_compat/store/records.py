@@ -9,21 +9,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-# Fields `info()` can return, besides the output streams.
-RECORD_FIELDS = (
-    "status",
-    "created",
-    "started",
-    "finished",
-    "runtime",
-    "exception",
-    "attempts",
-    "worker",
-    "parent",
-    "spec",
-    "cputime.user",
-    "cputime.system",
-)
+RECORD_FIELDS: dict[str, str] = {
+    "status": "status",
+    "created": "created",
+    "started": "started",
+    "finished": "finished",
+    "runtime": "runtime",
+    "exception": "exc",
+    "attempts": "att",
+    "worker": "worker",
+    "parent": "parent",
+    "spec": "opts",
+    "cputime.user": "cu",
+    "cputime.system": "cs",
+}
+"""The fields `info()` can return besides the output streams, and where each is kept:
+the job hash's field on Redis (see ``lua/lib.lua``), the job dict's key in memory."""
 OUTPUT_FIELDS = ("stdout", "stderr", "profile")
 
 JobEntry = dict[str, object]

@@ -8,24 +8,10 @@ from collections.abc import Sequence
 from picloud_compat.store.memory.state import MemoryState
 from picloud_compat.store.records import (
     OUTPUT_FIELDS,
+    RECORD_FIELDS,
     JobEntry,
     Notice,
 )
-
-RECORD = {
-    "status": "status",
-    "created": "created",
-    "started": "started",
-    "finished": "finished",
-    "runtime": "runtime",
-    "exception": "exc",
-    "attempts": "att",
-    "worker": "worker",
-    "parent": "parent",
-    "spec": "opts",
-    "cputime.user": "cu",
-    "cputime.system": "cs",
-}
 
 
 class MemoryReads(MemoryState):
@@ -47,8 +33,8 @@ class MemoryReads(MemoryState):
                     continue
                 entry: JobEntry = {"status": job["status"]}
                 for f in fields:
-                    if f in RECORD:
-                        entry[f] = job.get(RECORD[f])
+                    if f in RECORD_FIELDS:
+                        entry[f] = job.get(RECORD_FIELDS[f])
                     elif f in OUTPUT_FIELDS:
                         entry[f] = self._outputs.get((f, (t, jid)))
                 out.append(entry)

@@ -16,6 +16,7 @@ import msgpack
 from picloud_compat.store import keys
 from picloud_compat.store.records import (
     OUTPUT_FIELDS,
+    RECORD_FIELDS,
     JobEntry,
     Notice,
     WorkerInfo,
@@ -28,20 +29,6 @@ from picloud_compat.store.redis.connection import (
     store_errors,
 )
 
-HASH_FIELDS = {
-    "status": "status",
-    "created": "created",
-    "started": "started",
-    "finished": "finished",
-    "runtime": "runtime",
-    "exception": "exc",
-    "attempts": "att",
-    "worker": "worker",
-    "parent": "parent",
-    "spec": "opts",
-    "cputime.user": "cu",
-    "cputime.system": "cs",
-}
 _FLOAT_FIELDS = {"created", "started", "finished", "runtime", "cputime.user", "cputime.system"}
 _INT_FIELDS = {"attempts", "parent"}
 WORKER_TIMEOUT = 10.0
@@ -66,7 +53,7 @@ class RedisReads(RedisBase):
 
     def info(self, t: str, jids: Sequence[int], fields: Sequence[str]) -> list[JobEntry | None]:
         """Requested record fields and outputs per jid, None for unknown jids."""
-        record_fields = [f for f in fields if f in HASH_FIELDS]
+        record_fields = [f for f in fields if f in RECORD_FIELDS]
         if "status" not in record_fields:
             record_fields.append("status")
         outputs = [f for f in fields if f in OUTPUT_FIELDS]
@@ -74,7 +61,7 @@ class RedisReads(RedisBase):
         with store_errors("reading job info"):
             pipe = self.redis.pipeline(transaction=False)
             for jid in jids:
-                pipe.hmget(keys.job(t, jid), [HASH_FIELDS[f] for f in record_fields])
+                pipe.hmget(keys.job(t, jid), [RECORD_FIELDS[f] for f in record_fields])
                 for f in outputs:
                     pipe.get(output_key[f](t, jid))
             replies = pipe.execute()
