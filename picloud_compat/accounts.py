@@ -5,8 +5,9 @@ A key is a public id (``api_key``, digits, as PiCloud's were) and a secret
 is stored, where the pepper is derived from the cluster's signing key and never
 stored; checks use `hmac.compare_digest`. Every key owns its own job ids, results,
 files, crons and REST labels (they are all stored under the key), and a deactivated key
-is refused by `cloud.setkey`, by the REST gateway, at submit and when workers claim its
-jobs. Keys live in the `RecordStore`, so they work on the simulator too.
+is refused at the first call after `cloud.setkey`, by the REST gateway, at submit and
+when workers claim its jobs. Keys live in the `RecordStore`, so they work on the
+simulator too.
 
 Managing keys needs the admin password from the settings (``admin_password``).
 """

@@ -22,6 +22,7 @@ from picloud_compat.store.contract import RecordStore
 from picloud_compat.tenancy import tenant_for
 
 _client: Client | None = None
+_cluster: Settings | None = None  # what setkey chose: connected to on first use
 _client_lock = threading.RLock()
 _job_client_factory: Callable[[str], Client] | None = None
 _job_clients: dict[str, Client] = {}
@@ -108,8 +109,42 @@ def peek_client() -> Client | None:
     return _client
 
 
+def use_cluster(settings: Settings) -> None:
+    """`cloud.setkey`: use this cluster and key from the next call on. Connecting and
+    checking the key wait for that first call (as PiCloud's setkey did), so a script
+    can set its key and still run offline on the simulator."""
+    global _client, _cluster
+    with _client_lock:
+        previous, _client, _cluster = _client, None, settings
+    if previous is not None:
+        previous.close()
+
+
+def use_simulator() -> Client:
+    """`cloud.start_simulator`: a fresh simulator from now on (the setkey is dropped)."""
+    global _client, _cluster
+    client = simulator_client(Settings.load(), "simulation")
+    with _client_lock:
+        previous, _client, _cluster = _client, client, None
+    if previous is not None:
+        previous.close()
+    return client
+
+
+def forget_cluster() -> None:
+    """Drop setkey's choice: the default client follows the settings again."""
+    global _cluster
+    with _client_lock:
+        _cluster = None
+
+
+def chosen_cluster() -> Settings | None:
+    """The cluster setkey chose, if any (connected to or not yet)."""
+    return _cluster
+
+
 def _default_client() -> Client:
-    settings = Settings.load()
+    settings = _cluster or Settings.load()
     logs.configure(settings)
     if settings.simulated:
         return simulator_client(settings)

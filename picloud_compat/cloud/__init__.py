@@ -18,7 +18,7 @@ from picloud_compat.runner.execution import current_job as _current_job
 from picloud_compat.settings import Settings as _Settings
 from picloud_compat.settings import getconfigpath
 from picloud_compat.status import finished_statuses
-from picloud_compat.tenancy import tenant_for
+from picloud_compat.tenancy import tenant_for, validate_tenant
 
 __all__ = [
     "CloudException",
@@ -75,6 +75,8 @@ def is_simulated() -> bool:
     current = _session.peek_client()
     if current is not None and not current.closed:
         return current.connection_type != "redis"
+    if _session.chosen_cluster() is not None:
+        return False
     return _Settings.load().simulated
 
 
@@ -90,7 +92,10 @@ def setkey(
     restart: bool = False,
     immutable: bool = False,
 ) -> None:
-    """Use the cluster at `server_url` (a redis:// URL) as API key `api_key`."""
+    """Use the cluster at `server_url` (a redis:// URL) as API key `api_key`.
+
+    As in PiCloud, nothing connects yet: the first call connects and checks the key
+    (a wrong secret or a deactivated key raises InvalidCredentials there)."""
     global _immutable
     if _immutable:
         return
@@ -99,21 +104,13 @@ def setkey(
         api_secretkey=api_secretkey,
         server_url=server_url,
     ).replace(use_simulator=False)
-    tenant = tenant_for(settings)
+    if settings.api_key is None:
+        tenant_for(settings)  # says what is missing
+    validate_tenant(str(settings.api_key))  # the rest (signing key, secret) at first use
+    chosen = _session.chosen_cluster()
     current = _session.peek_client()
-    same = (
-        current is not None
-        and not current.closed
-        and current.connection_type == "redis"
-        and current.tenant == tenant
-        and current.settings.server_url == settings.server_url
-        and current.settings.api_secretkey == settings.api_secretkey
-    )
-    if not same or restart:
-        new = _session.authenticated_client(settings)
-        previous = _session.set_client(new)
-        if previous is not None:
-            previous.close()
+    if restart or chosen != settings or current is None or current.closed:
+        _session.use_cluster(settings)  # connects and checks the key on first use
     _immutable = immutable
 
 
@@ -125,9 +122,7 @@ def start_simulator(force_restart: bool = False) -> None:
     running = current is not None and not current.closed
     if running and current.connection_type == "simulation" and not force_restart:  # type: ignore[union-attr]
         return
-    previous = _session.set_client(_session.simulator_client(_Settings.load(), "simulation"))
-    if previous is not None:
-        previous.close()
+    _session.use_simulator()
 
 
 from picloud_compat.config_object import ConfigSettings as _ConfigSettings  # noqa: E402

@@ -22,6 +22,7 @@ def cluster_env(monkeypatch, redis_server, s3_server, worker):  # type: ignore[n
     monkeypatch.setenv("PICLOUD_S3_ENDPOINT_URL", s3_server.url)
     previous = clients.set_client(None)
     yield
+    clients.forget_cluster()
     current = clients.set_client(previous)
     if current is not None:
         current.close()
@@ -46,10 +47,13 @@ def test_keys_lifecycle_and_setkey(cluster_env, redis_server):
     )
     assert secret.encode() not in dump
 
+    # setkey connects on first use, as PiCloud's did: the first call is refused
+    cloud.setkey(key, "wrong-secret")
     with pytest.raises(InvalidCredentials):
-        cloud.setkey(key, "wrong-secret")
+        cloud.status(1)
+    cloud.setkey("424242", secret)
     with pytest.raises(InvalidCredentials):
-        cloud.setkey("424242", secret)
+        cloud.call(jf.noop)
     with pytest.raises(InvalidCredentials):
         cloud.account.create_key("admin", "not-the-password")
 
@@ -72,9 +76,28 @@ def test_deactivated_key_is_refused_everywhere(cluster_env, gateway):
     assert cloud.status(blocker) == "done"
     assert info.value.status == "error"
     assert httpx.get(f"{gateway.url}/r", auth=(key, secret)).status_code == 401
+    cloud.setkey(key, secret, restart=True)
     with pytest.raises(InvalidCredentials):
-        cloud.setkey(key, secret, restart=True)
+        cloud.call(jf.noop)  # refused at the first call after setkey
 
     cloud.account.activate_key("admin", ADMIN_PASSWORD, key)
     cloud.setkey(key, secret, restart=True)
     assert cloud.result(cloud.call(jf.add, 1, 1), timeout=30) == 2
+
+
+def test_setkey_then_the_simulator_works_offline(monkeypatch):
+    """PiCloud scripts often set their key and then start the simulator: nothing may
+    connect before the first call, so this works with no server reachable."""
+    monkeypatch.delenv("PICLOUD_SERVER_URL", raising=False)
+    previous = clients.set_client(None)
+    try:
+        cloud.setkey("1001", "secret", server_url="redis://127.0.0.1:9/0")  # nothing listens
+        assert cloud.is_simulated() is False
+        cloud.start_simulator()
+        assert cloud.is_simulated() is True
+        assert cloud.result(cloud.call(jf.add, 20, 22), timeout=60) == 42
+    finally:
+        clients.forget_cluster()
+        current = clients.set_client(previous)
+        if current is not None:
+            current.close()
