@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PR_SET_CHILD_SUBREAPER = 36
+THREAD_SHOW_UP = 0.005
+"""Seconds a thread the kernel counts is given to start running Python code."""
 REAP_TIMEOUT = 5.0
 """Seconds spent killing and reaping a job's leftover processes at most."""
 _TIMERS = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF)
@@ -93,6 +95,13 @@ class CleanRoom:
             if getattr(sys, name) is not None and not getattr(sys, name).closed
         ]
         self._threads: set[int] = set(sys._current_frames())
+        try:
+            self._task_dir: int | None = os.open(
+                f"/proc/{os.getpid()}/task", os.O_RDONLY | os.O_DIRECTORY
+            )
+        except OSError:  # no procfs: Python-visible threads only
+            self._task_dir = None
+        self._known_kernel = self._kernel_threads()
         self._handlers: dict[int, Any] = {}
         for signum in signal.valid_signals():
             try:
@@ -178,23 +187,53 @@ class CleanRoom:
 
     def _damage(self) -> list[str]:
         damage = []
-        running = sys._current_frames()  # every thread, threading's or not
-        if len(running) > len(self._threads) or not running.keys() <= self._threads:
-            names = {t.ident: t.name for t in threading.enumerate()}
-            leftovers = []
-            for ident in running:
-                if ident in self._threads:
-                    continue
-                if ident in _OWN_THREADS:
-                    self._threads.add(ident)  # the platform's: part of the baseline now
-                else:
-                    leftovers.append(names.get(ident, f"thread {ident}"))
-            if leftovers:
-                damage.append(f"the job left threads running: {', '.join(sorted(leftovers))}")
+        leftovers = self._leftover_threads()
+        if leftovers:
+            damage.append(f"the job left threads running: {', '.join(sorted(leftovers))}")
         for name in self._open_streams:
             if getattr(sys, name).closed:
                 damage.append(f"the job closed sys.{name}")
         return damage
+
+    def _leftover_threads(self) -> list[str]:
+        """Python threads the job started and left running.
+
+        The kernel's thread count (one fstat) says whether any thread appeared; a thread
+        started just before the job returned may not run Python yet (no frame), so it
+        is given a moment to show. Threads that never show are C-level pools (OpenBLAS
+        and the like): harmless, and accepted as part of the process from then on."""
+        kernel = self._kernel_threads()
+        running = sys._current_frames()
+        if kernel <= self._known_kernel and running.keys() <= self._threads:
+            self._known_kernel = kernel  # threads may have ended
+            return []
+        deadline = time.monotonic() + THREAD_SHOW_UP
+        while True:
+            leftovers = self._new_python_threads(running)
+            if leftovers or kernel < 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.0002)
+            running = sys._current_frames()
+        self._known_kernel = kernel
+        return leftovers
+
+    def _new_python_threads(self, running: dict[int, Any]) -> list[str]:
+        names = {t.ident: t.name for t in threading.enumerate()}
+        leftovers = []
+        for ident in running:
+            if ident in self._threads:
+                continue
+            if ident in _OWN_THREADS:
+                self._threads.add(ident)  # the platform's: part of the baseline now
+            else:
+                leftovers.append(names.get(ident, f"thread {ident}"))
+        return leftovers
+
+    def _kernel_threads(self) -> int:
+        """Threads of this process as the kernel counts them (-1 where unknown)."""
+        if self._task_dir is None:
+            return -1
+        return os.fstat(self._task_dir).st_nlink - 2  # procfs: threads + "." and ".."
 
 
 def _raw_environ() -> dict[bytes, bytes]:
