@@ -116,9 +116,23 @@ def make_simulator_client(cluster: object, tenant: str) -> Client:
     return SimulatorMode(cluster, owns=False).client(tenant, owns=False)  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["simulator", "cluster"])
+@pytest.fixture(params=["simulator", "cluster", "isolated"])
 def mode(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def make_isolated_client(gateway: Gateway, settings: Settings) -> Client:
+    """A client of a fresh API key that holds only that key: it talks to the gateway."""
+    from picloud_compat.accounts import AccountRegistry
+    from picloud_compat.client.remote import remote_client
+    from picloud_compat.store.redis import RedisStore
+
+    admin = RedisStore.from_url(settings.server_url or "", settings)
+    try:
+        api_key, secret = AccountRegistry(admin, settings).create_key("isolated test")
+    finally:
+        admin.close()
+    return remote_client(Settings(server_url=gateway.url, api_key=api_key, api_secretkey=secret))
 
 
 @pytest.fixture
@@ -127,13 +141,17 @@ def client(mode: str, request: pytest.FixtureRequest, tenant: str) -> Iterator[C
     if mode == "cluster":
         request.getfixturevalue("worker")
         c = make_cluster_client(request.getfixturevalue("cluster_settings"), tenant)
+    elif mode == "isolated":
+        c = make_isolated_client(
+            request.getfixturevalue("gateway"), request.getfixturevalue("cluster_settings")
+        )
     else:
         c = make_simulator_client(request.getfixturevalue("local_cluster"), tenant)
     previous = clients.set_client(c)
     yield c
     clients.set_client(previous)
     c.hub.close()
-    if mode == "cluster":
+    if mode != "simulator":
         c.store.close()
 
 
@@ -151,9 +169,17 @@ def random_key() -> str:
 
 @pytest.fixture(scope="session")
 def gateway(
-    worker, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    worker,
+    redis_server: RedisServer,
+    s3_server: MotoServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
-    g = Gateway(redis_server.url, SIGNING_KEY, tmp_path_factory.mktemp("gateway"))
+    g = Gateway(
+        redis_server.url,
+        SIGNING_KEY,
+        tmp_path_factory.mktemp("gateway"),
+        env={"PICLOUD_S3_ENDPOINT_URL": s3_server.url},
+    )
     g.start()
     yield g
     g.stop()

@@ -15,6 +15,7 @@ from picloud_compat import logs
 from picloud_compat.accounts import AccountRegistry
 from picloud_compat.client.jobs import Client
 from picloud_compat.client.mode import ClusterMode
+from picloud_compat.client.remote import is_gateway_url, remote_client
 from picloud_compat.errors import CloudException
 from picloud_compat.runner.execution import current_job
 from picloud_compat.settings import Settings
@@ -148,4 +149,6 @@ def _default_client() -> Client:
     logs.configure(settings)
     if settings.simulated:
         return simulator_client(settings)
+    if is_gateway_url(settings.server_url):
+        return remote_client(settings)
     return authenticated_client(settings)

@@ -124,6 +124,27 @@ class S3FileStore:
             self._s3.delete_object(Bucket=self.bucket, Key=self._key(name))
         return True
 
+    def presign_put(self, name: str, md5: str, size: int, ttl: int) -> tuple[str, dict[str, str]]:
+        """A URL (and the headers to send with it) that uploads exactly `name`, with its
+        md5 and size as metadata, for `ttl` seconds: what an isolated client uses."""
+        self._ensure_bucket()
+        metadata = {"md5": md5, "size": str(size)}
+        url = self._s3.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": self._key(name), "Metadata": metadata},
+            ExpiresIn=ttl,
+        )
+        return url, {f"x-amz-meta-{k}": v for k, v in metadata.items()}
+
+    def presign_get(self, name: str, ttl: int) -> str:
+        """A URL that downloads `name` (ranges allowed) for `ttl` seconds."""
+        self._ensure_bucket()
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self._key(name)}, ExpiresIn=ttl
+            )
+        )
+
     def _exists_without_md5(self, name: str) -> bool:
         try:
             self._s3.head_object(Bucket=self.bucket, Key=self._key(name))

@@ -328,6 +328,10 @@ def test_result_from_a_second_client(cloud, client, mode, request):
     jid = cloud.call(jf.sleep, 0.5, "shared")
     if mode == "cluster":
         other = make_cluster_client(request.getfixturevalue("cluster_settings"), client.tenant)
+    elif mode == "isolated":
+        from picloud_compat.client.remote import remote_client
+
+        other = remote_client(client.settings)  # the same key, another process's client
     else:
         other = make_simulator_client(request.getfixturevalue("local_cluster"), client.tenant)
     try:

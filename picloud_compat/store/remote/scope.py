@@ -1,0 +1,141 @@
+"""`TenantScope`: the store as one tenant may use it from outside the trusted side.
+
+The gateway (for isolated clients) and a worker's pool process (for the executor
+running a tenant's jobs) hold the real store. What they accept from the other side is
+a method name and arguments; this class decides what that may do. The tenant is the
+one the scope was made for, whatever the caller names; runner calls only exist on the
+executor's channel and always claim in the pool process's name; key administration,
+supervision and other tenants' records are not reachable at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from picloud_compat.errors import CloudException, UnknownJobError
+from picloud_compat.store.contract import JobProcessStore
+from picloud_compat.store.records import ChunkRef, Outcome, Submission
+from picloud_compat.store.remote import wire
+
+MAX_POP = 10.0
+"""Longest blocking pop a remote caller may ask for (it holds a server thread)."""
+
+TENANT_METHODS = frozenset(
+    {
+        "allocate",
+        "submit",
+        "statuses",
+        "info",
+        "results",
+        "spec",
+        "function",
+        "kill",
+        "delete",
+        "watch",
+        "pop_notices",
+        "unfinished",
+        "jobs",
+        "save_record",
+        "record",
+        "record_function",
+        "update_record",
+        "delete_record",
+        "record_labels",
+        "claim_once",
+    }
+)
+"""Store methods whose first argument is the tenant: it is replaced by the scope's."""
+RUNNER_METHODS = frozenset({"claim", "finish", "unclaim", "append_output"})
+"""What an executor may also do: run its own tenant's chunks."""
+
+
+class Services(Protocol):
+    """Tenant-scoped services besides the store that a remote client may call
+    (``files_*``, ``cron_*``), served by whoever holds the S3 and beat credentials."""
+
+    def call(self, method: str, args: list[Any]) -> Any:
+        """Run `method`; CloudException for one it does not know."""
+        ...
+
+
+class TenantScope:
+    """Dispatches remote calls for one tenant onto the real store."""
+
+    def __init__(
+        self,
+        store: JobProcessStore,
+        tenant: str,
+        *,
+        runner: tuple[str, str] | None = None,
+        services: Services | None = None,
+    ) -> None:
+        """`runner` is (worker, warden) for an executor's channel; None for clients."""
+        self.store = store
+        self.tenant = tenant
+        self._runner = runner
+        self._services = services
+
+    def call(self, method: str, args: list[Any]) -> Any:
+        """The answer to one remote call; CloudException for anything not allowed."""
+        if not isinstance(args, list):
+            raise CloudException(f"arguments of {method!r} must be a list")
+        if method in TENANT_METHODS:
+            if not args:
+                raise CloudException(f"{method!r} needs arguments")
+            return self._tenant_call(method, args)
+        if method == "concurrency":
+            return self.store.concurrency(str(args[0]) if args else "")
+        if method in RUNNER_METHODS and self._runner is not None:
+            return self._runner_call(method, args)
+        if method.startswith(("files_", "cron_")) and self._services is not None:
+            return self._services.call(method, args)
+        raise CloudException(f"unknown or forbidden store call {method!r}")
+
+    def _tenant_call(self, method: str, args: list[Any]) -> Any:
+        rest = args[1:]
+        if method == "submit":
+            (sub,) = rest
+            if not isinstance(sub, Submission):
+                raise CloudException("submit needs a Submission")
+        if method == "pop_notices":
+            cid, timeout = rest
+            rest = [cid, min(max(float(timeout), 0.0), MAX_POP)]
+        operation: Callable[..., Any] = getattr(self.store, method)
+        return operation(self.tenant, *rest)
+
+    def _runner_call(self, method: str, args: list[Any]) -> Any:
+        assert self._runner is not None
+        worker, warden = self._runner
+        if method == "append_output":
+            _, jid, stdout, stderr = args
+            return self.store.append_output(self.tenant, int(jid), str(stdout), str(stderr))
+        chunk = self._own_chunk(args[0])
+        if method == "claim":
+            _, start, max_jobs, max_bytes, _, _, token = args
+            return self.store.claim(
+                chunk, int(start), int(max_jobs), int(max_bytes), worker, warden, str(token)
+            )
+        if method == "finish":
+            _, outcomes, _, end, ran_all = args
+            if not all(isinstance(o, Outcome) for o in outcomes):
+                raise CloudException("finish needs Outcomes")
+            return self.store.finish(chunk, outcomes, worker, bool(end), bool(ran_all))
+        _, jids, token = args  # unclaim
+        return self.store.unclaim(chunk, [int(j) for j in jids], str(token))
+
+    def _own_chunk(self, chunk: Any) -> ChunkRef:
+        if not isinstance(chunk, ChunkRef) or chunk.tenant != self.tenant:
+            raise UnknownJobError(getattr(chunk, "first", None))
+        return chunk
+
+
+def answer(call: Callable[[str, list[Any]], Any], body: bytes) -> bytes:
+    """Decode one remote call, run it through `call`, encode its answer (errors too)."""
+    try:
+        request = wire.unpack(body)
+        if not (isinstance(request, list) and len(request) == 2 and isinstance(request[0], str)):
+            raise wire.WireError("a call is [method, args]")
+        return wire.pack([True, call(request[0], request[1])])
+    except Exception as exc:
+        return wire.pack(wire.error_reply(exc))
