@@ -72,6 +72,12 @@ class Settings:
     orphan_seconds: float = ORPHAN_SECONDS
     visibility_timeout: int = 12 * 3600
     task_events: bool = False  # Flower switches worker events on remotely when it runs
+    # -- isolation (read by workers): "shared" runs jobs in the pool processes (one
+    # trusted team); "tenant" runs them in exec'd executors holding one tenant's key
+    isolation: str = "shared"
+    executors_per_process: int = 2  # executors a pool process keeps (least recent closed)
+    memory_limits: str = ""  # per compute type overrides in MB, e.g. "c1=300,c2=800"
+    executor_uid_base: int = 200_000  # executors of API key N run as uid base+N (as root)
     # -- logging
     log_filename: str = "cloud.log"
     log_level: str = "INFO"
@@ -93,6 +99,10 @@ class Settings:
             raise ConfigurationError(
                 f"max_transmit_data must be between 1 and {MAX_TRANSMIT_CEILING}, "
                 f"got {self.max_transmit_data}"
+            )
+        if self.isolation not in ("shared", "tenant"):
+            raise ConfigurationError(
+                f"isolation must be 'shared' or 'tenant', got {self.isolation!r}"
             )
         if self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")

@@ -16,6 +16,7 @@ from billiard.exceptions import WorkerLostError
 from celery import Task
 from celery.worker.request import Request
 
+from picloud_compat.config.compute_types import PRIORITY_SEP
 from picloud_compat.messages import TASK_NAME, parse_body
 from picloud_compat.runner import process
 from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged
@@ -58,15 +59,17 @@ class ChunkTask(Task):  # type: ignore[misc]
     Request = ChunkRequest
 
 
-@app.task(name=TASK_NAME, base=ChunkTask, ignore_result=True)  # type: ignore[misc]
-def run_chunk(spec: dict[str, Any]) -> int:
+@app.task(name=TASK_NAME, base=ChunkTask, ignore_result=True, bind=True)  # type: ignore[misc]
+def run_chunk(task: Task, spec: dict[str, Any]) -> int:
     """Run the chunk's still-queued jobs in this pool process.
 
     A job that damaged the process (threads left running, a closed stdout) makes it
     leave: billiard reports the SystemExit and replaces the process, and the failure
     hook gives the rest of the chunk to other processes."""
     try:
-        return process.celery_job_process().run(ChunkRef(*parse_body([spec])))
+        delivery = task.request.delivery_info or {}
+        compute_type = str(delivery.get("routing_key") or "").split(PRIORITY_SEP)[0]
+        return process.celery_job_process().run(ChunkRef(*parse_body([spec])), compute_type)
     except ProcessDamaged as exc:
         log.warning("replacing this pool process: %s", exc)
         raise SystemExit(RECYCLE_EXIT) from exc

@@ -121,18 +121,71 @@ def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def make_isolated_client(gateway: Gateway, settings: Settings) -> Client:
-    """A client of a fresh API key that holds only that key: it talks to the gateway."""
-    from picloud_compat.accounts import AccountRegistry
-    from picloud_compat.client.remote import remote_client
-    from picloud_compat.store.redis import RedisStore
+class IsolatedCluster:
+    """A cluster as a multi-tenant operator runs it: Redis behind a password that no
+    tenant holds, workers running jobs in per-tenant executors, and the gateway as the
+    only door for tenants."""
 
-    admin = RedisStore.from_url(settings.server_url or "", settings)
+    def __init__(self, redis: RedisServer, worker: Worker, gateway: Gateway) -> None:
+        self.redis, self.worker, self.gateway = redis, worker, gateway
+        self.settings = Settings(server_url=redis.url, signing_key=SIGNING_KEY)
+
+    def new_key(self, note: str = "test") -> tuple[str, str]:
+        """A fresh API key and its secret, made the way the admin makes them."""
+        from picloud_compat.accounts import AccountRegistry
+        from picloud_compat.store.redis import RedisStore
+
+        admin = RedisStore.from_url(self.redis.url, self.settings)
+        try:
+            return AccountRegistry(admin, self.settings).create_key(note)
+        finally:
+            admin.close()
+
+    def client(self, api_key: str, secret: str) -> Client:
+        """What a tenant holding (api_key, secret) gets: the gateway, nothing else."""
+        from picloud_compat.client.remote import remote_client
+
+        return remote_client(
+            Settings(server_url=self.gateway.url, api_key=api_key, api_secretkey=secret)
+        )
+
+
+@pytest.fixture(scope="session")
+def isolated_cluster(
+    s3_server: MotoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IsolatedCluster]:
+    ensure_redis_server()
+    from picloud_compat.errors import ConfigurationError
+    from picloud_compat.runner.executors import check_readable_by_executors
+
+    try:  # executors run as per-tenant uids (we are root): fail clearly, never skip
+        check_readable_by_executors()
+    except ConfigurationError as exc:
+        pytest.fail(f"tenant isolation cannot be tested here: {exc.parameter}")
+    redis = RedisServer(tmp_path_factory.mktemp("redis-isolated"), password=secrets.token_hex(16))
+    redis.start()
+    s3 = {"PICLOUD_S3_ENDPOINT_URL": s3_server.url, **S3_ENV}
+    worker = Worker(
+        redis.url,
+        SIGNING_KEY,
+        tmp_path_factory.mktemp("worker-isolated"),
+        concurrency=2,
+        env={"PICLOUD_ISOLATION": "tenant", **s3},
+    )
+    gateway = Gateway(redis.url, SIGNING_KEY, tmp_path_factory.mktemp("gateway-isolated"), env=s3)
     try:
-        api_key, secret = AccountRegistry(admin, settings).create_key("isolated test")
+        worker.start()
+        gateway.start()
+        yield IsolatedCluster(redis, worker, gateway)
     finally:
-        admin.close()
-    return remote_client(Settings(server_url=gateway.url, api_key=api_key, api_secretkey=secret))
+        gateway.stop()
+        worker.stop()
+        redis.stop()
+
+
+def make_isolated_client(cluster: IsolatedCluster) -> Client:
+    """A client of a fresh API key that holds only that key: it talks to the gateway."""
+    return cluster.client(*cluster.new_key("isolated test"))
 
 
 @pytest.fixture
@@ -142,9 +195,7 @@ def client(mode: str, request: pytest.FixtureRequest, tenant: str) -> Iterator[C
         request.getfixturevalue("worker")
         c = make_cluster_client(request.getfixturevalue("cluster_settings"), tenant)
     elif mode == "isolated":
-        c = make_isolated_client(
-            request.getfixturevalue("gateway"), request.getfixturevalue("cluster_settings")
-        )
+        c = make_isolated_client(request.getfixturevalue("isolated_cluster"))
     else:
         c = make_simulator_client(request.getfixturevalue("local_cluster"), tenant)
     previous = clients.set_client(c)
@@ -153,6 +204,20 @@ def client(mode: str, request: pytest.FixtureRequest, tenant: str) -> Iterator[C
     c.hub.close()
     if mode != "simulator":
         c.store.close()
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh directory per test; in isolated mode one the jobs can write too (they run
+    under their tenant's uid, which cannot enter pytest's private temp tree)."""
+    if "mode" in request.fixturenames and request.getfixturevalue("mode") == "isolated":
+        import tempfile
+
+        path = Path(tempfile.mkdtemp(prefix="picloud-isolated-test-"))
+        path.chmod(0o777)
+        request.addfinalizer(lambda: shutil.rmtree(path, ignore_errors=True))
+        return path
+    return tmp_path_factory.mktemp(request.node.name[:40].replace("[", "-").replace("]", ""))
 
 
 @pytest.fixture

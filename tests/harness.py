@@ -34,14 +34,20 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):  # t
 
 
 class RedisServer:
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, password: str | None = None
+    ) -> None:
+        """With `password`, the default user needs it (what an isolated cluster runs:
+        tenants get no Redis credentials at all)."""
         self.dir = directory
         self.port = port or free_port()
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, appendonly: bool = False) -> None:
         self.proc = subprocess.Popen(
@@ -59,11 +65,12 @@ class RedisServer:
                 str(self.dir),
                 "--maxmemory-policy",
                 "noeviction",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port)
+        client = redis.Redis(port=self.port, password=self.password)
         wait_for(lambda: _pings(client), 10, f"redis-server on port {self.port}")
         client.close()
 
@@ -74,7 +81,7 @@ class RedisServer:
         self.proc = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
+        return redis.Redis(port=self.port, password=self.password)
 
 
 def _pings(client: redis.Redis) -> bool:

@@ -35,19 +35,22 @@ ALL_INFO = [
     "cputime.user",
     "cputime.system",
     "cpu_percentage",
+    "memory.max_usage",
+    "memory.failcnt",
 ]
 UNMEASURED = (
     "memory",
     "memory.usage",
-    "memory.max_usage",
-    "memory.failcnt",
     "swap.usage",
     "swap.max_usage",
     "disk.usage",
     "ports",
 )
 """PiCloud's other resource fields: accepted, and left out of the answer (as PiCloud's
-simulator did) because nothing measures them per job yet."""
+simulator did) because nothing measures them per job yet. ``memory.max_usage`` (bytes)
+and ``memory.failcnt`` are measured where jobs run in executors with memory cgroups
+(``isolation = "tenant"``) and left out where they are not."""
+MEASURED_WHERE_LIMITED = ("memory.max_usage", "memory.failcnt")
 # info field -> JobSpec attribute
 _FROM_SPEC = {
     "label": "label",
@@ -69,6 +72,8 @@ _RECORD = {
     "finished",
     "cputime.user",
     "cputime.system",
+    "memory.max_usage",
+    "memory.failcnt",
 }
 _OUTPUT = {"stdout", "stderr", "profile"}
 
@@ -125,6 +130,9 @@ def build_info(
             elif f in _OUTPUT:
                 text = entry.get(f)
                 item[f] = text if text is not None or f == "profile" else ""
+            elif f in MEASURED_WHERE_LIMITED:
+                if entry.get(f) is not None:
+                    item[f] = entry.get(f)
             else:
                 item[f] = entry.get(f)
         out[jid] = item

@@ -9,7 +9,6 @@ authenticated tenant: whatever the body names, it reaches only that tenant's job
 results, files, crons and endpoints, and never key administration.
 """
 
-
 import threading
 from collections.abc import Callable
 from typing import Annotated
@@ -21,13 +20,13 @@ from starlette.concurrency import run_in_threadpool
 
 from picloud_compat.client.mode import CronBeat
 from picloud_compat.rest.http import ApiError
-from picloud_compat.rest.tenant_services import TenantServices
 from picloud_compat.settings import Settings
 from picloud_compat.signing import tenant_key
 from picloud_compat.store.contract import JobProcessStore
 from picloud_compat.store.remote import wire
 from picloud_compat.store.remote.http import CONTENT_TYPE
 from picloud_compat.store.remote.scope import TenantScope, answer
+from picloud_compat.tenant_services import TenantServices
 
 RPC_MAX_BODY = 600 * 1024 * 1024
 """Largest call body: one chunk of a map, whose arguments are each at most

@@ -24,7 +24,7 @@ from picloud_compat.jobspec import MISSING_SPEC, JobSpec
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
 from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
 from picloud_compat.runner.output import OutputStreamer, run_in_fresh_process
-from picloud_compat.runner.state_file import RunnerIdentity, StateFile
+from picloud_compat.runner.state_file import JobStateSink, RunnerIdentity, StateFile
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RunnerStore
@@ -59,13 +59,15 @@ class ChunkRunner:
         settings: Settings,
         codec_for: Callable[[str], Codec],
         identity: RunnerIdentity,
+        state: JobStateSink | None = None,
     ) -> None:
+        """`state` is where the warden learns what runs (default: this process's file)."""
         self.store = store
         self.settings = settings
         self.codec_for = codec_for
         self.identity = identity
         self._specs: dict[tuple[str, str], JobSpec] = {}
-        self._state = StateFile(identity.state_dir)
+        self._state = state if state is not None else StateFile(identity.state_dir)
         self._streamer = OutputStreamer(store)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
         self._room: CleanRoom | None = None  # made before the first job (the baseline)

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from picloud_compat.runner.execution import JobOutput, JobResult
 from picloud_compat.runner.hygiene import own_thread
-from picloud_compat.runner.state_file import StateFile
+from picloud_compat.runner.state_file import JobStateSink
 from picloud_compat.store.contract import RunnerStore
 
 STREAM_EVERY = 0.5
@@ -72,7 +72,7 @@ class OutputStreamer:
 
 def run_in_fresh_process(
     body: Callable[[], JobResult],
-    state: StateFile,
+    state: JobStateSink,
     job_fields: dict[str, Any],
     max_runtime: float | None,
 ) -> JobResult:

@@ -21,7 +21,7 @@ from picloud_compat.client.mode import ClusterMode
 from picloud_compat.errors import ConfigurationError
 from picloud_compat.runner import helping
 from picloud_compat.runner.chunk import ChunkRunner
-from picloud_compat.runner.state_file import RunnerIdentity, worker_name
+from picloud_compat.runner.state_file import JobStateSink, RunnerIdentity, worker_name
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.signing import Signer
@@ -29,6 +29,7 @@ from picloud_compat.store.contract import JobProcessStore
 from picloud_compat.store.records import ChunkRef
 
 if TYPE_CHECKING:
+    from picloud_compat.runner.executors import ExecutorPool
     from picloud_compat.store.redis import RedisStore
 
 STATE_DIR_ENV = "PICLOUD_STATE_DIR"
@@ -46,10 +47,17 @@ class JobProcess:
         store: JobProcessStore,
         identity: RunnerIdentity,
         job_client: Callable[[str], Client],
+        *,
+        codec_for: Callable[[str], Codec] | None = None,
+        state: JobStateSink | None = None,
     ) -> None:
+        """`codec_for` and `state` replace the defaults (a codec per tenant from the
+        cluster secret, this process's state file) in an executor, which has neither."""
         self.settings = settings
         self.store = store
-        self.runner = ChunkRunner(store, settings, self.codec_for, identity)
+        self.runner = ChunkRunner(
+            store, settings, codec_for or self.codec_for, identity, state=state
+        )
         helping.register_runner(self.runner)
         session.set_job_client_factory(job_client)
 
@@ -60,7 +68,7 @@ class JobProcess:
             Signer(self.settings.signing_key or "", tenant), self.settings.max_transmit_data
         )
 
-    def run(self, chunk: ChunkRef) -> int:
+    def run(self, chunk: ChunkRef, compute_type: str = "") -> int:
         """Run the chunk's still-queued jobs; how many ran here."""
         return self.runner.run(chunk)
 
@@ -76,7 +84,7 @@ def worker_settings() -> Settings:
 
 
 _stores: dict[int, Any] = {}
-_celery_processes: dict[int, JobProcess] = {}
+_celery_processes: dict[int, JobProcess | ExecutorPool] = {}
 
 
 def cluster_store() -> RedisStore:
@@ -91,8 +99,9 @@ def cluster_store() -> RedisStore:
     return existing
 
 
-def celery_job_process() -> JobProcess:
-    """This Celery pool process's `JobProcess` (one per pid: a fork never reuses it)."""
+def celery_job_process() -> JobProcess | ExecutorPool:
+    """This Celery pool process's runner (one per pid: a fork never reuses it): the jobs
+    run here (``isolation = "shared"``) or in executors it keeps (``"tenant"``)."""
     pid = os.getpid()
     existing = _celery_processes.get(pid)
     if existing is None:
@@ -104,6 +113,11 @@ def celery_job_process() -> JobProcess:
             warden=os.environ.get(WARDEN_ENV, worker_name()),
             state_dir=Path(state_dir) if state_dir and Path(state_dir).is_dir() else None,
         )
+        if settings.isolation == "tenant":
+            from picloud_compat.runner.executors import ExecutorPool
+
+            existing = _celery_processes[pid] = ExecutorPool(settings, store, identity)
+            return existing
         mode = ClusterMode(settings)
 
         def job_client(tenant: str) -> Client:

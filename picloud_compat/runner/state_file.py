@@ -13,6 +13,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 
 def worker_name(pid: int | None = None) -> str:
@@ -27,6 +28,33 @@ class RunnerIdentity:
     worker: str  # host:pid of the process running jobs
     warden: str  # id of the supervisor that can kill that process
     state_dir: Path | None  # where the warden looks for our state file
+
+
+class JobStateSink(Protocol):
+    """Where a runner says what it runs: its `StateFile`, or (in an executor, which
+    must not write what its warden trusts) the pool process that writes it."""
+
+    def push(self, chunk: str) -> None:
+        """A chunk starts."""
+        ...
+
+    def pop(self) -> None:
+        """The innermost chunk ended."""
+        ...
+
+    def set_job(
+        self, tenant: str, jid: int, token: str, pid: int, started: float, max_runtime: float | None
+    ) -> None:
+        """The job now running in the innermost chunk."""
+        ...
+
+    def clear_job(self) -> None:
+        """No job runs in the innermost chunk now."""
+        ...
+
+    def close(self) -> None:
+        """The runner stops."""
+        ...
 
 
 class StateFile:

@@ -22,6 +22,8 @@ RECORD_FIELDS: dict[str, str] = {
     "spec": "opts",
     "cputime.user": "cu",
     "cputime.system": "cs",
+    "memory.max_usage": "mm",
+    "memory.failcnt": "mf",
 }
 """The fields `info()` can return besides the output streams, and where each is kept:
 the job hash's field on Redis (see ``lua/lib.lua``), the job dict's key in memory."""
@@ -113,6 +115,8 @@ class Outcome:
     runtime: float = 0.0
     cpu_user: float = 0.0  # CPU seconds (user), the job and its children
     cpu_system: float = 0.0  # CPU seconds (kernel)
+    memory_peak: int = 0  # bytes at most, the job and its children (0: not measured)
+    memory_failcnt: int = 0  # times the job hit its memory limit
 
 
 @dataclass

@@ -374,12 +374,18 @@ def test_one_job_with_undecodable_text_fails_alone_in_a_map(cloud):
     assert set(attempts) == {1}
 
 
-def test_info_reports_cpu_time_and_accepts_picloud_resource_fields(cloud):
+def test_info_reports_cpu_time_and_accepts_picloud_resource_fields(cloud, mode):
     jid = cloud.call(jf.burn_cpu, 0.3)
     cloud.result(jid, timeout=60)
     fields = ["cputime.user", "cputime.system", "cpu_percentage", "memory.max_usage", "ports"]
+    fields.append("memory.failcnt")
     entry = cloud.info(jid, fields)[jid]
-    assert set(entry) == {"cputime.user", "cputime.system", "cpu_percentage"}  # rest left out
+    measured = {"cputime.user", "cputime.system", "cpu_percentage"}
+    if mode == "isolated":  # executors run in memory cgroups: memory is measured per job
+        measured |= {"memory.max_usage", "memory.failcnt"}
+        assert 5_000_000 < entry["memory.max_usage"] < 300 * 1024 * 1024
+        assert entry["memory.failcnt"] == 0
+    assert set(entry) == measured  # the rest is left out
     assert entry["cputime.user"] + entry["cputime.system"] >= 0.25
     assert 50 <= entry["cpu_percentage"] <= 150
     assert "cputime.user" in cloud.info(jid, "all")[jid]

@@ -180,6 +180,8 @@ class MemoryJobs(MemoryState):
                     cu=o.cpu_user,
                     cs=o.cpu_system,
                 )
+                if o.memory_peak:
+                    job.update(mm=o.memory_peak, mf=o.memory_failcnt)
                 if o.result:  # as on Redis, an empty blob is no result (sealed ones never are)
                     self._results[(t, o.jid)] = o.result
                 if o.exception:

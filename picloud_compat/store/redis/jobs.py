@@ -190,6 +190,8 @@ class RedisJobs(RedisBase):
                 repr(o.runtime),
                 repr(o.cpu_user),
                 repr(o.cpu_system),
+                o.memory_peak,
+                o.memory_failcnt,
             ]
         self._run("finish", record, rest, "recording results")
 

@@ -30,7 +30,7 @@ from picloud_compat.store.redis.connection import (
 )
 
 _FLOAT_FIELDS = {"created", "started", "finished", "runtime", "cputime.user", "cputime.system"}
-_INT_FIELDS = {"attempts", "parent"}
+_INT_FIELDS = {"attempts", "parent", "memory.max_usage", "memory.failcnt"}
 WORKER_TIMEOUT = 10.0
 """A worker that has not registered for this long is considered gone."""
 _CONCURRENCY_CACHE = 5.0

@@ -7,7 +7,8 @@ and which call it belongs to. Several calls may be in flight at once (a job's th
 waiting for notices while the runner records outcomes), so requests are served by a
 few threads and replies are matched by id.
 
-A frame is a 4-byte big-endian length and ``msgpack([kind, id, method, body])``.
+A frame is a 4-byte big-endian length and ``msgpack([kind, id, method, body])``. A
+request with id 0 is a one-way notification, handled in order on the reading thread.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ class Channel:
         handler: Handler | None = None,
         *,
         handlers: int = 4,
+        inline: Callable[[str, bytes], None] | None = None,
         start_thread: Callable[[threading.Thread], threading.Thread] | None = None,
     ) -> None:
         self._sock = sock
         self._handler = handler
+        self._inline = inline
         self._send_lock = threading.Lock()
         self._pending: dict[int, Future[bytes]] = {}
         self._pending_lock = threading.Lock()
@@ -76,6 +79,11 @@ class Channel:
         finally:
             with self._pending_lock:
                 self._pending.pop(call_id, None)
+
+    def notify(self, method: str, body: bytes) -> None:
+        """A one-way message: handled in order by the other end's `inline` handler,
+        with no answer to wait for (what a job reports as it starts and ends)."""
+        self._send(REQUEST, 0, method, body)
 
     def close(self) -> None:
         """Shut the socket; calls in flight on either end fail with ChannelClosed."""
@@ -109,6 +117,9 @@ class Channel:
                         future = self._pending.get(call_id)
                     if future is not None and not future.done():
                         future.set_result(body)
+                elif call_id == 0:
+                    if self._inline is not None:
+                        self._inline(method, body)
                 elif self._handler is not None:
                     self._requests.put((call_id, method, body))
         except (OSError, ValueError, msgpack.UnpackException):

@@ -89,13 +89,23 @@ def _ext_hook(code: int, data: bytes) -> Any:
 
 def pack(value: Any) -> bytes:
     """`value` (plain data and store records) as msgpack."""
-    return msgpack.packb(value, default=_default, use_bin_type=True)
+    # Text travels as the job made it, lone surrogates included (an undecodable file
+    # name): the store on the far side escapes it, as it does for local callers.
+    return msgpack.packb(
+        value, default=_default, use_bin_type=True, unicode_errors="surrogatepass"
+    )
 
 
 def unpack(data: bytes | memoryview) -> Any:
     """The value `pack` made; WireError for anything else."""
     try:
-        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+        return msgpack.unpackb(
+            data,
+            ext_hook=_ext_hook,
+            raw=False,
+            strict_map_key=False,
+            unicode_errors="surrogatepass",
+        )
     except WireError:
         raise
     except Exception as exc:

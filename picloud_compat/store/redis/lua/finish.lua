@@ -3,16 +3,17 @@
 -- A: tenant, now, retention, inline_limit, output_limit, ending (0, or 1: the runner
 --    ends the chunk, or 2: ends it having run every job of it itself), lease (member),
 --    first, count.
--- ARGV[2..]: per outcome 11 values: jid, token, status, result, exception, stdout,
---    stderr, profile, runtime, CPU user seconds, CPU system seconds.
+-- ARGV[2..]: per outcome 13 values: jid, token, status, result, exception, stdout,
+--    stderr, profile, runtime, CPU user seconds, CPU system seconds, peak memory bytes
+--    (0: not measured), memory limit hits.
 -- Results up to the inline limit are kept in the job hash (field r), bigger ones in
 -- their own key (flag rx).
 local t, now, retention = A.tenant, A.now, A.retention
 local inline_limit, output_limit = A.inline_limit, A.output_limit
 
-local n = (#ARGV - 1) / 11
+local n = (#ARGV - 1) / 13
 for k = 0, n - 1 do
-  local b = 1 + k * 11
+  local b = 1 + k * 13
   local jid, token, status = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
   local jk = K.job(t, jid)
   local cur = redis.call('HMGET', jk, 'status', 'token', 'cid', 'kids', 'w', 'ax')
@@ -27,6 +28,7 @@ for k = 0, n - 1 do
       redis.call('SET', K.result(t, jid), result, 'EX', retention)
     end
     redis.call('HSET', jk, 'cu', ARGV[b + 10], 'cs', ARGV[b + 11])
+    if ARGV[b + 12] ~= '0' then redis.call('HSET', jk, 'mm', ARGV[b + 12], 'mf', ARGV[b + 13]) end
     if ARGV[b + 5] ~= '' then redis.call('HSET', jk, 'exc', ARGV[b + 5]) end
     append_capped(K.stdout(t, jid), ARGV[b + 6], output_limit, retention)
     append_capped(K.stderr(t, jid), ARGV[b + 7], output_limit, retention)

@@ -1,0 +1,84 @@
+"""Memory limits per job: a cgroup (v1 memory controller) per executor.
+
+A compute type means a memory limit (c1 300 MB, c2 800 MB, ...). Each executor runs in
+its own cgroup under ``/sys/fs/cgroup/memory/picloud/``, with swap capped too, so a job
+(and every process it starts) that exceeds the limit is killed by the kernel without
+touching its neighbours. The pool process reads the cgroup to report a job's peak
+memory and to tell an out-of-memory kill from any other death. Where cgroups cannot be
+used (not root, no memory controller), the executor limits its own address space
+instead and a job over it gets a MemoryError.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("picloud.limits")
+
+CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+def cgroups_usable() -> bool:
+    """Whether this process can make memory cgroups (root, v1 memory controller)."""
+    return os.geteuid() == 0 and (CGROUP_ROOT / "memory.limit_in_bytes").exists()
+
+
+class MemoryCgroup:
+    """One executor's memory cgroup."""
+
+    def __init__(self, name: str, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.path = CGROUP_ROOT / "picloud" / name
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._write("memory.limit_in_bytes", limit_bytes)
+        with contextlib.suppress(OSError):  # no swap accounting: the limit still holds
+            self._write("memory.memsw.limit_in_bytes", limit_bytes)
+        self._kills = self.oom_kills()
+
+    def add(self, pid: int) -> None:
+        """Move `pid` (before it runs any job) into the cgroup."""
+        self._write("cgroup.procs", pid)
+
+    def reset_peak(self) -> None:
+        """A job starts: its peak and limit hits are counted from now."""
+        with contextlib.suppress(OSError):
+            self._write("memory.max_usage_in_bytes", 0)
+            self._write("memory.failcnt", 0)
+
+    def peak(self) -> tuple[int, int]:
+        """(peak bytes, times the limit was hit) since the last `reset_peak`."""
+        try:
+            return self._read_int("memory.max_usage_in_bytes"), self._read_int("memory.failcnt")
+        except OSError:
+            return 0, 0
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed here for exceeding the limit."""
+        try:
+            for line in (self.path / "memory.oom_control").read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == "oom_kill":
+                    return int(value)
+        except OSError:
+            pass
+        return 0
+
+    def killed_for_memory(self) -> bool:
+        """Whether a process was killed for memory since the last call."""
+        kills = self.oom_kills()
+        killed, self._kills = kills > self._kills, kills
+        return killed
+
+    def remove(self) -> None:
+        """Delete the cgroup (its processes are gone)."""
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+    def _write(self, name: str, value: int) -> None:
+        (self.path / name).write_text(str(value))
+
+    def _read_int(self, name: str) -> int:
+        return int((self.path / name).read_text().strip())
