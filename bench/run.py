@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -205,6 +206,15 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
+def _http_up(url: str) -> bool:
+    import urllib.request
+
+    try:
+        return urllib.request.urlopen(url, timeout=1).status == 200
+    except OSError:
+        return False
+
+
 def wait_ready(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -239,8 +249,11 @@ def main() -> None:
 
     import redis
 
+    from picloud_compat.accounts import AccountRegistry
+    from picloud_compat.client.remote import remote_client
     from picloud_compat.client.session import cluster_client, simulator_client
     from picloud_compat.settings import Settings
+    from picloud_compat.store.redis import RedisStore
 
     tmp = Path(tempfile.mkdtemp(prefix="picloud-bench-"))
     empty = tmp / "cwd"
@@ -294,21 +307,75 @@ def main() -> None:
                 tmp / "raw.log",
             )
         )
+        # The isolated mode: its own Redis behind a password no tenant holds, a worker
+        # running jobs in per-tenant executors, and the gateway as the tenants' door.
+        iso_port, gw_port, password = free_port(), free_port(), secrets.token_hex(16)
+        procs.append(
+            start(
+                [
+                    "redis-server",
+                    "--port",
+                    str(iso_port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(tmp),
+                    "--requirepass",
+                    password,
+                ],
+                dict(os.environ),
+                tmp,
+                tmp / "redis-isolated.log",
+            )
+        )
+        iso_redis = redis.Redis(port=iso_port, password=password)
+        wait_ready(lambda: iso_redis.ping(), "the isolated redis-server")
+        iso_url = f"redis://:{password}@127.0.0.1:{iso_port}/0"
+        iso = dict(
+            env,
+            PICLOUD_SERVER_URL=iso_url,
+            PICLOUD_SIGNING_KEY=SIGNING_KEY,
+            PICLOUD_ISOLATION="tenant",
+            PICLOUD_GATEWAY_URL=f"http://127.0.0.1:{gw_port}",
+        )
+        procs.append(
+            start(worker_argv(["c1"], 2, "WARNING", None), iso, empty, tmp / "isolated.log")
+        )
+        procs.append(
+            start(
+                [sys.executable, "-m", "picloud_compat.cli", "gateway", "--port", str(gw_port)],
+                iso,
+                empty,
+                tmp / "gateway.log",
+            )
+        )
         r0 = redis.Redis(port=port, db=0)
         wait_ready(lambda: r0.hlen("pc:workers") > 0, "the picloud worker")
-        os.environ["BENCH_REDIS"] = url
-        cluster = cluster_client(
-            Settings(server_url=f"{url}/0", signing_key=SIGNING_KEY), "bench"
+        wait_ready(lambda: iso_redis.hlen("pc:workers") > 0, "the isolated worker")
+        wait_ready(lambda: _http_up(f"http://127.0.0.1:{gw_port}/openapi.json"), "the gateway")
+        iso_settings = Settings(server_url=iso_url, signing_key=SIGNING_KEY)
+        admin = RedisStore.from_url(iso_url, iso_settings)
+        api_key, secret = AccountRegistry(admin, iso_settings).create_key("bench")
+        admin.close()
+        isolated = remote_client(
+            Settings(
+                server_url=f"http://127.0.0.1:{gw_port}", api_key=api_key, api_secretkey=secret
+            )
         )
+        os.environ["BENCH_REDIS"] = url
+        cluster = cluster_client(Settings(server_url=f"{url}/0", signing_key=SIGNING_KEY), "bench")
         systems = [
             CloudSystem("cloud (cluster)", cluster),
-            CloudSystem(
-                "cloud (simulator)", simulator_client(Settings(num_procs=2))
-            ),
+            CloudSystem("cloud (isolated)", isolated),
+            CloudSystem("cloud (simulator)", simulator_client(Settings(num_procs=2))),
             RawCelery(),
             PoolSystem(),
         ]
-        raw_sys = systems[2]
+        raw_sys = systems[3]
         wait_ready(lambda: raw_sys.call_result(wl.noop, 1) == 1, "the raw Celery worker")
         for s in systems:  # warm every system once (imports, connections, process pools)
             s.map(wl.noop, list(range(50)))

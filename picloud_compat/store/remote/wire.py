@@ -50,6 +50,7 @@ RECORDS: tuple[type[Any], ...] = (
 )
 """Record classes by extension code (their position): append only, never reorder."""
 _CODE = {cls: code for code, cls in enumerate(RECORDS)}
+_FIELD_NAMES = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in RECORDS}
 _TUPLE_FIELDS = {
     cls: tuple(f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple"))
     for cls in RECORDS
@@ -61,10 +62,10 @@ class WireError(CloudException):
 
 
 def _default(value: Any) -> Any:
-    code = _CODE.get(type(value))
+    cls = type(value)
+    code = _CODE.get(cls)
     if code is not None:
-        fields = [getattr(value, f.name) for f in dataclasses.fields(value)]
-        return msgpack.ExtType(code, pack(fields))
+        return msgpack.ExtType(code, pack([getattr(value, n) for n in _FIELD_NAMES[cls]]))
     if isinstance(value, memoryview):
         return value.tobytes()
     if isinstance(value, range):
@@ -77,7 +78,7 @@ def _ext_hook(code: int, data: bytes) -> Any:
         raise WireError(f"unknown record type {code}")
     cls = RECORDS[code]
     values = unpack(data)
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = _FIELD_NAMES[cls]
     if not isinstance(values, list) or len(values) != len(names):
         raise WireError(f"malformed {cls.__name__}")
     fields = dict(zip(names, values, strict=True))
@@ -91,9 +92,7 @@ def pack(value: Any) -> bytes:
     """`value` (plain data and store records) as msgpack."""
     # Text travels as the job made it, lone surrogates included (an undecodable file
     # name): the store on the far side escapes it, as it does for local callers.
-    return msgpack.packb(
-        value, default=_default, use_bin_type=True, unicode_errors="surrogatepass"
-    )
+    return msgpack.packb(value, default=_default, use_bin_type=True, unicode_errors="surrogatepass")
 
 
 def unpack(data: bytes | memoryview) -> Any:
