@@ -92,7 +92,13 @@ def beat(loglevel: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="PICLOUD_GATEWAY_HOST")
 @click.option("--port", default=8080, show_default=True, type=int, envvar="PICLOUD_GATEWAY_PORT")
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn processes")
-def gateway(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="log every request (isolated clients make many)",
+)
+def gateway(host: str, port: int, workers: int, access_log: bool) -> None:
     """Serve published functions and jobs over HTTP (FastAPI on uvicorn)."""
     import uvicorn
 
@@ -103,4 +109,5 @@ def gateway(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )

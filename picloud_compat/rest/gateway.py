@@ -36,10 +36,10 @@ from picloud_compat.errors import (
 )
 from picloud_compat.rest.http import ERRORS, ApiError, describe_validation, error_response
 from picloud_compat.rest.registry import EndpointNotFound
-from picloud_compat.rest.remote import remote_routes
+from picloud_compat.rest.remote import ClientProtocol
 from picloud_compat.rest.routes import endpoint_routes, job_routes
 from picloud_compat.settings import Settings
-from picloud_compat.store.contract import JobProcessStore, TenantStore
+from picloud_compat.store.contract import TenantStore
 from picloud_compat.store.redis import RedisStore
 
 log = logging.getLogger("picloud.gateway")
@@ -53,10 +53,8 @@ def create_app(
     store: TenantStore,
     mode: Mode,
     authenticate: Authenticate,
-    client_protocol: JobProcessStore | None = None,
 ) -> FastAPI:
-    """The gateway app over `store`; `authenticate` decides who a request acts as.
-    With `client_protocol` (the full store), it also serves isolated `cloud` clients."""
+    """The gateway app over `store`; `authenticate` decides who a request acts as."""
     clients: dict[str, Client] = {}
     lock = threading.Lock()
     basic = HTTPBasic(auto_error=False)
@@ -81,8 +79,6 @@ def create_app(
     _error_handlers(app, settings)
     endpoint_routes(app, Tenant)
     job_routes(app, Tenant)
-    if client_protocol is not None:
-        remote_routes(app, settings, client_protocol, authenticate, mode.beat())
     app.state.store = store
     app.state.max_body = settings.rest_max_body
     return app
@@ -108,8 +104,6 @@ def _error_handlers(app: FastAPI, settings: Settings) -> None:
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
         length = request.headers.get("content-length")
-        if request.url.path.startswith("/v1/"):
-            return await call_next(request)  # the client protocol has its own limit
         if length is not None and (not length.isdigit() or int(length) > settings.rest_max_body):
             return error_response(
                 413, "payload_too_large", f"bodies are limited to {settings.rest_max_body} bytes"
@@ -139,16 +133,14 @@ def _error_handlers(app: FastAPI, settings: Settings) -> None:
         return error_response(400, "bad_request", str(exc.parameter))
 
 
-def app_from_environment() -> FastAPI:
-    """The app for uvicorn's factory mode, configured from PICLOUD_* settings."""
+def app_from_environment() -> ClientProtocol:
+    """The app for uvicorn's factory mode, configured from PICLOUD_* settings: the
+    client protocol (``/v1``) in front of the REST routes."""
     settings = Settings.load()
     if not settings.server_url or not settings.signing_key:
         raise ConfigurationError("the gateway needs PICLOUD_SERVER_URL and PICLOUD_SIGNING_KEY")
     store = RedisStore.from_url(settings.server_url, settings)
-    return create_app(
-        settings,
-        store,
-        ClusterMode(settings),
-        account_authenticator(store, settings),
-        client_protocol=store,
-    )
+    mode = ClusterMode(settings)
+    app = create_app(settings, store, mode, account_authenticator(store, settings))
+    accounts = AccountRegistry(store, settings)
+    return ClientProtocol(settings, store, accounts.authenticate, mode.beat(), app)
