@@ -43,7 +43,7 @@ from picloud_compat.config.compute_types import DEFAULT_TYPE, memory_limit_mb
 from picloud_compat.cron.redbeat import RedBeatEntries
 from picloud_compat.errors import CloudException, ConfigurationError
 from picloud_compat.runner.hygiene import ProcessDamaged
-from picloud_compat.runner.limits import MemoryCgroup, cgroups_usable
+from picloud_compat.runner.limits import MemoryCgroup, cgroups_usable, remove_stale
 from picloud_compat.runner.state_file import RunnerIdentity, StateFile
 from picloud_compat.settings import Settings
 from picloud_compat.signing import tenant_key
@@ -296,6 +296,8 @@ class ExecutorPool:
         self.identity = identity
         if os.geteuid() == 0:
             check_readable_by_executors()
+        if cgroups_usable():
+            remove_stale(socket.gethostname(), psutil.pid_exists)
         self.state = StateFile(identity.state_dir)
         self._executors: OrderedDict[tuple[str, str], TenantExecutor] = OrderedDict()
 

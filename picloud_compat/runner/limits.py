@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("picloud.limits")
@@ -24,6 +25,23 @@ CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 def cgroups_usable() -> bool:
     """Whether this process can make memory cgroups (root, v1 memory controller)."""
     return os.geteuid() == 0 and (CGROUP_ROOT / "memory.limit_in_bytes").exists()
+
+
+def remove_stale(host: str, alive: Callable[[int], bool]) -> int:
+    """Remove the cgroups of this host's pool processes that died without cleaning up
+    (named ``<host>-<pid>-<n>``); a cgroup still holding processes is left alone by
+    the kernel. Returns how many were removed."""
+    removed = 0
+    parent = CGROUP_ROOT / "picloud"
+    if not parent.is_dir():
+        return 0
+    for path in parent.glob(f"{host}-*-*"):
+        pid = path.name[len(host) + 1 :].split("-")[0]
+        if pid.isdigit() and not alive(int(pid)):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+                removed += 1
+    return removed
 
 
 class MemoryCgroup:
