@@ -30,7 +30,11 @@ _state_dir: Path | None = None
 def _prepare(**_: Any) -> None:
     """Main process, before the pool forks: children inherit these variables."""
     global _state_dir
-    process.worker_settings()  # fail fast on missing configuration
+    settings = process.worker_settings()  # fail fast on missing configuration
+    if settings.isolation == "tenant" and os.geteuid() == 0:
+        from picloud_compat.runner.executors import check_readable_by_executors
+
+        check_readable_by_executors()  # executors could not even start: say so now
     _state_dir = Path(tempfile.mkdtemp(prefix=f"picloud-worker-{os.getpid()}-"))
     os.environ[process.STATE_DIR_ENV] = str(_state_dir)
     os.environ[process.WARDEN_ENV] = worker_name()

@@ -67,6 +67,8 @@ EXECUTOR_SETTINGS = (
 )
 """The settings an executor is given: what jobs and their nested calls need, no secret."""
 START_TIMEOUT = 60.0
+MAX_NESTING = 16
+"""Chunks an executor may hold at once (a parent helping nested jobs stacks them)."""
 _names = itertools.count(1)
 
 
@@ -229,6 +231,8 @@ class TenantExecutor:
             (key,) = args
             if ChunkRef.parse(str(key)).tenant != self.tenant:
                 raise ValueError(f"chunk {key!r} is not this tenant's")
+            if len(self._stack) >= MAX_NESTING:
+                raise ValueError("chunks nested deeper than helping ever goes")
             self._stack.append(str(key))
             self._state.push(str(key))
         elif method == "state_pop":
@@ -310,9 +314,9 @@ class ExecutorPool:
             executor.close()
             executor = None
         if executor is None:
-            executor = TenantExecutor(
-                self.settings, self.store, self.identity, self.state, chunk.tenant, compute_type
-            )
+            executor = self._start(chunk, compute_type)
+            if executor is None:
+                return 0
         self._executors[key] = executor
         while len(self._executors) > max(1, self.settings.executors_per_process):
             _, oldest = self._executors.popitem(last=False)
@@ -337,6 +341,27 @@ class ExecutorPool:
             return 0
         except CloudException:
             raise
+
+    def _start(self, chunk: ChunkRef, compute_type: str) -> TenantExecutor | None:
+        """A new executor; if it cannot start twice running, the chunk's jobs are ended
+        with the reason (they would otherwise wait for a process that never comes)."""
+        for attempt in (1, 2):
+            try:
+                return TenantExecutor(
+                    self.settings,
+                    self.store,
+                    self.identity,
+                    self.state,
+                    chunk.tenant,
+                    compute_type,
+                )
+            except (OSError, CloudException) as exc:
+                log.error("executor for %s failed to start (%s): %s", chunk.tenant, attempt, exc)
+                failure = exc
+                time.sleep(1.0)
+        reason = f"this worker could not start a process for the job: {failure}"
+        self.store.kill(chunk.tenant, list(chunk.jids), reason)
+        return None
 
     def close(self) -> None:
         """Stop every executor."""

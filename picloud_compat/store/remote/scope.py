@@ -10,10 +10,13 @@ supervision and other tenants' records are not reachable at all.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from picloud_compat.config.compute_types import COMPUTE_TYPES
 from picloud_compat.errors import CloudException, UnknownJobError
+from picloud_compat.jobspec import JobSpec
 from picloud_compat.store.contract import JobProcessStore
 from picloud_compat.store.records import ChunkRef, Outcome, Submission
 from picloud_compat.store.remote import wire
@@ -96,8 +99,7 @@ class TenantScope:
         rest = args[1:]
         if method == "submit":
             (sub,) = rest
-            if not isinstance(sub, Submission):
-                raise CloudException("submit needs a Submission")
+            rest = [_checked_submission(sub)]
         if method == "pop_notices":
             cid, timeout = rest
             rest = [cid, min(max(float(timeout), 0.0), MAX_POP)]
@@ -128,6 +130,32 @@ class TenantScope:
         if not isinstance(chunk, ChunkRef) or chunk.tenant != self.tenant:
             raise UnknownJobError(getattr(chunk, "first", None))
         return chunk
+
+
+def _checked_submission(sub: Any) -> Submission:
+    """A submission whose routing comes from its own spec, checked: the queue a message
+    is pushed onto must be a compute type's (not any Redis key a caller names)."""
+    if not isinstance(sub, Submission):
+        raise CloudException("submit needs a Submission")
+    try:
+        spec = JobSpec.from_json(sub.spec_json)
+    except Exception:
+        raise CloudException("submit: the job spec does not parse") from None
+    if spec.id != sub.spec_id or spec.fn != sub.fn_sha:
+        raise CloudException("submit: the spec id or function does not match the spec")
+    if spec.type not in COMPUTE_TYPES or not isinstance(spec.priority, int):
+        raise CloudException(f"submit: unknown compute type {spec.type!r}")
+    if not all(isinstance(a, bytes) for a in sub.args):
+        raise CloudException("submit: arguments must be sealed blobs")
+    return dataclasses.replace(
+        sub,
+        queue=spec.type,
+        priority=spec.priority,
+        depends_on=tuple(int(j) for j in spec.depends_on),
+        depends_on_errors=spec.depends_on_errors,
+        label=spec.label,
+        display_name=spec.name,
+    )
 
 
 def answer(call: Callable[[str, list[Any]], Any], body: bytes) -> bytes:
