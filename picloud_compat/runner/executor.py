@@ -13,7 +13,11 @@ room, helping and nested ``cloud.*`` calls, so both isolation modes run the same
 Jobs run on the main thread (signal handlers and alarms need it); the channel's threads
 only carry messages.
 
-Run as ``python -m picloud_compat.runner.executor FD``.
+Run as ``python -m picloud_compat.runner.executor FD [UID]``. Started by root with a
+UID, it confines itself before anything else runs: a session of its own (so SIGCONT,
+which Linux lets cross users within a session, cannot reach other processes), a mount
+namespace whose ``/proc`` shows only its own uid's processes (``hidepid=2``: no other
+tenant's command lines), then that uid, without supplementary groups.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from picloud_compat.store.remote import wire
 from picloud_compat.store.remote.channel import Channel
 
 _PR_SET_PDEATHSIG = 1
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
+_MS_REC, _MS_PRIVATE = 0x4000, 0x40000
 
 
 class ChannelState:
@@ -147,6 +154,22 @@ class Executor:
         )
 
 
+def confine(uid: int) -> None:
+    """Become `uid` in a session and a /proc view of our own (see the module doc)."""
+    os.setsid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
+    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "making mounts private failed")
+    flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    if libc.mount(b"proc", b"/proc", b"proc", flags, b"hidepid=2") != 0:
+        raise OSError(ctypes.get_errno(), "mounting /proc with hidepid=2 failed")
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
 def _die_with_parent() -> None:
     """The pool process's death (a kill, an OOM, a crash) ends this executor too."""
     try:
@@ -160,7 +183,11 @@ def _die_with_parent() -> None:
 
 def main(argv: list[str]) -> None:
     """Serve the pool process over the inherited socket until it closes it."""
-    _die_with_parent()
+    if len(argv) > 2:
+        confine(int(argv[2]))
+    else:
+        os.setsid()
+    _die_with_parent()  # after confining: a change of uid clears the death signal
     executor = Executor()
     sock = socket.socket(fileno=int(argv[1]))
     executor.channel = Channel(sock, executor.handle, handlers=1, start_thread=own_thread)

@@ -152,14 +152,11 @@ class TenantExecutor:
         }
         if os.environ.get("PYTHONPATH"):
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        extra: dict[str, Any] = {"user": uid, "group": uid, "extra_groups": []} if as_root else {}
+        argv = [sys.executable, "-m", "picloud_compat.runner.executor", str(theirs.fileno())]
+        if as_root:
+            argv.append(str(uid))  # it confines itself before anything else runs
         return subprocess.Popen(
-            [sys.executable, "-m", "picloud_compat.runner.executor", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            env=env,
-            cwd=home,
-            stdin=subprocess.DEVNULL,
-            **extra,
+            argv, pass_fds=[theirs.fileno()], env=env, cwd=home, stdin=subprocess.DEVNULL
         )
 
     # -- what the pool process asks ------------------------------------------------------

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from picloud_compat.config.compute_types import QUEUES
+
 RECORD_FIELDS: dict[str, str] = {
     "status": "status",
     "created": "created",
@@ -43,6 +45,13 @@ class ChunkRef:
     tenant: str
     first: int
     count: int
+
+    def __post_init__(self) -> None:
+        """A chunk names keys and ledger entries: integers only (a caller may send it)."""
+        if not (_is_int(self.first) and _is_int(self.count) and self.first >= 1):
+            raise ValueError(f"a chunk is a range of jids, got {self.first!r}+{self.count!r}")
+        if not isinstance(self.tenant, str):
+            raise ValueError(f"a chunk's tenant is a name, got {self.tenant!r}")
 
     @property
     def jids(self) -> range:
@@ -81,6 +90,26 @@ class Submission:
     first: int | None = None  # pre-allocated jids (map); None allocates (call)
     parent: int | None = None  # the jid submitting this, for nested jobs
 
+    def __post_init__(self) -> None:
+        """Refuse what no client makes but a caller could: the queue becomes a Redis
+        key a message is pushed onto, and jids become key names and ledger entries."""
+        if self.queue not in QUEUES:
+            raise ValueError(f"unknown compute type {self.queue!r}")
+        if not _is_int(self.priority):
+            raise ValueError(f"priority must be an integer, got {self.priority!r}")
+        for name in ("first", "parent"):
+            value = getattr(self, name)
+            if value is not None and not (_is_int(value) and value >= 1):
+                raise ValueError(f"{name} must be a jid (an integer >= 1), got {value!r}")
+        if not all(_is_int(j) and j >= 1 for j in self.depends_on):
+            raise ValueError(f"depends_on must hold jids, got {self.depends_on!r}")
+        if not all(isinstance(a, bytes | memoryview) for a in self.args):
+            raise ValueError("arguments must be sealed blobs")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
 
 @dataclass
 class ClaimedJob:
@@ -117,6 +146,23 @@ class Outcome:
     cpu_system: float = 0.0  # CPU seconds (kernel)
     memory_peak: int = 0  # bytes at most, the job and its children (0: not measured)
     memory_failcnt: int = 0  # times the job hit its memory limit
+
+    def __post_init__(self) -> None:
+        """An executor sends these: only a finished status, with values of their types."""
+        if self.status not in ("done", "error") or not _is_int(self.jid):
+            raise ValueError(f"not an outcome: job {self.jid!r} {self.status!r}")
+        texts = (self.token, self.stdout, self.stderr)
+        optional = (self.exception, self.profile)
+        numbers = (self.runtime, self.cpu_user, self.cpu_system)
+        if not (
+            all(isinstance(t, str) for t in texts)
+            and all(t is None or isinstance(t, str) for t in optional)
+            and all(isinstance(n, int | float) for n in numbers)
+            and _is_int(self.memory_peak)
+            and _is_int(self.memory_failcnt)
+            and (self.result is None or isinstance(self.result, bytes))
+        ):
+            raise ValueError(f"outcome of job {self.jid} has a value of the wrong type")
 
 
 @dataclass

@@ -1239,11 +1239,12 @@ def test_finishing_a_job_that_is_not_processing_changes_nothing(store: Checked, 
 
 @pytest.mark.parametrize("bad", ["waiting", "stalled"])
 def test_finish_refuses_an_illegal_move(store: Checked, t: str, bad: str) -> None:
-    # Which exception is not in the contract: memory raises IllegalMove (an
-    # AssertionError), Redis's move() refuses with CloudException('illegal status move').
+    # Which exception is not in the contract: an Outcome refuses a status that is not a
+    # finish (ValueError) before any store sees it; behind that, memory raises
+    # IllegalMove (an AssertionError) and Redis's move() CloudException.
     (jid,) = submit(store, t)
     claim(store, t, [jid], token="tok")
-    with pytest.raises((IllegalMove, CloudException)):
+    with pytest.raises((IllegalMove, CloudException, ValueError)):
         finish(store, t, [jid], "tok", bad)
     assert status(store, t, jid) == "processing"
     assert store.results(t, [jid]) == [None]
