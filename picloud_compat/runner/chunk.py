@@ -45,9 +45,8 @@ OUTAGE_RETRY = 30.0
 OUTCOME_RETRY = 300.0
 """Seconds finished outcomes are retried while the store is unreachable or refuses writes."""
 RECHECK_CLAIMED = 0.005
-"""Seconds after which claimed-but-unstarted jobs are re-checked (kills) before starting."""
-RECHECK_WINDOW = 32
-"""Claimed jobs re-checked at a time; a job past the checked window is re-checked first."""
+"""Seconds after which the kill generation is read again before starting claimed jobs
+(the jobs themselves are re-read only when it moved)."""
 
 T = TypeVar("T")
 
@@ -101,9 +100,10 @@ class ChunkRunner:
                     token,
                 )
                 index = claim.next_index
+                generation = claim.kill_generation  # read with the claim, atomically
                 claimed += len(claim.jobs)
                 jobs = claim.jobs
-                checked, checked_upto = time.perf_counter(), len(jobs)  # fresh: all ours
+                checked = time.perf_counter()
                 position = 0
                 while position < len(jobs):
                     job = jobs[position]
@@ -112,8 +112,12 @@ class ChunkRunner:
                         # finished outcomes never wait for the next job to end
                         self._flush(chunk, pending)
                         pending = []
-                    if position and (now - checked > RECHECK_CLAIMED or position >= checked_upto):
-                        jobs, checked_upto = self._recheck(chunk, jobs, position)
+                    if position and now - checked > RECHECK_CLAIMED:
+                        # a kill (or a recovery) may have taken claimed jobs from us
+                        current = self._retrying(self.store.kill_generation, self.identity.worker)
+                        if current != generation:
+                            generation = current
+                            jobs = jobs[:position] + self._still_ours(chunk, jobs[position:])
                         checked = now
                         if position >= len(jobs):
                             break
@@ -193,20 +197,6 @@ class ChunkRunner:
         except Exception:
             log.exception("job %s/%s: its outcome was refused", chunk.tenant, outcome.jid)
             self._retrying(self.store.finish, chunk, [_unsaveable(outcome)], worker, end=False)
-
-    def _recheck(
-        self, chunk: ChunkRef, jobs: list[ClaimedJob], position: int
-    ) -> tuple[list[ClaimedJob], int]:
-        """Drop claimed jobs that are no longer ours, looking only at the next window of
-        them (a recheck of a whole 256-job batch every few milliseconds would cost more
-        than the jobs); returns the jobs and how far they are checked."""
-        while position < len(jobs):
-            window = jobs[position : position + RECHECK_WINDOW]
-            ours = self._still_ours(chunk, window)
-            jobs = jobs[:position] + ours + jobs[position + len(window) :]
-            if ours:
-                return jobs, position + len(ours)
-        return jobs, position
 
     def _still_ours(self, chunk: ChunkRef, jobs: list[ClaimedJob]) -> list[ClaimedJob]:
         """Claimed jobs not started yet that are still ours to run (a kill may have

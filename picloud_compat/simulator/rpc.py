@@ -38,6 +38,7 @@ EXPOSED = frozenset(
         "claim",
         "finish",
         "unclaim",
+        "kill_generation",
         "append_output",
         "save_record",
         "record",

@@ -140,6 +140,12 @@ class RunnerStore(Protocol):
         """Give back claimed jobs that never started (their attempt is not counted)."""
         ...
 
+    def kill_generation(self, worker: str) -> int:
+        """A counter that grows whenever a job `worker` holds is killed or recovered
+        from it. `claim` returns it too; while a runner starts the claimed jobs one by
+        one it re-reads it, and re-checks the jobs themselves only when it moved."""
+        ...
+
     def append_output(self, t: str, jid: int, stdout: str, stderr: str) -> None:
         """Stream output of a running job so `info()` can show it live."""
         ...

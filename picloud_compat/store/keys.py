@@ -46,6 +46,8 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "workers": ("pc:workers", ()),
     # kill requests for one worker's pool children (list of packed requests)
     "kill_queue": ("pc:killq:{worker}", ("worker",)),
+    # bumped whenever a job a worker process holds is taken from it (killed, recovered)
+    "kill_generation": ("pc:killgen:{worker}", ("worker",)),
     "reaper_lock": ("pc:reaper", ()),
     # crons: the record, its function (persistent), the tenant's index, fired markers
     "cron": ("pc:{t}:cron:{label}", ("t", "label")),
@@ -148,6 +150,11 @@ def notices(t: str, cid: str) -> str:
 def kill_queue(worker: str) -> str:
     """Kill requests for the processes warden `worker` supervises."""
     return _render("kill_queue", worker=worker)
+
+
+def kill_generation(worker: str) -> str:
+    """A counter bumped when a job `worker` holds is killed or recovered from it."""
+    return _render("kill_generation", worker=worker)
 
 
 def cron(t: str, label: str) -> str:

@@ -127,6 +127,7 @@ class Claim:
 
     next_index: int
     jobs: list[ClaimedJob] = field(default_factory=list)
+    kill_generation: int = 0  # the worker's, read with the claim (see RunnerStore)
 
 
 @dataclass

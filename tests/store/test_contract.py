@@ -1448,3 +1448,31 @@ def test_unencodable_text_is_stored_escaped_and_saves_the_batch(store: Checked, 
     store.append_output(t, jids[1], odd, "")  # live output takes the same path
     entry = store.info(t, [jids[1]], ["stdout"])[0]
     assert entry is not None and entry["stdout"] == escaped + escaped
+
+
+def test_the_kill_generation_moves_when_claimed_jobs_are_taken_away(store: Checked, t: str) -> None:
+    """A runner starts claimed jobs one by one and re-reads them only when its worker's
+    kill generation moved, so every way a claimed job is taken from it must move it."""
+    worker = f"w-{t}"
+    a, b, c = submit(store, t, 3)
+    (queued,) = submit(store, t)
+    before = store.kill_generation(worker)
+    claim(store, t, [a, b, c], worker=worker)
+    store.kill(t, [queued])  # not this worker's: no move
+    assert store.kill_generation(worker) == before
+    store.kill(t, [b])
+    after_kill = store.kill_generation(worker)
+    assert after_kill > before
+    store.recover(chunk(t, [a, b, c]), worker, "lost")  # a and c go back to the queue
+    assert store.kill_generation(worker) > after_kill
+    assert store.kill_generation("some-other-worker") == 0
+
+
+def test_a_claim_carries_the_kill_generation_it_was_made_under(store: Checked, t: str) -> None:
+    worker = f"w-{t}"
+    a, b = submit(store, t, 2)
+    first = store.claim(chunk(t, [a, b]), 0, 1, 1 << 20, worker, "wd", "tok")
+    store.kill(t, [a])
+    second = store.claim(chunk(t, [a, b]), 1, 1, 1 << 20, worker, "wd", "tok")
+    assert first.kill_generation == 0 or first.kill_generation < second.kill_generation
+    assert second.kill_generation == store.kill_generation(worker)

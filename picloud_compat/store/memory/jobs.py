@@ -124,6 +124,7 @@ class MemoryJobs(MemoryState):
         taken = size = 0
         now = time.time()
         with self._lock:
+            claim.kill_generation = self._kill_generations.get(worker, 0)
             account = self._accounts.get(t)
             if account is not None and not account.active:
                 for jid in chunk.jids[start:]:  # a deactivated key's queued jobs never run
@@ -214,6 +215,11 @@ class MemoryJobs(MemoryState):
             self._append(t, jid, "stdout", storable(stdout))
             self._append(t, jid, "stderr", storable(stderr))
 
+    def kill_generation(self, worker: str) -> int:
+        """How often jobs `worker` held were taken from it (killed, recovered)."""
+        with self._lock:
+            return self._kill_generations.get(worker, 0)
+
     def kill(self, t: str, jids: Sequence[int] | None, reason: str = "Killed") -> list[int]:
         """Kill unfinished jobs (all of the tenant's if None); return those killed."""
         killed = []
@@ -227,6 +233,7 @@ class MemoryJobs(MemoryState):
                     request = KillRequest(t, jid, job.get("worker", ""), job.get("token", ""))
                     self._kills.append(request)
                     self._kill_cond.notify_all()
+                    self._kill_generations[job.get("worker", "")] += 1
                 self._fail(t, jid, "killed", reason)
                 killed.append(jid)
         return killed

@@ -60,6 +60,7 @@ class MemoryState:
         self._seq = itertools.count()
         self._ledger: dict[str, int] = {}  # chunk key -> priority
         self._kills: deque[KillRequest] = deque()
+        self._kill_generations: dict[str, int] = defaultdict(int)
         self._held: dict[str, set[ChunkRef]] = defaultdict(set)  # worker -> chunks it took
         self._workers: dict[str, WorkerInfo] = {}
         self._records: dict[tuple[str, RecordKind, str], dict[str, str]] = {}

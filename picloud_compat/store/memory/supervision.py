@@ -58,6 +58,8 @@ class MemorySupervision(MemoryState):
                     )
                     self._fail(t, jid, "error", why)
                     loss.errored += 1
+            if loss.requeued or loss.errored:
+                self._kill_generations[dead_worker] += 1
             statuses = [self._jobs[(t, j)]["status"] for j in chunk.jids if (t, j) in self._jobs]
             if "queued" in statuses and chunk.key in self._ledger:
                 heapq.heappush(self._queue, (self._ledger[chunk.key], next(self._seq), chunk))

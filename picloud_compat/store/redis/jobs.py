@@ -135,9 +135,9 @@ class RedisJobs(RedisBase):
             "inline_limit": s.inline_result_limit,
         }
         reply = self._run("claim", record, (), "claiming jobs")
-        claim = Claim(int(reply[0]))
+        claim = Claim(int(reply[0]), kill_generation=int(reply[1]))
         # (jid, attempt, spec id, args) per job; args are nil when kept in their own key.
-        rows = [reply[i : i + 4] for i in range(1, len(reply), 4)]
+        rows = [reply[i : i + 4] for i in range(2, len(reply), 4)]
         big = [int(row[0]) for row in rows if row[3] is None]
         fetched: dict[int, bytes] = {}
         if big:

@@ -43,6 +43,12 @@ class RedisReads(RedisBase):
 
     _concurrency_lock = threading.Lock()
 
+    def kill_generation(self, worker: str) -> int:
+        """How often jobs `worker` held were taken from it (killed, recovered)."""
+        with store_errors("reading the kill generation"):
+            value = self.redis.get(keys.kill_generation(worker))
+        return int(value or 0)
+
     def statuses(self, t: str, jids: Sequence[int]) -> list[str | None]:
         """Status per jid, None for unknown jids."""
         with store_errors("reading job status"):

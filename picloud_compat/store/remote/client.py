@@ -134,6 +134,9 @@ class RemoteStore:
     def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
         self.call("unclaim", chunk, list(jids), token)
 
+    def kill_generation(self, worker: str) -> int:
+        return int(self.call("kill_generation", worker))
+
     def append_output(self, t: str, jid: int, stdout: str, stderr: str) -> None:
         self.call("append_output", t, jid, stdout, stderr)
 

@@ -49,7 +49,7 @@ TENANT_METHODS = frozenset(
     }
 )
 """Store methods whose first argument is the tenant: it is replaced by the scope's."""
-RUNNER_METHODS = frozenset({"claim", "finish", "unclaim", "append_output"})
+RUNNER_METHODS = frozenset({"claim", "finish", "unclaim", "append_output", "kill_generation"})
 """What an executor may also do: run its own tenant's chunks."""
 
 
@@ -112,6 +112,8 @@ class TenantScope:
         if method == "append_output":
             _, jid, stdout, stderr = args
             return self.store.append_output(self.tenant, int(jid), str(stdout), str(stderr))
+        if method == "kill_generation":
+            return self.store.kill_generation(worker)
         chunk = self._own_chunk(args[0])
         if method == "claim":
             _, start, max_jobs, max_bytes, _, _, token = args

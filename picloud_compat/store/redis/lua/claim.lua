@@ -2,13 +2,14 @@
 -- A: tenant, now, worker (host:pid running the jobs), warden (who can kill that
 --    process), token, lease (member), lease_until, first, count, start, max_jobs,
 --    max_bytes, retention, inline_limit.
--- Returns {next index, jid, attempt, spec id, args, jid, ...}; big arguments (kept
+-- Returns {next index, kill generation of the worker, jid, attempt, spec id, args,
+-- jid, ...}; big arguments (kept
 -- in their own key) come back as nil and the caller fetches them with MGET: moving
 -- megabytes through Lua strings costs several times a plain GET.
 local t, now, token = A.tenant, A.now, A.token
 local first, count = A.first, A.count
 local i = A.start
-local out = {0}
+local out = {0, tonumber(redis.call('GET', K.kill_generation(A.worker)) or '0')}
 if redis.call('SISMEMBER', K.inactive_tenants(), t) == 1 then
   -- a deactivated key's queued jobs never run
   for jid = first + i, first + count - 1 do

@@ -1,6 +1,7 @@
 -- Kill unfinished jobs: they become `killed`, dependents stall, waiters are told.
 -- Jobs that were processing get a kill request pushed to the warden of their worker
--- process, which stops that process (only if it still runs that attempt).
+-- process, which stops that process (only if it still runs that attempt), and bump
+-- that process's kill generation, which its runner watches before starting jobs.
 -- A: tenant, now, retention, inline_limit, reason, all (true: every unfinished job
 --    of the tenant). ARGV[2..]: jids.
 -- Returns the jids that were killed.
@@ -20,6 +21,10 @@ for _, jid in ipairs(jids) do
     if st == 'processing' and cur[3] then
       redis.call('RPUSH', K.kill_queue(cur[3]), cmsgpack.pack({t, tonumber(jid), cur[2], cur[4]}))
       redis.call('EXPIRE', K.kill_queue(cur[3]), 3600)
+    end
+    if st == 'processing' and cur[2] then  -- claimed jobs not started yet must not start
+      redis.call('INCR', K.kill_generation(cur[2]))
+      redis.call('EXPIRE', K.kill_generation(cur[2]), 86400)
     end
     fail_job(t, jid, st, 'killed', A.reason, now, A.retention, A.inline_limit)
     killed[#killed + 1] = tonumber(jid)

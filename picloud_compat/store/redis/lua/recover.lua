@@ -32,6 +32,10 @@ for jid = first, first + count - 1 do
   end
 end
 if A.lease ~= '' then redis.call('HDEL', K.leases(), A.lease) end
+if requeued + errored > 0 then  -- were it alive after all, its runner must notice
+  redis.call('INCR', K.kill_generation(dead))
+  redis.call('EXPIRE', K.kill_generation(dead), 86400)
+end
 
 local any_queued, any_open = false, false
 for jid = first, first + count - 1 do
