@@ -206,6 +206,50 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
+def start_isolated(
+    env: dict[str, str], tmp: Path, empty: Path, procs: list[subprocess.Popen[bytes]]
+) -> Callable[[], Any]:
+    """The isolated mode: its own Redis behind a password no tenant holds, a worker
+    running jobs in per-tenant executors, and the gateway as the tenants' door. Returns
+    what makes its client once everything is up."""
+    import redis
+
+    from picloud_compat.accounts import AccountRegistry
+    from picloud_compat.client.remote import remote_client
+    from picloud_compat.settings import Settings
+    from picloud_compat.store.redis import RedisStore
+
+    port, gw_port, password = free_port(), free_port(), secrets.token_hex(16)
+    redis_argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    redis_argv += ["--appendonly", "no", "--dir", str(tmp), "--requirepass", password]
+    procs.append(start(redis_argv, dict(os.environ), tmp, tmp / "redis-isolated.log"))
+    iso_redis = redis.Redis(port=port, password=password)
+    wait_ready(lambda: iso_redis.ping(), "the isolated redis-server")
+    url = f"redis://:{password}@127.0.0.1:{port}/0"
+    gateway = f"http://127.0.0.1:{gw_port}"
+    iso = dict(
+        env,
+        PICLOUD_SERVER_URL=url,
+        PICLOUD_SIGNING_KEY=SIGNING_KEY,
+        PICLOUD_ISOLATION="tenant",
+        PICLOUD_GATEWAY_URL=gateway,
+    )
+    procs.append(start(worker_argv(["c1"], 2, "WARNING", None), iso, empty, tmp / "isolated.log"))
+    gateway_argv = [sys.executable, "-m", "picloud_compat.cli", "gateway", "--port", str(gw_port)]
+    procs.append(start(gateway_argv, iso, empty, tmp / "gateway.log"))
+
+    def client() -> Any:
+        wait_ready(lambda: iso_redis.hlen("pc:workers") > 0, "the isolated worker")
+        wait_ready(lambda: _http_up(f"{gateway}/openapi.json"), "the gateway")
+        settings = Settings(server_url=url, signing_key=SIGNING_KEY)
+        admin = RedisStore.from_url(url, settings)
+        api_key, secret = AccountRegistry(admin, settings).create_key("bench")
+        admin.close()
+        return remote_client(Settings(server_url=gateway, api_key=api_key, api_secretkey=secret))
+
+    return client
+
+
 def _http_up(url: str) -> bool:
     import urllib.request
 
@@ -239,6 +283,11 @@ def main() -> None:
     parser.add_argument("--workloads", default="W1,W2,W3,W4")
     parser.add_argument("--write", type=Path, help="append the results to this Markdown file")
     parser.add_argument("--only", default="", help="comma-separated systems to time (debugging)")
+    parser.add_argument(
+        "--skip-isolated",
+        action="store_true",
+        help="no isolated-mode system (it needs root and a world-readable interpreter)",
+    )
     args = parser.parse_args()
     chosen = args.workloads.split(",")
     import signal
@@ -249,11 +298,8 @@ def main() -> None:
 
     import redis
 
-    from picloud_compat.accounts import AccountRegistry
-    from picloud_compat.client.remote import remote_client
     from picloud_compat.client.session import cluster_client, simulator_client
     from picloud_compat.settings import Settings
-    from picloud_compat.store.redis import RedisStore
 
     tmp = Path(tempfile.mkdtemp(prefix="picloud-bench-"))
     empty = tmp / "cwd"
@@ -307,75 +353,20 @@ def main() -> None:
                 tmp / "raw.log",
             )
         )
-        # The isolated mode: its own Redis behind a password no tenant holds, a worker
-        # running jobs in per-tenant executors, and the gateway as the tenants' door.
-        iso_port, gw_port, password = free_port(), free_port(), secrets.token_hex(16)
-        procs.append(
-            start(
-                [
-                    "redis-server",
-                    "--port",
-                    str(iso_port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(tmp),
-                    "--requirepass",
-                    password,
-                ],
-                dict(os.environ),
-                tmp,
-                tmp / "redis-isolated.log",
-            )
-        )
-        iso_redis = redis.Redis(port=iso_port, password=password)
-        wait_ready(lambda: iso_redis.ping(), "the isolated redis-server")
-        iso_url = f"redis://:{password}@127.0.0.1:{iso_port}/0"
-        iso = dict(
-            env,
-            PICLOUD_SERVER_URL=iso_url,
-            PICLOUD_SIGNING_KEY=SIGNING_KEY,
-            PICLOUD_ISOLATION="tenant",
-            PICLOUD_GATEWAY_URL=f"http://127.0.0.1:{gw_port}",
-        )
-        procs.append(
-            start(worker_argv(["c1"], 2, "WARNING", None), iso, empty, tmp / "isolated.log")
-        )
-        procs.append(
-            start(
-                [sys.executable, "-m", "picloud_compat.cli", "gateway", "--port", str(gw_port)],
-                iso,
-                empty,
-                tmp / "gateway.log",
-            )
-        )
+        isolated = None if args.skip_isolated else start_isolated(env, tmp, empty, procs)
         r0 = redis.Redis(port=port, db=0)
         wait_ready(lambda: r0.hlen("pc:workers") > 0, "the picloud worker")
-        wait_ready(lambda: iso_redis.hlen("pc:workers") > 0, "the isolated worker")
-        wait_ready(lambda: _http_up(f"http://127.0.0.1:{gw_port}/openapi.json"), "the gateway")
-        iso_settings = Settings(server_url=iso_url, signing_key=SIGNING_KEY)
-        admin = RedisStore.from_url(iso_url, iso_settings)
-        api_key, secret = AccountRegistry(admin, iso_settings).create_key("bench")
-        admin.close()
-        isolated = remote_client(
-            Settings(
-                server_url=f"http://127.0.0.1:{gw_port}", api_key=api_key, api_secretkey=secret
-            )
-        )
         os.environ["BENCH_REDIS"] = url
         cluster = cluster_client(Settings(server_url=f"{url}/0", signing_key=SIGNING_KEY), "bench")
-        systems = [
-            CloudSystem("cloud (cluster)", cluster),
-            CloudSystem("cloud (isolated)", isolated),
+        systems = [CloudSystem("cloud (cluster)", cluster)]
+        if isolated is not None:
+            systems.append(CloudSystem("cloud (isolated)", isolated()))
+        raw_sys = RawCelery()
+        systems += [
             CloudSystem("cloud (simulator)", simulator_client(Settings(num_procs=2))),
-            RawCelery(),
+            raw_sys,
             PoolSystem(),
         ]
-        raw_sys = systems[3]
         wait_ready(lambda: raw_sys.call_result(wl.noop, 1) == 1, "the raw Celery worker")
         for s in systems:  # warm every system once (imports, connections, process pools)
             s.map(wl.noop, list(range(50)))

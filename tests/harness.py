@@ -129,7 +129,11 @@ class Worker:
                 start_new_session=True,
             )
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()  # never leave a half-started worker behind
+                raise
 
     def wait_ready(self, timeout: float = 30) -> None:
         client = redis.from_url(self.redis_url)
@@ -315,7 +319,11 @@ class Gateway:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 30, "the gateway")
+        try:
+            wait_for(up, 30, "the gateway")
+        except BaseException:
+            self.stop()  # never leave a half-started gateway behind
+            raise
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
