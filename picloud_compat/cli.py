@@ -96,12 +96,30 @@ def setup(
 
 
 @cli.command()
-@click.argument("jids", type=JIDS)
+@click.argument("jids", type=JIDS, required=False)
 @click.pass_context
-def status(ctx: click.Context, jids: list[int]) -> None:
-    """Status of jobs."""
+def status(ctx: click.Context, jids: list[int] | None) -> None:
+    """Status of jobs; without JIDS, which compute types live workers serve."""
     import cloud
 
+    if not jids:
+        from picloud_compat.client.session import get_client
+
+        served = get_client().services()
+        emit(
+            ctx,
+            {
+                t: {"processes": s.processes, "runtimes": list(s.runtimes)}
+                for t, s in served.items()
+            },
+            "\n".join(
+                f"{t}\t{s.processes} processes ({', '.join(s.runtimes) or '-'})"
+                if s.processes
+                else f"{t}\tno live workers: jobs of this type wait"
+                for t, s in served.items()
+            ),
+        )
+        return
     statuses = cloud.status(jids)
     emit(
         ctx,

@@ -12,6 +12,8 @@
     │                                 AuthenticityError)
     └── UnknownJobError               a jid that does not exist, was deleted or purged
 
+    NoWorkersWarning (a UserWarning)  submitted to a compute type no live worker serves
+
 `CloudException` keeps the original client's constructor and attributes (`parameter`,
 `jid`, `status`, `retry`, `hint`) so code written against PiCloud keeps working.
 """
@@ -122,6 +124,10 @@ class ResultLoadError(CloudException):
             jid=jid,
             status="done",
         )
+
+
+class NoWorkersWarning(UserWarning):
+    """Jobs were submitted to a compute type that no live worker serves (yet)."""
 
 
 class UnauthenticResult(ResultLoadError, AuthenticityError):

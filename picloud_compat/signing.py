@@ -29,6 +29,8 @@ _MAC_LEN = 32
 _RUNTIME = f"py{sys.version_info[0]}.{sys.version_info[1]}|cp{cloudpickle.__version__}".encode()
 
 
+RUNTIME = _RUNTIME.decode()
+"""This process's Python and cloudpickle versions: pickles only load under the same."""
 _HEADER = bytes([len(_RUNTIME)]) + _RUNTIME
 ENVELOPE_SIZE = len(MAGIC) + _MAC_LEN + len(_HEADER)
 """Bytes a sealed blob adds to its payload."""

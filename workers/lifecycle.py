@@ -17,6 +17,7 @@ from typing import Any
 from celery import signals
 
 from picloud_compat.runner import process
+from picloud_compat.runner.chunk import DRAIN_MARKER
 from picloud_compat.runner.state_file import worker_name
 from picloud_compat.workers.supervisor import Supervisor
 
@@ -59,6 +60,19 @@ def _start_supervisor(sender: Any = None, **_: Any) -> None:
     )
     _supervisor.start()
     log.info("picloud worker %s ready on %s (concurrency %s)", worker_name(), queues, concurrency)
+
+
+@signals.worker_shutting_down.connect
+def _drain(**_: Any) -> None:
+    """Warm shutdown began (SIGTERM: scale-in, a deploy): runners stop starting jobs and
+    give the rest back; jobs still running after ``drain_grace`` are recovered."""
+    if _state_dir is None:
+        return
+    (_state_dir / DRAIN_MARKER).touch()
+    if _supervisor is not None:
+        grace = process.worker_settings().drain_grace
+        log.warning("draining: giving back unstarted jobs, %ss for running ones", grace)
+        _supervisor.drain(grace)
 
 
 @signals.worker_shutdown.connect

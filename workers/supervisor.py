@@ -14,9 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from picloud_compat.runner.state_file import worker_name
+from picloud_compat.signing import RUNTIME
 from picloud_compat.store.contract import SupervisionStore
-from picloud_compat.store.records import WorkerInfo
-from picloud_compat.workers.warden import Warden
+from picloud_compat.store.records import ChunkRef, WorkerInfo
+from picloud_compat.workers.warden import Warden, kill_process_tree
 
 log = logging.getLogger("picloud.worker")
 
@@ -78,11 +80,37 @@ class Supervisor(threading.Thread):
                 self.stopping.wait(1.0)
 
     def _heartbeat(self, now: float) -> None:
-        info = WorkerInfo(self.warden_name, self.queues, self.concurrency, now)
+        info = WorkerInfo(self.warden_name, self.queues, self.concurrency, now, RUNTIME)
         self.store.heartbeat(info)
         self.store.renew_leases(self.warden.leased_chunks(), self.lease_seconds)
         for line in self.store.reap(now):
             log.warning("%s", line)
+
+    def drain(self, grace: float) -> None:
+        """The worker was told to stop: its runners give back what they have not
+        started (they watch for the marker the caller wrote); jobs still running after
+        `grace` seconds are killed and their chunks recovered (restartable jobs run
+        again elsewhere), so the worker can exit without losing any."""
+
+        def overdue() -> None:
+            if self.stopping.wait(grace):
+                return  # the worker stopped on its own in time
+            for state in self.warden.running():
+                reason = f"worker lost: it shut down before the job finished ({grace:g} s grace)"
+                for job in state.jobs:
+                    kill_process_tree(job.pid)
+                for key in state.chunks:
+                    try:
+                        loss = self.store.recover(
+                            ChunkRef.parse(key), worker_name(state.pid), reason
+                        )
+                        log.warning(
+                            "draining: chunk %s still running after %ss; %s", key, grace, loss
+                        )
+                    except Exception:
+                        log.exception("draining: recovering chunk %s failed", key)
+
+        threading.Thread(target=overdue, name="picloud-drain", daemon=True).start()
 
     def stop(self) -> None:
         """Stop the loop and deregister the worker (best effort)."""

@@ -49,7 +49,9 @@ class Warden:
         """
         out = []
         for path in self.state_dir.iterdir():
-            if not (path.name.isdigit() and _alive(int(path.name))):
+            if not path.name.isdigit():
+                continue  # not a state file (the drain marker)
+            if not _alive(int(path.name)):
                 path.unlink(missing_ok=True)
                 continue
             state = read_state(path)
@@ -121,3 +123,14 @@ def _descends_from_us(pid: int) -> bool:
         return any(p.pid == os.getpid() for p in psutil.Process(pid).parents())
     except psutil.Error:
         return False
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL `pid` and its descendants if it is ours (a draining worker's overdue job)."""
+    if not _descends_from_us(pid):
+        return
+    kill_descendants(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

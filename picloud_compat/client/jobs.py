@@ -19,11 +19,13 @@ from typing import Any
 from picloud_compat import jids as jidlib
 from picloud_compat import options as opts
 from picloud_compat.client import submitting
+from picloud_compat.client.availability import Availability
 from picloud_compat.client.info import build_info, info_fields
 from picloud_compat.client.mode import Mode
 from picloud_compat.client.notices import NoticeHub
 from picloud_compat.client.results import ResultIterator
 from picloud_compat.client.waiting import Waiter
+from picloud_compat.config.compute_types import COMPUTE_TYPES
 from picloud_compat.errors import ConnectionFailed, ResultLoadError, UnknownJobError
 from picloud_compat.files.base import FileStore
 from picloud_compat.jobspec import JobSpec
@@ -31,7 +33,7 @@ from picloud_compat.runner.execution import current_job
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import TenantStore
-from picloud_compat.store.records import MissingFunction, Submission
+from picloud_compat.store.records import MissingFunction, QueueService, Submission
 from picloud_compat.tenancy import signer_for
 
 
@@ -60,6 +62,7 @@ class Client:
         self._mine = jidlib.RangeSet()
         self.waiter = Waiter(store, tenant, self.hub, self.codec, self._mine)
         self._stored_functions: set[str] = set()
+        self._availability = Availability(store)
         self._lock = threading.Lock()
         self._owns = owns  # closing this client closes its store and mode
         self.closed = False
@@ -159,6 +162,7 @@ class Client:
     def _submit(
         self, spec: JobSpec, fn_blob: bytes, args: Sequence[bytes | memoryview], first: int | None
     ) -> int:
+        self._availability.check(spec.type)
         parent = current_job()
         sub = Submission(
             cid=self.cid,
@@ -186,6 +190,10 @@ class Client:
         return jid
 
     # -- querying ------------------------------------------------------------------
+
+    def services(self) -> dict[str, QueueService]:
+        """Per compute type: the live processes serving it and their runtimes."""
+        return {name: self.store.service(name) for name in COMPUTE_TYPES}
 
     def status(self, jids: Any) -> str | list[str]:
         """Status of a jid, or the list of statuses of a list of jids."""

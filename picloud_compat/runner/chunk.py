@@ -17,6 +17,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from picloud_compat.errors import CloudException, ConnectionFailed
@@ -61,14 +62,17 @@ class ChunkRunner:
         codec_for: Callable[[str], Codec],
         identity: RunnerIdentity,
         state: JobStateSink | None = None,
+        draining: Callable[[], bool] | None = None,
     ) -> None:
-        """`state` is where the warden learns what runs (default: this process's file)."""
+        """`state` is where the warden learns what runs (default: this process's file);
+        `draining` says the worker is scaling in (default: a marker in the state dir)."""
         self.store = store
         self.settings = settings
         self.codec_for = codec_for
         self.identity = identity
         self._specs: dict[tuple[str, str], JobSpec] = {}
         self._state = state if state is not None else StateFile(identity.state_dir)
+        self._draining = draining or _marker_check(identity.state_dir)
         self._streamer = OutputStreamer(store)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
         self._room: CleanRoom | None = None  # made before the first job (the baseline)
@@ -89,6 +93,8 @@ class ChunkRunner:
         self._state.push(ck)
         try:
             while index < chunk.count:
+                if self._draining():
+                    return self._hand_back(chunk, [], pending, token, ran)
                 claim = self._retrying(
                     self.store.claim,
                     chunk,
@@ -113,6 +119,9 @@ class ChunkRunner:
                         self._flush(chunk, pending)
                         pending = []
                     if position and now - checked > RECHECK_CLAIMED:
+                        if self._draining():  # the worker is scaling in: start nothing more
+                            rest = [j.jid for j in jobs[position:]]
+                            return self._hand_back(chunk, rest, pending, token, ran)
                         # a kill (or a recovery) may have taken claimed jobs from us
                         current = self._retrying(self.store.kill_generation, self.identity.worker)
                         if current != generation:
@@ -158,6 +167,18 @@ class ChunkRunner:
             return ran
         finally:
             self._state.pop()
+
+    def _hand_back(
+        self, chunk: ChunkRef, unstarted: list[int], pending: list[Outcome], token: str, ran: int
+    ) -> int:
+        """The worker is draining: give back what this runner has not started, record
+        what it ran, and republish the chunk for another worker. Returns `ran`."""
+        if unstarted:
+            self._retrying(self.store.unclaim, chunk, unstarted, token)
+        self._flush(chunk, pending, end=True)
+        loss = self._retrying(self.store.hand_back, chunk, self.identity.worker)
+        log.info("chunk %s handed back while draining (%s)", chunk.key, loss)
+        return ran
 
     def _flush(
         self, chunk: ChunkRef, outcomes: list[Outcome], end: bool = False, ran_all: bool = False
@@ -324,6 +345,17 @@ class ChunkRunner:
         if self._room is None:
             self._room = CleanRoom(self.settings.output_limit)
         return self._room
+
+
+DRAIN_MARKER = "draining"
+"""A file in the worker's state dir: present once the worker was told to stop."""
+
+
+def _marker_check(state_dir: Path | None) -> Callable[[], bool]:
+    if state_dir is None:
+        return lambda: False
+    marker = str(state_dir / DRAIN_MARKER)
+    return lambda: os.path.exists(marker)
 
 
 def _joined(python_level: str, fd_level: str, limit: int) -> str:

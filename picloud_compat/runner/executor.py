@@ -150,7 +150,13 @@ class Executor:
         identity = RunnerIdentity(str(config["worker"]), str(config["warden"]), None)
         state = ChannelState(self.channel)
         self._process = JobProcess(
-            settings, store, identity, job_client, codec_for=codec_for, state=state
+            settings,
+            store,
+            identity,
+            job_client,
+            codec_for=codec_for,
+            state=state,
+            draining=lambda: bool(store.call("draining")),
         )
 
 

@@ -42,6 +42,7 @@ import psutil
 from picloud_compat.config.compute_types import DEFAULT_TYPE, memory_limit_mb
 from picloud_compat.cron.redbeat import RedBeatEntries
 from picloud_compat.errors import CloudException, ConfigurationError
+from picloud_compat.runner.chunk import DRAIN_MARKER
 from picloud_compat.runner.hygiene import ProcessDamaged
 from picloud_compat.runner.limits import MemoryCgroup, cgroups_usable, remove_stale
 from picloud_compat.runner.state_file import RunnerIdentity, StateFile
@@ -102,6 +103,7 @@ class TenantExecutor:
         self._identity = identity
         self._state = state
         self._stack: list[str] = []  # chunks the executor reported, innermost last
+        self._marker = identity.state_dir / DRAIN_MARKER if identity.state_dir else None
         self._job: tuple[str, int, str] | None = None  # (chunk key, jid, token) running
         self._peaks: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -198,6 +200,8 @@ class TenantExecutor:
         return answer(self._scoped, body)
 
     def _scoped(self, method: str, args: list[Any]) -> Any:
+        if method == "draining":  # the worker is scaling in (the executor cannot look)
+            return self._marker is not None and self._marker.exists()
         if method == "finish" and self.cgroup is not None and len(args) > 1:
             args = [args[0], [self._with_memory(o) for o in args[1]], *args[2:]]
         return self._scope.call(method, args)

@@ -50,13 +50,14 @@ class JobProcess:
         *,
         codec_for: Callable[[str], Codec] | None = None,
         state: JobStateSink | None = None,
+        draining: Callable[[], bool] | None = None,
     ) -> None:
         """`codec_for` and `state` replace the defaults (a codec per tenant from the
         cluster secret, this process's state file) in an executor, which has neither."""
         self.settings = settings
         self.store = store
         self.runner = ChunkRunner(
-            store, settings, codec_for or self.codec_for, identity, state=state
+            store, settings, codec_for or self.codec_for, identity, state=state, draining=draining
         )
         helping.register_runner(self.runner)
         session.set_job_client_factory(job_client)

@@ -25,6 +25,7 @@ from picloud_compat.store.records import (
     KillRequest,
     Notice,
     Outcome,
+    QueueService,
     RecordKind,
     Submission,
     WorkerInfo,
@@ -100,6 +101,10 @@ class ClientStore(Protocol):
         """Processes serving `queue` (at least 2), for sizing map chunks."""
         ...
 
+    def service(self, queue: str) -> QueueService:
+        """Live processes serving `queue` (0 if none) and the runtimes they run."""
+        ...
+
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
         ...
@@ -138,6 +143,12 @@ class RunnerStore(Protocol):
 
     def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
         """Give back claimed jobs that never started (their attempt is not counted)."""
+        ...
+
+    def hand_back(self, chunk: ChunkRef, worker: str) -> WorkerLoss:
+        """A draining runner stops early: republish `chunk` if jobs of it are queued
+        (after `unclaim` gave back those it had not started). Jobs `worker` still
+        holds in it are treated as in `recover`."""
         ...
 
     def kill_generation(self, worker: str) -> int:

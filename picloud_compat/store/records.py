@@ -208,6 +208,17 @@ class WorkerInfo:
     queues: tuple[str, ...]
     concurrency: int
     seen: float
+    runtime: str = ""  # Python and cloudpickle versions its job processes run
+
+
+@dataclass(frozen=True)
+class QueueService:
+    """Who serves a compute type now: live job processes, and the runtimes they run
+    (what a client checks before its jobs wait for nobody, or for workers that cannot
+    load them)."""
+
+    processes: int
+    runtimes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from picloud_compat.signing import RUNTIME
 from picloud_compat.store.memory.state import MemoryState
 from picloud_compat.store.records import (
     OUTPUT_FIELDS,
     RECORD_FIELDS,
     JobEntry,
     Notice,
+    QueueService,
 )
 
 
@@ -86,3 +88,7 @@ class MemoryReads(MemoryState):
     def concurrency(self, queue: str) -> int:
         """The simulator's process count (it serves every queue), at least 2 like Redis's."""
         return max(2, self.settings.processes)
+
+    def service(self, queue: str) -> QueueService:
+        """The simulator's processes serve every queue, in this very runtime."""
+        return QueueService(self.settings.processes, (RUNTIME,))

@@ -36,6 +36,10 @@ class MemorySupervision(MemoryState):
         """Nothing to do: no message can be lost between the simulator's processes."""
         return []
 
+    def hand_back(self, chunk: ChunkRef, worker: str) -> WorkerLoss:
+        """Republish what a draining runner left of `chunk` (see the contract)."""
+        return self.recover(chunk, worker, "worker lost: it shut down mid-job")
+
     def recover(self, chunk: ChunkRef, dead_worker: str, reason: str) -> WorkerLoss:
         """Requeue or fail the jobs a dead worker held; republish the chunk."""
         t = chunk.tenant

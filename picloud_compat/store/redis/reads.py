@@ -19,6 +19,7 @@ from picloud_compat.store.records import (
     RECORD_FIELDS,
     JobEntry,
     Notice,
+    QueueService,
     WorkerInfo,
 )
 from picloud_compat.store.redis.arguments import TenantArgs
@@ -39,7 +40,7 @@ _CONCURRENCY_CACHE = 5.0
 class RedisReads(RedisBase):
     """Read-side operations of `ClientStore` and `RunnerStore`."""
 
-    _concurrency_cache: tuple[float, dict[str, int]] | None = None
+    _concurrency_cache: tuple[float, dict[str, QueueService]] | None = None
 
     _concurrency_lock = threading.Lock()
 
@@ -173,7 +174,11 @@ class RedisReads(RedisBase):
                 info = json.loads(doc)
                 seen = float(info.get("seen", 0))
                 worker = WorkerInfo(
-                    as_text(name), tuple(info["queues"]), int(info["concurrency"]), seen
+                    as_text(name),
+                    tuple(info["queues"]),
+                    int(info["concurrency"]),
+                    seen,
+                    str(info.get("runtime", "")),
                 )
             except (ValueError, KeyError, TypeError):
                 continue
@@ -183,16 +188,25 @@ class RedisReads(RedisBase):
 
     def concurrency(self, queue: str) -> int:
         """Processes consuming `queue` (at least 2, so chunks stay small); cached 5 s."""
+        return max(2, self.service(queue).processes)
+
+    def service(self, queue: str) -> QueueService:
+        """Live processes serving `queue` and their runtimes, from the registrations
+        (cached 5 s: every submit asks)."""
         now = time.monotonic()
         with self._concurrency_lock:
             cached = self._concurrency_cache
             if cached is None or now - cached[0] > _CONCURRENCY_CACHE:
-                per_queue: dict[str, int] = {}
+                per_queue: dict[str, QueueService] = {}
                 for worker in self.live_workers():
                     for q in worker.queues:
-                        per_queue[q] = per_queue.get(q, 0) + worker.concurrency
+                        known = per_queue.get(q, QueueService(0))
+                        runtimes = set(known.runtimes) | ({worker.runtime} - {""})
+                        per_queue[q] = QueueService(
+                            known.processes + worker.concurrency, tuple(sorted(runtimes))
+                        )
                 cached = self._concurrency_cache = (now, per_queue)
-        return max(2, cached[1].get(queue, 0))
+        return cached[1].get(queue, QueueService(0))
 
 
 def _decode(name: str, raw: bytes | None) -> float | int | str | None:

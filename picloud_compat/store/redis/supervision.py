@@ -66,6 +66,10 @@ class RedisSupervision(RedisBase):
         with store_errors("renewing leases"):
             self.redis.hset(keys.LEASES, mapping={lease_member(c, w): until for c, w in chunks})
 
+    def hand_back(self, chunk: ChunkRef, worker: str) -> WorkerLoss:
+        """Republish what a draining runner left of `chunk` (see the contract)."""
+        return self.recover(chunk, worker, "worker lost: it shut down mid-job")
+
     def recover(self, chunk: ChunkRef, dead_worker: str, reason: str) -> WorkerLoss:
         """Requeue or fail the jobs a dead worker held; republish the chunk."""
         s = self.settings
@@ -159,7 +163,12 @@ class RedisSupervision(RedisBase):
 
     def heartbeat(self, info: WorkerInfo) -> None:
         """Register (or refresh) a live worker."""
-        doc = {"queues": list(info.queues), "concurrency": info.concurrency, "seen": info.seen}
+        doc = {
+            "queues": list(info.queues),
+            "concurrency": info.concurrency,
+            "seen": info.seen,
+            "runtime": info.runtime,
+        }
         with store_errors("registering a worker"):
             self.redis.hset(keys.WORKERS, info.name, json.dumps(doc))
 

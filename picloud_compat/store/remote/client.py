@@ -18,8 +18,10 @@ from picloud_compat.store.records import (
     JobEntry,
     Notice,
     Outcome,
+    QueueService,
     RecordKind,
     Submission,
+    WorkerLoss,
 )
 from picloud_compat.store.remote import wire
 
@@ -101,6 +103,12 @@ class RemoteStore:
     def concurrency(self, queue: str) -> int:
         return int(self.call("concurrency", queue))
 
+    def service(self, queue: str) -> QueueService:
+        service = self.call("service", queue)
+        if not isinstance(service, QueueService):
+            raise wire.WireError("service answered without a QueueService")
+        return service
+
     def close(self) -> None:
         self.transport.close()
 
@@ -136,6 +144,12 @@ class RemoteStore:
 
     def kill_generation(self, worker: str) -> int:
         return int(self.call("kill_generation", worker))
+
+    def hand_back(self, chunk: ChunkRef, worker: str) -> WorkerLoss:
+        loss = self.call("hand_back", chunk, worker)
+        if not isinstance(loss, WorkerLoss):
+            raise wire.WireError("hand_back answered without a WorkerLoss")
+        return loss
 
     def append_output(self, t: str, jid: int, stdout: str, stderr: str) -> None:
         self.call("append_output", t, jid, stdout, stderr)

@@ -49,7 +49,9 @@ TENANT_METHODS = frozenset(
     }
 )
 """Store methods whose first argument is the tenant: it is replaced by the scope's."""
-RUNNER_METHODS = frozenset({"claim", "finish", "unclaim", "append_output", "kill_generation"})
+RUNNER_METHODS = frozenset(
+    {"claim", "finish", "unclaim", "append_output", "kill_generation", "hand_back"}
+)
 """What an executor may also do: run its own tenant's chunks."""
 
 
@@ -89,6 +91,8 @@ class TenantScope:
             return self._tenant_call(method, args)
         if method == "concurrency":
             return self.store.concurrency(str(args[0]) if args else "")
+        if method == "service":
+            return self.store.service(str(args[0]) if args else "")
         if method in RUNNER_METHODS and self._runner is not None:
             return self._runner_call(method, args)
         if method.startswith(("files_", "cron_")) and self._services is not None:
@@ -115,6 +119,8 @@ class TenantScope:
         if method == "kill_generation":
             return self.store.kill_generation(worker)
         chunk = self._own_chunk(args[0])
+        if method == "hand_back":
+            return self.store.hand_back(chunk, worker)
         if method == "claim":
             _, start, max_jobs, max_bytes, _, _, token = args
             return self.store.claim(

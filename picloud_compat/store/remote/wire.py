@@ -31,6 +31,7 @@ from picloud_compat.store.records import (
     MissingFunction,
     Notice,
     Outcome,
+    QueueService,
     Submission,
     WorkerInfo,
     WorkerLoss,
@@ -47,6 +48,7 @@ RECORDS: tuple[type[Any], ...] = (
     KillRequest,
     WorkerInfo,
     Account,
+    QueueService,
 )
 """Record classes by extension code (their position): append only, never reorder."""
 _CODE = {cls: code for code, cls in enumerate(RECORDS)}
