@@ -22,7 +22,7 @@ from picloud_compat.commands.output import (
 )
 from picloud_compat.commands.services import cron, files, rest
 
-SERVER_COMMANDS = {"worker": "worker", "beat": "beat", "gateway": "gateway"}
+SERVER_COMMANDS = {"worker": "worker", "beat": "beat", "gateway": "gateway", "exporter": "exporter"}
 """Commands that start server processes, imported only when invoked (`workers.cli`)."""
 ADMIN_COMMANDS = {"keys": "keys"}
 """The administrator's commands, imported only when invoked (`commands.keys`)."""

@@ -79,6 +79,7 @@ class Settings:
     memory_limits: str = ""  # per compute type overrides in MB, e.g. "c1=300,c2=800"
     executor_uid_base: int = 200_000  # executors of API key N run as uid base+N (as root)
     drain_grace: float = 30.0  # seconds a stopping worker lets running jobs finish
+    metrics_token: str | None = None  # bearer token for the gateway's /metrics (else off)
     # -- logging
     log_filename: str = "cloud.log"
     log_level: str = "INFO"

@@ -111,3 +111,21 @@ def gateway(host: str, port: int, workers: int, access_log: bool) -> None:
         log_level="info",
         access_log=access_log,
     )
+
+
+@click.command("exporter")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="PICLOUD_EXPORTER_HOST")
+@click.option("--port", default=9808, show_default=True, type=int, envvar="PICLOUD_EXPORTER_PORT")
+def exporter(host: str, port: int) -> None:
+    """Serve the cluster's Prometheus metrics at /metrics (for clusters without a gateway;
+    keep the port private: it needs no credentials)."""
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from picloud_compat.metrics import registry_for
+    from picloud_compat.runner.process import cluster_store
+
+    start_http_server(port, addr=host, registry=registry_for(cluster_store()))
+    click.echo(f"serving metrics on http://{host}:{port}/metrics")
+    threading.Event().wait()

@@ -80,7 +80,8 @@ class Supervisor(threading.Thread):
                 self.stopping.wait(1.0)
 
     def _heartbeat(self, now: float) -> None:
-        info = WorkerInfo(self.warden_name, self.queues, self.concurrency, now, RUNTIME)
+        busy = len(self.warden.running())  # processes holding a chunk now
+        info = WorkerInfo(self.warden_name, self.queues, self.concurrency, now, RUNTIME, busy)
         self.store.heartbeat(info)
         self.store.renew_leases(self.warden.leased_chunks(), self.lease_seconds)
         for line in self.store.reap(now):

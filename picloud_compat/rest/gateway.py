@@ -13,14 +13,15 @@ The same app serves the simulator's published functions on a loopback port
 (`rest.local`), where requests act as the simulator's tenant without credentials.
 """
 
+import hmac
 import logging
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -34,12 +35,14 @@ from picloud_compat.errors import (
     InvalidCredentials,
     UnknownJobError,
 )
+from picloud_compat.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from picloud_compat.metrics import exposition, registry_for
 from picloud_compat.rest.http import ERRORS, ApiError, describe_validation, error_response
 from picloud_compat.rest.registry import EndpointNotFound
 from picloud_compat.rest.remote import ClientProtocol
 from picloud_compat.rest.routes import endpoint_routes, job_routes
 from picloud_compat.settings import Settings
-from picloud_compat.store.contract import TenantStore
+from picloud_compat.store.contract import SupervisionStore, TenantStore
 from picloud_compat.store.redis import RedisStore
 
 log = logging.getLogger("picloud.gateway")
@@ -53,8 +56,10 @@ def create_app(
     store: TenantStore,
     mode: Mode,
     authenticate: Authenticate,
+    metrics: SupervisionStore | None = None,
 ) -> FastAPI:
-    """The gateway app over `store`; `authenticate` decides who a request acts as."""
+    """The gateway app over `store`; `authenticate` decides who a request acts as.
+    With `metrics`, ``/metrics`` serves the cluster's figures to ``metrics_token``."""
     clients: dict[str, Client] = {}
     lock = threading.Lock()
     basic = HTTPBasic(auto_error=False)
@@ -79,9 +84,25 @@ def create_app(
     _error_handlers(app, settings)
     endpoint_routes(app, Tenant)
     job_routes(app, Tenant)
+    if metrics is not None:
+        _metrics_route(app, settings, metrics)
     app.state.store = store
     app.state.max_body = settings.rest_max_body
     return app
+
+
+def _metrics_route(app: FastAPI, settings: Settings, store: SupervisionStore) -> None:
+    registry = registry_for(store)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
+        token = settings.metrics_token
+        if not token:
+            raise ApiError(404, "not_found", "metrics are off here: set metrics_token")
+        expected = f"Bearer {token}".encode()
+        if not hmac.compare_digest((authorization or "").encode(), expected):
+            raise ApiError(401, "unauthorized", "metrics need the bearer token")
+        return Response(exposition(registry), media_type=METRICS_CONTENT_TYPE)
 
 
 def account_authenticator(store: TenantStore, settings: Settings) -> Authenticate:
@@ -141,6 +162,6 @@ def app_from_environment() -> ClientProtocol:
         raise ConfigurationError("the gateway needs PICLOUD_SERVER_URL and PICLOUD_SIGNING_KEY")
     store = RedisStore.from_url(settings.server_url, settings)
     mode = ClusterMode(settings)
-    app = create_app(settings, store, mode, account_authenticator(store, settings))
+    app = create_app(settings, store, mode, account_authenticator(store, settings), metrics=store)
     accounts = AccountRegistry(store, settings)
     return ClientProtocol(settings, store, accounts.authenticate, mode.beat(), app)

@@ -21,6 +21,7 @@ from picloud_compat.store.records import (
     Account,
     ChunkRef,
     Claim,
+    ClusterMetrics,
     JobEntry,
     KillRequest,
     Notice,
@@ -219,6 +220,11 @@ class SupervisionStore(Protocol):
 
     def live_workers(self) -> list[WorkerInfo]:
         """Workers seen recently."""
+        ...
+
+    def metrics(self) -> ClusterMetrics:
+        """Backlog per compute type and priority, chunks in flight, live workers, and
+        the counters of finished jobs, runtimes and losses (for /metrics)."""
         ...
 
 

@@ -49,6 +49,8 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     # bumped whenever a job a worker process holds is taken from it (killed, recovered)
     "kill_generation": ("pc:killgen:{worker}", ("worker",)),
     "reaper_lock": ("pc:reaper", ()),
+    # cluster-wide counters for metrics: finished jobs by status, runtime buckets, losses
+    "stats": ("pc:stats", ()),
     # crons: the record, its function (persistent), the tenant's index, fired markers
     "cron": ("pc:{t}:cron:{label}", ("t", "label")),
     "cron_function": ("pc:{t}:cronfn:{label}", ("t", "label")),
@@ -204,6 +206,7 @@ LEDGER_TIMES = _render("ledger_times")
 LEASES = _render("leases")
 WORKERS = _render("workers")
 REAPER_LOCK = _render("reaper_lock")
+STATS = _render("stats")
 ACCOUNTS = _render("accounts")
 ACCOUNT_SEQ = _render("account_seq")
 INACTIVE_TENANTS = _render("inactive_tenants")

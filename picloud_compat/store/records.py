@@ -209,6 +209,25 @@ class WorkerInfo:
     concurrency: int
     seen: float
     runtime: str = ""  # Python and cloudpickle versions its job processes run
+    busy: int = 0  # of its processes, how many were running a chunk at the heartbeat
+
+
+RUNTIME_BUCKETS = (0.01, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0)
+"""Upper bounds (seconds) of the job runtime histogram; the last bucket is +Inf."""
+
+
+@dataclass(frozen=True)
+class ClusterMetrics:
+    """What an autoscaler and an operator watch, read in one pass over the store."""
+
+    backlog: dict[tuple[str, int], int]  # (compute type, priority) -> chunk messages waiting
+    in_flight: int  # chunks being run (leased)
+    workers: list[WorkerInfo]
+    finished: dict[str, int]  # status -> jobs that ended so, since the store began
+    runtime_buckets: list[int]  # jobs per RUNTIME_BUCKETS slot (+ one for +Inf)
+    runtime_sum: float
+    requeued: int  # jobs put back in the queue after their worker was lost
+    lost: int  # jobs that failed because their worker was lost too often
 
 
 @dataclass(frozen=True)

@@ -1476,3 +1476,23 @@ def test_a_claim_carries_the_kill_generation_it_was_made_under(store: Checked, t
     second = store.claim(chunk(t, [a, b]), 1, 1, 1 << 20, worker, "wd", "tok")
     assert first.kill_generation == 0 or first.kill_generation < second.kill_generation
     assert second.kill_generation == store.kill_generation(worker)
+
+
+def test_metrics_count_finished_jobs_runtimes_and_losses(store: Checked, t: str) -> None:
+    before = store.metrics()
+    a, b, c = submit(store, t, 3)
+    claim(store, t, [a, b, c], worker="wm")
+    store.finish(
+        chunk(t, [a, b, c]),
+        [Outcome(a, "tok1", "done", runtime=0.05), Outcome(b, "tok1", "error", runtime=5.0)],
+        "wm",
+        False,
+    )
+    store.recover(chunk(t, [a, b, c]), "wm", "lost")  # c goes back to the queue
+    after = store.metrics()
+    assert after.finished.get("done", 0) - before.finished.get("done", 0) == 1
+    assert after.finished.get("error", 0) - before.finished.get("error", 0) == 1
+    grew = [y - x for x, y in zip(before.runtime_buckets, after.runtime_buckets, strict=True)]
+    assert grew == [0, 1, 0, 1, 0, 0, 0, 0]  # 0.05 s in (0.01, 0.1], 5 s in (1, 10]
+    assert after.runtime_sum - before.runtime_sum == pytest.approx(5.05)
+    assert after.requeued - before.requeued == 1

@@ -14,6 +14,7 @@ from picloud_compat.status import FINISHED, STALLED_MESSAGE
 from picloud_compat.store.memory.state import Job, MemoryState
 from picloud_compat.store.records import (
     OUTPUT_FIELDS,
+    RUNTIME_BUCKETS,
     ChunkRef,
     Claim,
     ClaimedJob,
@@ -183,6 +184,12 @@ class MemoryJobs(MemoryState):
                 )
                 if o.memory_peak:
                     job.update(mm=o.memory_peak, mf=o.memory_failcnt)
+                bucket = next(
+                    (i for i, bound in enumerate(RUNTIME_BUCKETS, 1) if o.runtime <= bound),
+                    len(RUNTIME_BUCKETS) + 1,
+                )
+                self._stats[f"runtime:{bucket}"] += 1
+                self._stats["runtime_sum"] += o.runtime
                 if o.result:  # as on Redis, an empty blob is no result (sealed ones never are)
                     self._results[(t, o.jid)] = o.result
                 if o.exception:

@@ -61,6 +61,7 @@ class MemoryState:
         self._ledger: dict[str, int] = {}  # chunk key -> priority
         self._kills: deque[KillRequest] = deque()
         self._kill_generations: dict[str, int] = defaultdict(int)
+        self._stats: dict[str, float] = defaultdict(float)  # as Redis's pc:stats
         self._held: dict[str, set[ChunkRef]] = defaultdict(set)  # worker -> chunks it took
         self._workers: dict[str, WorkerInfo] = {}
         self._records: dict[tuple[str, RecordKind, str], dict[str, str]] = {}
@@ -75,6 +76,8 @@ class MemoryState:
             raise IllegalMove(f"job {jid}: {job['status']} -> {new}")
         job["status"] = new
         job.update(fields)
+        if new in FINISHED:
+            self._stats[f"finished:{new}"] += 1
 
     def _notify(self, t: str, jid: int, status: str, result: bytes | None) -> None:
         limit = self.settings.inline_result_limit

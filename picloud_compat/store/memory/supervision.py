@@ -7,10 +7,23 @@ import heapq
 import time
 from collections.abc import Sequence
 
+from picloud_compat.config.compute_types import (
+    COMPUTE_TYPES,
+    DEFAULT_TYPE,
+    PRIORITY_STEPS,
+    priority_step,
+)
 from picloud_compat.jobspec import JobSpec
 from picloud_compat.status import FINISHED
 from picloud_compat.store.memory.state import MemoryState
-from picloud_compat.store.records import ChunkRef, KillRequest, WorkerInfo, WorkerLoss
+from picloud_compat.store.records import (
+    RUNTIME_BUCKETS,
+    ChunkRef,
+    ClusterMetrics,
+    KillRequest,
+    WorkerInfo,
+    WorkerLoss,
+)
 
 
 class MemorySupervision(MemoryState):
@@ -64,6 +77,8 @@ class MemorySupervision(MemoryState):
                     loss.errored += 1
             if loss.requeued or loss.errored:
                 self._kill_generations[dead_worker] += 1
+                self._stats["requeued"] += loss.requeued
+                self._stats["lost"] += loss.errored
             statuses = [self._jobs[(t, j)]["status"] for j in chunk.jids if (t, j) in self._jobs]
             if "queued" in statuses and chunk.key in self._ledger:
                 heapq.heappush(self._queue, (self._ledger[chunk.key], next(self._seq), chunk))
@@ -103,3 +118,29 @@ class MemorySupervision(MemoryState):
         """Registered workers."""
         with self._lock:
             return list(self._workers.values())
+
+    def metrics(self) -> ClusterMetrics:
+        """The simulator's figures, shaped as Redis's (backlog by the chunks' own type)."""
+        with self._lock:
+            backlog = {(name, step): 0 for name in COMPUTE_TYPES for step in PRIORITY_STEPS}
+            for priority, _, chunk in self._queue:
+                job = self._jobs.get((chunk.tenant, chunk.first), {})
+                doc = self._specs.get((chunk.tenant, job.get("opts", "")))
+                kind = JobSpec.from_json(doc).type if doc else DEFAULT_TYPE
+                key = (kind, priority_step(priority))
+                backlog[key] = backlog.get(key, 0) + 1
+            stats = dict(self._stats)
+            in_flight = sum(len(chunks) for chunks in self._held.values())
+        count = len(RUNTIME_BUCKETS) + 1
+        return ClusterMetrics(
+            backlog=backlog,
+            in_flight=in_flight,
+            workers=self.live_workers(),
+            finished={
+                k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("finished:")
+            },
+            runtime_buckets=[int(stats.get(f"runtime:{i}", 0)) for i in range(1, count + 1)],
+            runtime_sum=stats.get("runtime_sum", 0.0),
+            requeued=int(stats.get("requeued", 0)),
+            lost=int(stats.get("lost", 0)),
+        )

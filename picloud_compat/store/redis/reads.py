@@ -13,10 +13,13 @@ from typing import cast
 
 import msgpack
 
+from picloud_compat.config.compute_types import COMPUTE_TYPES, PRIORITY_STEPS, queue_key
 from picloud_compat.store import keys
 from picloud_compat.store.records import (
     OUTPUT_FIELDS,
     RECORD_FIELDS,
+    RUNTIME_BUCKETS,
+    ClusterMetrics,
     JobEntry,
     Notice,
     QueueService,
@@ -179,12 +182,38 @@ class RedisReads(RedisBase):
                     int(info["concurrency"]),
                     seen,
                     str(info.get("runtime", "")),
+                    int(info.get("busy", 0)),
                 )
             except (ValueError, KeyError, TypeError):
                 continue
             if now - seen <= WORKER_TIMEOUT:
                 out.append(worker)
         return out
+
+    def metrics(self) -> ClusterMetrics:
+        """One pipelined pass: queue lengths, leases, counters; then registrations."""
+        lists = [(name, step) for name in COMPUTE_TYPES for step in PRIORITY_STEPS]
+        with store_errors("reading metrics"):
+            pipe = self.redis.pipeline(transaction=False)
+            for name, step in lists:
+                pipe.llen(queue_key(name, step))
+            pipe.hlen(keys.LEASES)
+            pipe.hgetall(keys.STATS)
+            *lengths, in_flight, raw = pipe.execute()
+        stats = {as_text(k): as_text(v) for k, v in raw.items()}
+        buckets = [int(stats.get(f"runtime:{i}", 0)) for i in range(1, len(RUNTIME_BUCKETS) + 2)]
+        return ClusterMetrics(
+            backlog=dict(zip(lists, (int(n) for n in lengths), strict=True)),
+            in_flight=int(in_flight),
+            workers=self.live_workers(),
+            finished={
+                k.split(":", 1)[1]: int(v) for k, v in stats.items() if k.startswith("finished:")
+            },
+            runtime_buckets=buckets,
+            runtime_sum=float(stats.get("runtime_sum", 0.0)),
+            requeued=int(stats.get("requeued", 0)),
+            lost=int(stats.get("lost", 0)),
+        )
 
     def concurrency(self, queue: str) -> int:
         """Processes consuming `queue` (at least 2, so chunks stay small); cached 5 s."""

@@ -28,7 +28,7 @@ from picloud_compat.errors import CloudException, InvalidCredentials, UnknownJob
 from picloud_compat.jobspec import LUA_FIELDS
 from picloud_compat.status import TRANSITIONS
 from picloud_compat.store import keys
-from picloud_compat.store.records import MissingFunction
+from picloud_compat.store.records import RUNTIME_BUCKETS, MissingFunction
 from picloud_compat.store.redis.arguments import ScriptArgs
 
 NAMES = (
@@ -47,7 +47,8 @@ ERROR_PREFIX = "PCERR"
 
 
 def prelude() -> str:
-    """Generated Lua: key builders `K`, legal moves `MOVES`, spec field names `SPEC`."""
+    """Generated Lua: key builders `K`, legal moves `MOVES`, spec field names `SPEC`,
+    the runtime histogram's bounds."""
     lines = [keys.lua_prelude()]
     lines.append("local MOVES = {")
     for current, allowed in TRANSITIONS.items():
@@ -56,6 +57,7 @@ def prelude() -> str:
     lines.append("}")
     spec = ", ".join(f"{name} = '{field}'" for name, field in LUA_FIELDS.items())
     lines.append(f"local SPEC = {{{spec}}}")
+    lines.append(f"local RUNTIME_BUCKETS = {{{', '.join(repr(b) for b in RUNTIME_BUCKETS)}}}")
     lines.append("local A = cmsgpack.unpack(ARGV[1])")
     return "\n".join(lines) + "\n"
 

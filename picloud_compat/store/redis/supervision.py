@@ -168,6 +168,7 @@ class RedisSupervision(RedisBase):
             "concurrency": info.concurrency,
             "seen": info.seen,
             "runtime": info.runtime,
+            "busy": info.busy,
         }
         with store_errors("registering a worker"):
             self.redis.hset(keys.WORKERS, info.name, json.dumps(doc))

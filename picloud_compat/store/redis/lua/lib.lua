@@ -25,6 +25,7 @@ local function move(jk, jid, from, to, ...)
     error({err = 'PCERR ' .. cjson.encode({code = 'bad_move', jid = jid, from = from, to = to})})
   end
   redis.call('HSET', jk, 'status', to, ...)
+  if FINISHED[to] then redis.call('HINCRBY', K.stats(), 'finished:' .. to, 1) end
 end
 local STALLED_MSG = 'Could not start due to dependency erroring'
 local NOTICE_TTL = 3600
