@@ -32,8 +32,8 @@ for k = 0, n - 1 do
     for i, bound in ipairs(RUNTIME_BUCKETS) do
       if runtime <= bound then bucket = i break end
     end
-    redis.call('HINCRBY', K.stats(), 'runtime:' .. bucket, 1)
-    redis.call('HINCRBYFLOAT', K.stats(), 'runtime_sum', runtime)
+    tally('runtime:' .. bucket, 1)
+    STATS_SUM = STATS_SUM + runtime
     redis.call('HSET', jk, 'cu', ARGV[b + 10], 'cs', ARGV[b + 11])
     if ARGV[b + 12] ~= '0' then redis.call('HSET', jk, 'mm', ARGV[b + 12], 'mf', ARGV[b + 13]) end
     if ARGV[b + 5] ~= '' then redis.call('HSET', jk, 'exc', ARGV[b + 5]) end

@@ -32,8 +32,8 @@ for jid = first, first + count - 1 do
   end
 end
 if A.lease ~= '' then redis.call('HDEL', K.leases(), A.lease) end
-if requeued > 0 then redis.call('HINCRBY', K.stats(), 'requeued', requeued) end
-if errored > 0 then redis.call('HINCRBY', K.stats(), 'lost', errored) end
+if requeued > 0 then tally('requeued', requeued) end
+if errored > 0 then tally('lost', errored) end
 if requeued + errored > 0 then  -- were it alive after all, its runner must notice
   redis.call('INCR', K.kill_generation(dead))
   redis.call('EXPIRE', K.kill_generation(dead), 86400)
