@@ -20,7 +20,7 @@ def beat_config(settings: Any) -> dict[str, Any]:
         "redbeat_key_prefix": keys.BEAT_PREFIX,
         "beat_max_loop_interval": MAX_LOOP_INTERVAL,
         "redbeat_lock_timeout": MAX_LOOP_INTERVAL * 5,
-        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_scheduler": "picloud_compat.cron.scheduler:CronScheduler",
         "timezone": "UTC",
         "enable_utc": True,
     }

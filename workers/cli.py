@@ -81,7 +81,7 @@ def beat(loglevel: str) -> None:
         "picloud_compat.tasks.app",
         "beat",
         "-S",
-        "redbeat.RedBeatScheduler",
+        "picloud_compat.cron.scheduler:CronScheduler",
         "-l",
         loglevel,
     ]

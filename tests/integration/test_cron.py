@@ -123,3 +123,37 @@ def test_crons_survive_a_beat_restart(registry, beats):
 def _cron_jobs(registry: CronRegistry, label: str) -> list[int]:
     """Each firing is a normal job, labelled cron:<label>."""
     return registry.client.list_jobs(label=f"cron:{label}")
+
+
+def test_late_firings_each_serve_their_own_scheduled_time(tmp_path):  # type: ignore[no-untyped-def]
+    """Firings that wait in the queue past later scheduled times (no worker serves the
+    cron's compute type for a while) still serve one slot each, not the latest one."""
+    from picloud_compat.settings import Settings
+    from tests.conftest import ensure_redis_server
+    from tests.harness import RedisServer, Worker
+
+    ensure_redis_server()
+    server = RedisServer(tmp_path)
+    server.start()
+    settings = Settings(server_url=server.url, signing_key=SIGNING_KEY)
+    client = make_cluster_client(settings, "t-late")
+    beat = Beat(server.url, SIGNING_KEY, tmp_path, "beat-late")
+    worker = Worker(server.url, SIGNING_KEY, tmp_path, concurrency=2, queues="c1", name="late")
+    try:
+        registry = CronRegistry(client)
+        beat.start()
+        registry.register(tick, "late", "* * * * * */2", _type="c1")
+        time.sleep(7)  # about three slots pass while the firings wait: nobody serves c1
+        worker.start()
+        started = time.monotonic()
+        wait_for(lambda: len(_cron_jobs(registry, "late")) >= 3, 60, "the late firings")
+        # the queued firings ran at once, each for its own slot (they used to compute
+        # "the slot due now" when they ran, all the same one, and all but one were dropped)
+        assert time.monotonic() - started < 1.5, "only as the slots came, not at once"
+        registry.deregister("late")
+        client.join(_cron_jobs(registry, "late"), timeout=30)
+    finally:
+        worker.stop()
+        beat.stop()
+        client.close()
+        server.stop()
