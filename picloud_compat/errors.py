@@ -4,6 +4,7 @@
     ├── CloudTimeoutError             a join/result/iresult wait ran out of time
     ├── CloudPicklingError            a function, argument or result cannot be serialized
     ├── AuthenticityError             a stored pickle failed its HMAC check; never unpickled
+    ├── ChunkJobsFailed               (workers) a chunk's task reports its failed jobs
     ├── ConnectionFailed              Redis (or the simulator) cannot be reached
     ├── ConfigurationError            settings are missing or malformed
     ├── InvalidCredentials            unknown or deactivated API key, or a wrong secret
@@ -123,6 +124,21 @@ class ResultLoadError(CloudException):
             f"its result cannot be loaded here: {type(cause).__name__}: {detail}{hint}",
             jid=jid,
             status="done",
+        )
+
+
+class ChunkJobsFailed(CloudException):
+    """Raised by the Celery task of a chunk whose jobs (some) ended `error`, after all of
+    them were recorded: it is what makes Flower and Celery's events show the chunk as
+    failed, naming the jobs. Nothing is retried or lost for it."""
+
+    def __init__(self, tenant: str, failed: list[tuple[int, str]], ran: int) -> None:
+        shown = "; ".join(f"job {jid}: {text}" for jid, text in failed[:10])
+        more = f"; and {len(failed) - 10} more" if len(failed) > 10 else ""
+        super().__init__(
+            f"{len(failed)} of {ran} job(s) of API key {tenant} failed: {shown}{more}",
+            jid=[jid for jid, _ in failed],
+            status="error",
         )
 
 

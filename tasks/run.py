@@ -17,6 +17,7 @@ from celery import Task
 from celery.worker.request import Request
 
 from picloud_compat.config.compute_types import PRIORITY_SEP
+from picloud_compat.errors import ChunkJobsFailed
 from picloud_compat.messages import TASK_NAME, parse_body
 from picloud_compat.runner import process
 from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged
@@ -59,7 +60,13 @@ class ChunkTask(Task):  # type: ignore[misc]
     Request = ChunkRequest
 
 
-@app.task(name=TASK_NAME, base=ChunkTask, ignore_result=True, bind=True)  # type: ignore[misc]
+@app.task(  # type: ignore[misc]
+    name=TASK_NAME,
+    base=ChunkTask,
+    ignore_result=True,
+    bind=True,
+    throws=(ChunkJobsFailed,),  # expected: logged in a line, not as a crash
+)
 def run_chunk(task: Task, spec: dict[str, Any]) -> int:
     """Run the chunk's still-queued jobs in this pool process.
 
@@ -69,7 +76,12 @@ def run_chunk(task: Task, spec: dict[str, Any]) -> int:
     try:
         delivery = task.request.delivery_info or {}
         compute_type = str(delivery.get("routing_key") or "").split(PRIORITY_SEP)[0]
-        return process.celery_job_process().run(ChunkRef(*parse_body([spec])), compute_type)
+        runner = process.celery_job_process()
+        chunk = ChunkRef(*parse_body([spec]))
+        ran = runner.run(chunk, compute_type)
+        if runner.failed:  # recorded already; this only makes monitoring say so
+            raise ChunkJobsFailed(chunk.tenant, runner.failed, ran)
+        return ran
     except ProcessDamaged as exc:
         log.warning("replacing this pool process: %s", exc)
         raise SystemExit(RECYCLE_EXIT) from exc

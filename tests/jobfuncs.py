@@ -209,3 +209,10 @@ def burn_cpu(seconds):
     while time.process_time() - start < seconds:
         pass
     return seconds
+
+
+def fail_on(x, bad):
+    """`x`, or a ValueError when `x` is `bad` (one failing job in a map)."""
+    if x == bad:
+        raise ValueError(f"{x} is bad")
+    return x

@@ -77,6 +77,11 @@ class ChunkRunner:
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
         self._room: CleanRoom | None = None  # made before the first job (the baseline)
         self._damage: list[str] = []
+        self._depth = 0  # chunks running in this process now (helping nests them)
+        self._failed: list[tuple[int, str]] = []
+        self.failed: list[tuple[int, str]] = []
+        """Jobs of the last outermost chunk that ended `error`: (jid, last line of the
+        exception), for what Flower shows of the chunk."""
 
     def close(self) -> None:
         """This process stops running jobs."""
@@ -91,6 +96,9 @@ class ChunkRunner:
         pending: list[Outcome] = []
         oldest = 0.0
         self._state.push(ck)
+        self._depth += 1
+        if self._depth == 1:
+            self._failed = []
         try:
             while index < chunk.count:
                 if self._draining():
@@ -122,11 +130,7 @@ class ChunkRunner:
                         if self._draining():  # the worker is scaling in: start nothing more
                             rest = [j.jid for j in jobs[position:]]
                             return self._hand_back(chunk, rest, pending, token, ran)
-                        # a kill (or a recovery) may have taken claimed jobs from us
-                        current = self._retrying(self.store.kill_generation, self.identity.worker)
-                        if current != generation:
-                            generation = current
-                            jobs = jobs[:position] + self._still_ours(chunk, jobs[position:])
+                        jobs, generation = self._recheck(chunk, jobs, position, generation)
                         checked = now
                         if position >= len(jobs):
                             break
@@ -167,6 +171,9 @@ class ChunkRunner:
             return ran
         finally:
             self._state.pop()
+            self._depth -= 1
+            if self._depth == 0:
+                self.failed = self._failed
 
     def _hand_back(
         self, chunk: ChunkRef, unstarted: list[int], pending: list[Outcome], token: str, ran: int
@@ -218,6 +225,16 @@ class ChunkRunner:
         except Exception:
             log.exception("job %s/%s: its outcome was refused", chunk.tenant, outcome.jid)
             self._retrying(self.store.finish, chunk, [_unsaveable(outcome)], worker, end=False)
+
+    def _recheck(
+        self, chunk: ChunkRef, jobs: list[ClaimedJob], position: int, generation: int
+    ) -> tuple[list[ClaimedJob], int]:
+        """A kill (or a recovery) may have taken claimed jobs from us: re-read them if
+        the worker's kill generation moved since `generation`."""
+        current = self._retrying(self.store.kill_generation, self.identity.worker)
+        if current == generation:
+            return jobs, generation
+        return jobs[:position] + self._still_ours(chunk, jobs[position:]), current
 
     def _still_ours(self, chunk: ChunkRef, jobs: list[ClaimedJob]) -> list[ClaimedJob]:
         """Claimed jobs not started yet that are still ours to run (a kill may have
@@ -327,6 +344,8 @@ class ChunkRunner:
                     streamer.begin(*previous[:3])
         self._state.clear_job()
         self._damage = leftovers.damage
+        if result.status == "error" and self._depth == 1:
+            self._failed.append((job.jid, _last_line(result.exception)))
         return Outcome(
             jid=job.jid,
             token=token,
@@ -356,6 +375,12 @@ def _marker_check(state_dir: Path | None) -> Callable[[], bool]:
         return lambda: False
     marker = str(state_dir / DRAIN_MARKER)
     return lambda: os.path.exists(marker)
+
+
+def _last_line(text: str | None) -> str:
+    """The exception's own line (a traceback ends with it), short enough for a list."""
+    lines = (text or "").strip().splitlines()
+    return (lines[-1] if lines else "")[:200]
 
 
 def _joined(python_level: str, fd_level: str, limit: int) -> str:

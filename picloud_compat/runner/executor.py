@@ -115,7 +115,8 @@ class Executor:
             (chunk,) = args
             if not isinstance(chunk, ChunkRef):
                 raise CloudException("run needs a chunk")
-            return self._process.run(chunk)
+            ran = self._process.run(chunk)
+            return [ran, [list(f) for f in self._process.failed]]
         raise CloudException(f"unknown executor request {method!r}")
 
     def _start(self, config: dict[str, Any]) -> None:

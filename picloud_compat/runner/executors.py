@@ -106,6 +106,7 @@ class TenantExecutor:
         self._marker = identity.state_dir / DRAIN_MARKER if identity.state_dir else None
         self._job: tuple[str, int, str] | None = None  # (chunk key, jid, token) running
         self._peaks: dict[int, tuple[int, int]] = {}
+        self.failed: list[tuple[int, str]] = []  # as the executor reported for its last chunk
         self._lock = threading.Lock()
         services = TenantServices(settings, tenant, RedBeatEntries(settings))
         self._scope = TenantScope(
@@ -167,10 +168,12 @@ class TenantExecutor:
         """Run `chunk` in the executor; raises ChannelClosed if it died meanwhile (its
         chunks are recovered first) and ProcessDamaged if a job damaged it."""
         try:
-            return int(self._request("run", chunk, None))
+            ran, failed = self._request("run", chunk, None)
         except ChannelClosed:
             self._recover_after_death()
             raise
+        self.failed = [(int(jid), str(text)[:200]) for jid, text in failed]
+        return int(ran)
 
     def alive(self) -> bool:
         """Whether the executor can take work."""
@@ -305,6 +308,8 @@ class ExecutorPool:
             remove_stale(socket.gethostname(), psutil.pid_exists)
         self.state = StateFile(identity.state_dir)
         self._executors: OrderedDict[tuple[str, str], TenantExecutor] = OrderedDict()
+        self.failed: list[tuple[int, str]] = []
+        """Jobs of the last chunk that ended `error` (what Flower shows of it)."""
 
     def run(self, chunk: ChunkRef, compute_type: str = DEFAULT_TYPE) -> int:
         """Run `chunk` in its tenant's executor (started if needed)."""
@@ -323,8 +328,11 @@ class ExecutorPool:
             _, oldest = self._executors.popitem(last=False)
             oldest.close()
         started = time.monotonic()
+        self.failed = []
         try:
-            return executor.run(chunk)
+            ran = executor.run(chunk)
+            self.failed = executor.failed
+            return ran
         except ChannelClosed:
             log.warning(
                 "executor of %s died after %.1f s running %s",

@@ -73,6 +73,11 @@ class JobProcess:
         """Run the chunk's still-queued jobs; how many ran here."""
         return self.runner.run(chunk)
 
+    @property
+    def failed(self) -> list[tuple[int, str]]:
+        """Jobs of the last chunk that ended `error`, with their exception's last line."""
+        return self.runner.failed
+
 
 def worker_settings() -> Settings:
     """A Celery worker's settings; ConfigurationError naming what is missing."""

@@ -74,6 +74,22 @@ def test_flower_lists_jobs_by_function_and_label(
 
         task = wait_for(shown, 30, "the job to show in flower", interval=0.5)
         assert task["args"] in {f"(jid {jid})" for jid in jids}
+
+        # A chunk whose jobs failed shows as failed, naming them and their exceptions
+        # (it used to be a green SUCCESS).
+        failing = client.map(jf.fail_on, [1, 2, 3], [2, 2, 2], _label="checks")
+        client.join(failing, timeout=30, ignore_errors=True)
+
+        def failed() -> dict | None:
+            tasks = httpx.get(f"{base}/api/tasks", timeout=2).json()
+            for task in tasks.values():
+                if task.get("name", "").endswith("[checks]") and task.get("state") == "FAILURE":
+                    return task
+            return None
+
+        task = wait_for(failed, 30, "the failed chunk to show in flower", interval=0.5)
+        assert f"job {failing[1]}" in task["exception"]
+        assert "ValueError" in task["exception"]
     finally:
         client.hub.close()
         os.killpg(proc.pid, signal.SIGTERM)
