@@ -146,16 +146,10 @@ def result(ctx: click.Context, jids: list[int], timeout: float | None, ignore_er
 
 
 def _gather(jids: list[int], timeout: float | None, ignore_errors: bool) -> list[Any]:
-    from tqdm import tqdm
-
+    """Results in order; `iresult` shows its progress bar on a terminal."""
     import cloud
 
-    values = []
-    with tqdm(total=len(jids), unit="job", disable=not sys.stderr.isatty(), leave=False) as bar:
-        for value in cloud.iresult(jids, timeout=timeout, ignore_errors=ignore_errors):
-            values.append(value)
-            bar.update()
-    return values
+    return list(cloud.iresult(jids, timeout=timeout, ignore_errors=ignore_errors))
 
 
 def _printable(value: Any) -> Any:

@@ -80,6 +80,7 @@ class Settings:
     executor_uid_base: int = 200_000  # executors of API key N run as uid base+N (as root)
     drain_grace: float = 30.0  # seconds a stopping worker lets running jobs finish
     metrics_token: str | None = None  # bearer token for the gateway's /metrics (else off)
+    progress: str = "auto"  # bars while waiting on many jobs: auto (terminal, Jupyter), on, off
     # -- logging
     log_filename: str = "cloud.log"
     log_level: str = "INFO"
@@ -102,6 +103,8 @@ class Settings:
                 f"max_transmit_data must be between 1 and {MAX_TRANSMIT_CEILING}, "
                 f"got {self.max_transmit_data}"
             )
+        if self.progress not in ("auto", "on", "off"):
+            raise ConfigurationError(f"progress must be auto, on or off, got {self.progress!r}")
         if self.isolation not in ("shared", "tenant"):
             raise ConfigurationError(
                 f"isolation must be 'shared' or 'tenant', got {self.isolation!r}"

@@ -23,6 +23,7 @@ from picloud_compat.client.availability import Availability
 from picloud_compat.client.info import build_info, info_fields
 from picloud_compat.client.mode import Mode
 from picloud_compat.client.notices import NoticeHub
+from picloud_compat.client.progress import Progress, progress_for
 from picloud_compat.client.results import ResultIterator
 from picloud_compat.client.waiting import Waiter
 from picloud_compat.config.compute_types import COMPUTE_TYPES
@@ -31,7 +32,7 @@ from picloud_compat.files.base import FileStore
 from picloud_compat.jobspec import JobSpec
 from picloud_compat.runner.execution import current_job
 from picloud_compat.serialization import Codec
-from picloud_compat.settings import Settings
+from picloud_compat.settings import RUNTIME_OVERRIDES, Settings
 from picloud_compat.store.contract import TenantStore
 from picloud_compat.store.records import MissingFunction, QueueService, Submission
 from picloud_compat.tenancy import signer_for
@@ -241,7 +242,7 @@ class Client:
     ) -> None:
         """Block until the jobs finish; raise CloudException for the first failed one."""
         _, ids = jidlib.normalize(jids)
-        self.waiter.wait(ids, timeout, ignore_errors, "cloud.join timed out")
+        self.waiter.wait(ids, timeout, ignore_errors, "cloud.join timed out", self._bar(ids))
 
     def result(
         self,
@@ -254,7 +255,8 @@ class Client:
         single, ids = jidlib.normalize(jids)
         if not ids:
             return []
-        statuses = self.waiter.wait(ids, timeout, ignore_errors, "cloud.result timed out")
+        message = "cloud.result timed out"
+        statuses = self.waiter.wait(ids, timeout, ignore_errors, message, self._bar(ids))
         values = self.waiter.collect(ids, statuses)
         if not ignore_errors:
             unloadable = next((v for v in values if isinstance(v, ResultLoadError)), None)
@@ -271,7 +273,15 @@ class Client:
     ) -> ResultIterator:
         """Results in jid order as they arrive; a failed job raises, then goes on."""
         _, ids = jidlib.normalize(jids)
-        return ResultIterator(self.waiter, ids, timeout, num_in_parallel, ignore_errors)
+        bar = self._bar(ids)
+        return ResultIterator(self.waiter, ids, timeout, num_in_parallel, ignore_errors, bar)
+
+    def _bar(self, ids: list[int]) -> Progress:
+        """A progress bar for a wait on `ids`, where one is wanted (see `progress`)."""
+        unique = len(set(ids))
+        # cloud.config.progress set after this client was made still counts
+        setting = str(RUNTIME_OVERRIDES.get("progress", self.settings.progress))
+        return progress_for(setting, unique, "jobs", self.waiter.running)
 
     # -- services ------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from picloud_compat.client.progress import NoProgress, Progress
 from picloud_compat.client.waiting import Waiter
 from picloud_compat.errors import CloudException
 
@@ -24,6 +25,7 @@ class ResultIterator:
         timeout: float | None,
         num_in_parallel: int,
         ignore_errors: bool,
+        progress: Progress | None = None,
     ) -> None:
         if num_in_parallel < 1 or num_in_parallel > 1024:
             num_in_parallel = 1024
@@ -35,6 +37,8 @@ class ResultIterator:
         self._pos = 0
         self._ready: dict[int, Any] = {}
         self._watched = False
+        self._progress = progress or NoProgress()
+        self._done = self._failed = 0
 
     def __iter__(self) -> ResultIterator:
         return self
@@ -44,12 +48,20 @@ class ResultIterator:
 
     def __next__(self) -> Any:
         if self._pos >= len(self._ids):
+            self._progress.close()
             raise StopIteration
         jid = self._ids[self._pos]
         if jid not in self._ready:
             self._fetch(jid)
         value = self._ready.pop(jid)
         self._pos += 1
+        if isinstance(value, CloudException):
+            self._failed += 1
+        else:
+            self._done += 1
+        self._progress.update(self._done, self._failed, set(self._ids[self._pos :]))
+        if self._pos >= len(self._ids):
+            self._progress.close()
         if isinstance(value, CloudException) and not self._ignore_errors:
             raise value
         return value

@@ -13,6 +13,7 @@ from typing import Any
 
 from picloud_compat import jids as jidlib
 from picloud_compat.client.notices import RECHECK_EVERY, NoticeHub
+from picloud_compat.client.progress import NoProgress, Progress
 from picloud_compat.errors import (
     AuthenticityError,
     CloudException,
@@ -38,10 +39,34 @@ class Waiter:
         self._watched: set[int] = set()
 
     def wait(
-        self, ids: list[int], timeout: float | None, ignore_errors: bool, timeout_message: str
+        self,
+        ids: list[int],
+        timeout: float | None,
+        ignore_errors: bool,
+        timeout_message: str,
+        progress: Progress | None = None,
     ) -> dict[int, str]:
         """Wait until every jid finished; raise the first failure unless ignore_errors.
-        Returns the finished status of each jid."""
+        Returns the finished status of each jid. `progress` hears of every change."""
+        shown = progress or NoProgress()
+        try:
+            return self._wait(ids, timeout, ignore_errors, timeout_message, shown)
+        finally:
+            shown.close()
+
+    def running(self, jids: set[int]) -> int:
+        """How many of `jids` are running now (one status read: for progress bars)."""
+        listed = sorted(jids)
+        return sum(s == "processing" for s in self.store.statuses(self.tenant, listed))
+
+    def _wait(
+        self,
+        ids: list[int],
+        timeout: float | None,
+        ignore_errors: bool,
+        timeout_message: str,
+        progress: Progress,
+    ) -> dict[int, str]:
         deadline = None if not timeout else time.monotonic() + timeout
         statuses: dict[int, str] = {}
         pending = set(ids)
@@ -51,10 +76,11 @@ class Waiter:
         last_check = time.monotonic()
         assist = helper()
         while True:
-            if not ignore_errors:
+            failures = sum(s in FAILED for s in statuses.values())
+            progress.update(len(statuses) - failures, failures, pending)
+            if not ignore_errors and failures:
                 failed = [j for j in ids if statuses.get(j) in FAILED]
-                if failed:
-                    raise self.failure(failed[0], statuses[failed[0]])
+                raise self.failure(failed[0], statuses[failed[0]])
             if not pending:
                 return statuses
             if deadline is not None and time.monotonic() >= deadline:
