@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 
 from picloud_compat.client.mode import CronBeat
 from picloud_compat.errors import InvalidCredentials
@@ -39,6 +39,12 @@ from picloud_compat.tenant_services import TenantServices
 RPC_MAX_BODY = 600 * 1024 * 1024
 """Largest call body: one chunk of a map, whose arguments are each at most
 `max_transmit_data` (the store refuses what it cannot hold)."""
+SMALL_BODY = 4 * 1024 * 1024
+"""Largest body of every other call (statuses, waits, records...)."""
+BIG_CALLS = frozenset({"submit", "save_record"})
+"""Calls that carry arguments or functions."""
+THREADS_PER_KEY = 8
+"""Blocking calls of one API key served at once (long polls included)."""
 
 AUTH_CACHE_SECONDS = 1.0
 """How long a checked key is trusted without another look at the store."""
@@ -73,6 +79,7 @@ class ClientProtocol:
         self._scopes: dict[str, TenantScope] = {}
         self._lock = threading.Lock()
         self._recent: dict[tuple[str, str], float] = {}  # (key, secret digest) -> checked at
+        self._limiters: dict[str, CapacityLimiter] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -83,24 +90,43 @@ class ClientProtocol:
             await _reply(send, 405, b"POST only")
             return
         headers = dict(scope["headers"])
+        # Who asks is settled before a byte of the body is read: an unauthenticated
+        # caller cannot make the gateway hold hundreds of megabytes.
+        authorization = headers.get(b"authorization")
+        tenant = self._cached(authorization)
+        if tenant is None:
+            tenant = await to_thread.run_sync(self._authenticate, authorization)
+        if tenant is None:
+            await _reply(send, 401, b"invalid API key or secret", auth=True)
+            return
         length = headers.get(b"content-length", b"")
         if not length.isdigit():
             await _reply(send, 411, b"calls need a Content-Length")
             return
-        if int(length) > RPC_MAX_BODY:
-            await _reply(send, 413, b"call body too large")
+        method = path[len(RPC_PATH) :] if path.startswith(RPC_PATH) else ""
+        limit = RPC_MAX_BODY if method in BIG_CALLS else SMALL_BODY
+        if int(length) > limit:
+            await _reply(send, 413, f"{method or path} bodies are limited to {limit}".encode())
             return
-        body = await _body(receive)
+        body = await _body(receive, int(length))
+        if body is None:
+            await _reply(send, 400, b"the body is not the length announced")
+            return
         status, reply = await to_thread.run_sync(
-            self._handle, path, headers.get(b"authorization"), body
+            self._handle, path, tenant, body, limiter=self._limiter(tenant)
         )
-        await _reply(send, status, reply, auth=status == 401)
+        await _reply(send, status, reply)
 
-    def _handle(self, path: str, authorization: bytes | None, body: bytes) -> tuple[int, bytes]:
-        """One call, on a worker thread (checking the key and the store both block)."""
-        tenant = self._authenticate(authorization)
-        if tenant is None:
-            return 401, b"invalid API key or secret"
+    def _limiter(self, tenant: str) -> CapacityLimiter:
+        """Each key's own share of threads: one tenant's long polls cannot starve others."""
+        with self._lock:
+            limiter = self._limiters.get(tenant)
+            if limiter is None:
+                limiter = self._limiters[tenant] = CapacityLimiter(THREADS_PER_KEY)
+            return limiter
+
+    def _handle(self, path: str, tenant: str, body: bytes) -> tuple[int, bytes]:
+        """One call of an authenticated key, on a worker thread (the store blocks)."""
         if path == SESSION_PATH:
             key = tenant_key(self._secret, tenant).hex()
             return 200, wire.pack({"api_key": tenant, "tenant_key": key})
@@ -108,19 +134,34 @@ class ClientProtocol:
             return 200, answer(self._scope_for(tenant).call, body)
         return 404, b"no such call"
 
-    def _authenticate(self, header: bytes | None) -> str | None:
-        if not header or not header.startswith(b"Basic "):
+    def _credentials(self, header: bytes | None) -> tuple[str, str] | None:
+        if not header or not header.startswith(b"Basic ") or len(header) > 1024:
             return None
         try:
             api_key, _, secret = base64.b64decode(header[6:], validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
-        # A key checked within the last second is not checked again: a client makes
-        # hundreds of calls a second, and a deactivation still holds within a second.
+        return api_key, secret
+
+    def _cached(self, header: bytes | None) -> str | None:
+        """The key, if these credentials were checked within the last second: a client
+        makes hundreds of calls a second, and a deactivation still holds within one."""
+        credentials = self._credentials(header)
+        if credentials is None:
+            return None
+        api_key, secret = credentials
+        seen = (api_key, hashlib.sha256(secret.encode()).hexdigest())
+        if time.monotonic() - self._recent.get(seen, -AUTH_CACHE_SECONDS) < AUTH_CACHE_SECONDS:
+            return api_key
+        return None
+
+    def _authenticate(self, header: bytes | None) -> str | None:
+        credentials = self._credentials(header)
+        if credentials is None:
+            return None
+        api_key, secret = credentials
         seen = (api_key, hashlib.sha256(secret.encode()).hexdigest())
         now = time.monotonic()
-        if now - self._recent.get(seen, -AUTH_CACHE_SECONDS) < AUTH_CACHE_SECONDS:
-            return api_key
         try:
             self._check_key(api_key, secret)
         except InvalidCredentials:
@@ -139,13 +180,19 @@ class ClientProtocol:
             return scope
 
 
-async def _body(receive: Receive) -> bytes:
+async def _body(receive: Receive, length: int) -> bytes | None:
+    """The body, None if it runs past (or stops short of) the announced length."""
     parts: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
-        parts.append(message.get("body", b""))
+        part = message.get("body", b"")
+        size += len(part)
+        if size > length:
+            return None
+        parts.append(part)
         if not message.get("more_body"):
-            return b"".join(parts)
+            return b"".join(parts) if size == length else None
 
 
 async def _reply(send: Send, status: int, body: bytes, auth: bool = False) -> None:

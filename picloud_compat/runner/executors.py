@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -68,7 +70,7 @@ EXECUTOR_SETTINGS = (
 )
 """The settings an executor is given: what jobs and their nested calls need, no secret."""
 START_TIMEOUT = 60.0
-MAX_NESTING = 16
+MAX_NESTING = 8
 """Chunks an executor may hold at once (a parent helping nested jobs stacks them)."""
 _names = itertools.count(1)
 
@@ -109,8 +111,13 @@ class TenantExecutor:
         self.failed: list[tuple[int, str]] = []  # as the executor reported for its last chunk
         self._lock = threading.Lock()
         services = TenantServices(settings, tenant, RedBeatEntries(settings))
+        self._running: ChunkRef | None = None  # the chunk the pool asked it to run
         self._scope = TenantScope(
-            store, tenant, runner=(identity.worker, identity.warden), services=services
+            store,
+            tenant,
+            runner=(identity.worker, identity.warden),
+            services=services,
+            allow_chunk=self._may_work_on,
         )
         limit = self.limit_mb * 1024 * 1024
         name = f"{socket.gethostname()}-{os.getpid()}-{next(_names)}"
@@ -122,7 +129,14 @@ class TenantExecutor:
             theirs.close()
         if self.cgroup is not None:
             self.cgroup.add(self.proc.pid)
-        self.channel = Channel(ours, self._serve, handlers=8, inline=self._report)
+        self.channel = Channel(
+            ours,
+            self._serve,
+            handlers=8,
+            inline=self._report,
+            max_frame=settings.max_transmit_data + FRAME_MARGIN,
+            max_queued=MAX_QUEUED_CALLS,
+        )
         config = {
             "tenant": tenant,
             "tenant_key": tenant_key(settings.signing_key or "", tenant).hex(),
@@ -167,6 +181,7 @@ class TenantExecutor:
     def run(self, chunk: ChunkRef) -> int:
         """Run `chunk` in the executor; raises ChannelClosed if it died meanwhile (its
         chunks are recovered first) and ProcessDamaged if a job damaged it."""
+        self._running = chunk
         try:
             ran, failed = self._request("run", chunk, None)
         except ChannelClosed:
@@ -174,6 +189,11 @@ class TenantExecutor:
             raise
         self.failed = [(int(jid), str(text)[:200]) for jid, text in failed]
         return int(ran)
+
+    def _may_work_on(self, chunk: ChunkRef) -> bool:
+        """The chunk it was asked to run, chunks it reported holding, or one job
+        (nested jobs it helps run): nothing that makes the store loop over other jids."""
+        return chunk.count == 1 or chunk == self._running or chunk.key in self._stack
 
     def alive(self) -> bool:
         """Whether the executor can take work."""
@@ -233,12 +253,13 @@ class TenantExecutor:
     def _apply(self, method: str, args: list[Any]) -> None:
         if method == "state_push":
             (key,) = args
-            if ChunkRef.parse(str(key)).tenant != self.tenant:
-                raise ValueError(f"chunk {key!r} is not this tenant's")
+            chunk = ChunkRef.parse(str(key))  # bounds checked; written in its own form
+            if chunk.tenant != self.tenant or not self._may_work_on(chunk):
+                raise ValueError(f"chunk {key!r} is not one this executor runs")
             if len(self._stack) >= MAX_NESTING:
                 raise ValueError("chunks nested deeper than helping ever goes")
-            self._stack.append(str(key))
-            self._state.push(str(key))
+            self._stack.append(chunk.key)
+            self._state.push(chunk.key)
         elif method == "state_pop":
             if not self._stack:
                 raise ValueError("pop without a chunk")
@@ -246,8 +267,7 @@ class TenantExecutor:
             self._state.pop()
         elif method == "state_job":
             t, jid, token, pid, started, max_runtime = args
-            if t != self.tenant or not self._stack:
-                raise ValueError("a job outside this tenant's chunks")
+            self._check_job(t, jid, token, started, max_runtime)
             if int(pid) != self.proc.pid and not _descends_from(int(pid), self.proc.pid):
                 raise ValueError(f"pid {pid} is not the executor's")
             self._job = (self._stack[-1], int(jid), str(token))
@@ -262,6 +282,19 @@ class TenantExecutor:
                 self._state.clear_job()
         else:
             raise ValueError(f"unknown report {method!r}")
+
+    def _check_job(self, t: Any, jid: Any, token: Any, started: Any, max_runtime: Any) -> None:
+        """A job report says what the warden will act on: every field must be sane."""
+        if t != self.tenant or not self._stack:
+            raise ValueError("a job outside this tenant's chunks")
+        if int(jid) not in ChunkRef.parse(self._stack[-1]).jids:
+            raise ValueError(f"job {jid!r} is not in the chunk it runs")
+        if not (isinstance(token, str) and TOKEN.fullmatch(token)):
+            raise ValueError("a malformed attempt token")
+        if not (_finite(started) and abs(float(started) - time.time()) < 86400):
+            raise ValueError(f"a start time of {started!r}")
+        if max_runtime is not None and not (_finite(max_runtime) and max_runtime >= 0):
+            raise ValueError(f"a max_runtime of {max_runtime!r}")
 
     # -- when it dies --------------------------------------------------------------------
 
@@ -400,6 +433,18 @@ def _replace(outcome: Outcome, **changes: Any) -> Outcome:
     import dataclasses
 
     return dataclasses.replace(outcome, **changes)
+
+
+TOKEN = re.compile(r"[0-9a-f]{16}")
+"""An attempt token as `ChunkRunner` makes them (what reaches the state file)."""
+FRAME_MARGIN = 16 * 1024 * 1024
+"""Bytes a message from an executor may exceed its largest argument by."""
+MAX_QUEUED_CALLS = 256
+"""Calls from an executor waiting for a thread; beyond this it is flooding: closed."""
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _descends_from(pid: int, ancestor: int) -> bool:

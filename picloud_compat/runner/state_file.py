@@ -103,7 +103,9 @@ class StateFile:
         max_runtime: float | None,
     ) -> None:
         """Describe the job now running in the innermost chunk."""
-        line = f"{jid} {token} {pid} {started!r} {max_runtime or 0!r} {tenant}".encode()
+        line = f"{jid} {token} {pid} {started:.3f} {max_runtime or 0:g} {tenant}".encode()
+        if len(line) > self.JOB_SIZE:
+            raise ValueError(f"a job line longer than {self.JOB_SIZE} bytes: {line[:60]!r}")
         self._jobs[-1] = line.ljust(self.JOB_SIZE)
         if self._fd is not None:
             os.pwrite(self._fd, self._jobs[-1], self.CHUNKS_SIZE)
@@ -121,6 +123,8 @@ class StateFile:
         # inner one runs, so they are written with the chunk stack.
         outer = [line.decode().strip() for line in self._jobs[:-1] if line.strip()]
         data = json.dumps({"chunks": self._chunks, "outer": outer}).encode()
+        if len(data) > self.CHUNKS_SIZE:  # never spill into the job region
+            data = json.dumps({"chunks": self._chunks, "outer": []}).encode()
         job = self._jobs[-1] if self._jobs else self._BLANK_JOB
         os.pwrite(self._fd, data.ljust(self.CHUNKS_SIZE) + job, 0)
 
@@ -177,8 +181,14 @@ def read_state(path: Path) -> ProcessState | None:
 
 
 def _parse_job(line: str) -> RunningJob | None:
+    """The job a line describes; None for a blank or unreadable one (one bad line must
+    never stop the warden, which serves every process of the worker)."""
     fields = line.split()
     if len(fields) != 6:
         return None
     jid, token, pid, started, max_runtime, tenant = fields
-    return RunningJob(tenant, int(jid), token, int(pid), float(started), float(max_runtime) or None)
+    try:
+        limit = float(max_runtime) or None
+        return RunningJob(tenant, int(jid), token, int(pid), float(started), limit)
+    except ValueError:
+        return None

@@ -11,6 +11,12 @@ from typing import Literal
 
 from picloud_compat.config.compute_types import QUEUES
 
+MAX_JID = 10**13
+"""Jids stay below this: Lua prints larger numbers in exponent form (key names would
+collide), and a bound keeps any one caller from making a script loop for minutes."""
+MAX_CHUNK = 4096
+"""Jobs per chunk at most (clients make chunks of up to 256)."""
+
 RECORD_FIELDS: dict[str, str] = {
     "status": "status",
     "created": "created",
@@ -48,8 +54,12 @@ class ChunkRef:
 
     def __post_init__(self) -> None:
         """A chunk names keys and ledger entries: integers only (a caller may send it)."""
-        if not (_is_int(self.first) and _is_int(self.count) and self.first >= 1):
+        if not (_is_int(self.first) and _is_int(self.count)):
             raise ValueError(f"a chunk is a range of jids, got {self.first!r}+{self.count!r}")
+        if not (
+            self.first >= 1 and 1 <= self.count <= MAX_CHUNK and self.first + self.count <= MAX_JID
+        ):
+            raise ValueError(f"a chunk is up to {MAX_CHUNK} jids below {MAX_JID}, got {self.key}")
         if not isinstance(self.tenant, str):
             raise ValueError(f"a chunk's tenant is a name, got {self.tenant!r}")
 
@@ -99,10 +109,14 @@ class Submission:
             raise ValueError(f"priority must be an integer, got {self.priority!r}")
         for name in ("first", "parent"):
             value = getattr(self, name)
-            if value is not None and not (_is_int(value) and value >= 1):
+            if value is not None and not (_is_int(value) and 1 <= value < MAX_JID):
                 raise ValueError(f"{name} must be a jid (an integer >= 1), got {value!r}")
-        if not all(_is_int(j) and j >= 1 for j in self.depends_on):
+        if not all(_is_int(j) and 1 <= j < MAX_JID for j in self.depends_on):
             raise ValueError(f"depends_on must hold jids, got {self.depends_on!r}")
+        if not 1 <= len(self.args) <= MAX_CHUNK:
+            raise ValueError(f"a chunk has 1 to {MAX_CHUNK} jobs, got {len(self.args)}")
+        if self.first is not None and self.first + len(self.args) > MAX_JID:
+            raise ValueError(f"jids stay below {MAX_JID}")
         if not all(isinstance(a, bytes | memoryview) for a in self.args):
             raise ValueError("arguments must be sealed blobs")
 

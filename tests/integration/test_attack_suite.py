@@ -347,11 +347,26 @@ def _forge_report(kind: str, b_chunk: str, nonce: str) -> dict[str, Any]:
     channel = get_client().store.transport
     job = current_job()
     assert job is not None
+    token = "0123456789abcdef"
     if kind == "state_push":
         channel.notify("state_push", wire.pack([b_chunk]))
-    else:  # a job "running" as the pool process: a kill of A's job would kill it
-        args = [job.tenant, job.jid, "token", os.getppid(), time.time(), None]
+    elif kind == "state_job":  # a job "running" as the pool process: a kill would hit it
+        args = [job.tenant, job.jid, token, os.getppid(), time.time(), None]
         channel.notify("state_job", wire.pack(args))
+    elif kind == "bad max_runtime":  # once parsed by the warden, it would stop every pass
+        args = [job.tenant, job.jid, token, os.getpid(), time.time(), "x"]
+        channel.notify("state_job", wire.pack(args))
+    elif kind == "long token":  # would spill over the state file's fixed regions
+        args = [job.tenant, job.jid, "a" * 3000, os.getpid(), time.time(), None]
+        channel.notify("state_job", wire.pack(args))
+    elif kind == "huge chunk":  # a claim the store would loop over for hours
+        try:
+            get_client().store.call("claim", ChunkRef(job.tenant, 1, 4096), 0, 1, 1, "", "", token)
+            seen = "accepted"
+        except Exception as exc:
+            seen = f"refused: {type(exc).__name__}"
+        note.write_text(seen)
+        return {"rerun": False, "first": seen}
     deadline = time.monotonic() + 5
     while not channel.closed.is_set() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -1264,16 +1279,23 @@ def test_forged_state_reports_end_the_executor(scene: Scene, attempts: Attempts)
     executor instead of being written."""
     s = scene
     b_chunk = ChunkRef(s.b_key, s.b_jid, 1).key
-    for kind in ("state_push", "state_job"):
+    kinds = ("state_push", "state_job", "bad max_runtime", "long token", "huge chunk")
+    for kind in kinds:
         jid = s.a.call(_forge_report, kind, b_chunk, secrets.token_hex(4))
         try:
             seen = s.a.result(jid, timeout=90)
             outcome = f"first run saw the executor {seen['first']}; re-run={seen['rerun']}"
-            refused = seen["first"] == "closed"
+            refused = seen["first"] == "closed" or seen["first"].startswith("refused")
         except CloudException as exc:  # not re-run: still, the executor was ended
             outcome = f"job failed: {exc}"
             refused = "executor" in str(exc) or "worker lost" in str(exc)
-        what = "B's chunk" if kind == "state_push" else "the pool process's pid as its job"
+        what = {
+            "state_push": "B's chunk",
+            "state_job": "the pool process's pid as its job",
+            "bad max_runtime": "a job with max_runtime 'x'",
+            "long token": "a job with a 3,000-character token",
+            "huge chunk": "a claim on a 4,096-job chunk it was not given",
+        }[kind]
         attempts.record(f"executor reports {what} ({kind})", refused, outcome)
     check_b_unchanged(s, attempts, "forged state reports")
     attempts.check()

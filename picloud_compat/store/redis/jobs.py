@@ -14,9 +14,11 @@ from typing import Any
 import redis.exceptions as rexc
 
 from picloud_compat.config.compute_types import queue_key
+from picloud_compat.errors import CloudException
 from picloud_compat.messages import chunk_template
 from picloud_compat.store import keys
 from picloud_compat.store.records import (
+    MAX_JID,
     ChunkRef,
     Claim,
     ClaimedJob,
@@ -56,8 +58,13 @@ class RedisJobs(RedisBase):
 
     def allocate(self, t: str, count: int) -> int:
         """Reserve `count` consecutive jids for tenant `t`; return the first."""
+        if not (_is_count(count)):
+            raise CloudException(f"allocate 1 to {MAX_ALLOCATE} jids at a time, not {count!r}")
         with store_errors("allocating jids"):
-            return int(self.redis.incrby(keys.jid_counter(t), count)) - count + 1
+            last = int(self.redis.incrby(keys.jid_counter(t), count))
+        if last >= MAX_JID:
+            raise CloudException(f"API key {t} has used up its jids (they stay below {MAX_JID})")
+        return last - count + 1
 
     def submit(self, t: str, sub: Submission) -> int:
         """Create the chunk's jobs atomically and queue them; return the first jid."""
@@ -241,3 +248,11 @@ class RedisJobs(RedisBase):
         record: WatchArgs = {"tenant": t, "cid": cid}
         reply = self._run("watch", record, jids, "watching jobs")
         return [None if not v else v.decode() for v in reply]
+
+
+MAX_ALLOCATE = 10_000_000
+"""Jids one allocation may reserve (a map of ten million jobs)."""
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ALLOCATE

@@ -47,11 +47,15 @@ class Channel:
         *,
         handlers: int = 4,
         inline: Callable[[str, bytes], None] | None = None,
+        max_frame: int = MAX_FRAME,
+        max_queued: int = 0,
         start_thread: Callable[[threading.Thread], threading.Thread] | None = None,
     ) -> None:
         self._sock = sock
         self._handler = handler
         self._inline = inline
+        self._max_frame = max_frame
+        self._max_queued = max_queued  # 0: unbounded (the trusted side's own end)
         self._send_lock = threading.Lock()
         self._pending: dict[int, Future[bytes]] = {}
         self._pending_lock = threading.Lock()
@@ -108,6 +112,8 @@ class Channel:
                 if head is None:
                     return
                 (length,) = _LENGTH.unpack(head)
+                if length > self._max_frame:
+                    return  # closed: the other end sends more than it ever may
                 frame = self._recv(length)
                 if frame is None:
                     return
@@ -121,8 +127,10 @@ class Channel:
                     if self._inline is not None:
                         self._inline(method, body)
                 elif self._handler is not None:
+                    if self._max_queued and self._requests.qsize() >= self._max_queued:
+                        return  # closed: calls pile up faster than they are served
                     self._requests.put((call_id, method, body))
-        except (OSError, ValueError, msgpack.UnpackException):
+        except Exception:  # a malformed frame, a failing inline handler: the end of it
             return
         finally:
             self._closed()

@@ -66,13 +66,14 @@ class RemoteStore:
         return int(self.call("submit", t, sub))
 
     def statuses(self, t: str, jids: Sequence[int]) -> list[str | None]:
-        return list(self.call("statuses", t, list(jids)))
+        return [s for part in _parts(jids) for s in self.call("statuses", t, part)]
 
     def info(self, t: str, jids: Sequence[int], fields: Sequence[str]) -> list[JobEntry | None]:
-        return list(self.call("info", t, list(jids), list(fields)))
+        wanted = list(fields)
+        return [e for part in _parts(jids) for e in self.call("info", t, part, wanted)]
 
     def results(self, t: str, jids: Sequence[int]) -> list[bytes | None]:
-        return list(self.call("results", t, list(jids)))
+        return [r for part in _parts(jids) for r in self.call("results", t, part)]
 
     def spec(self, t: str, spec_id: str) -> str | None:
         value = self.call("spec", t, spec_id)
@@ -83,13 +84,16 @@ class RemoteStore:
         return None if value is None else bytes(value)
 
     def kill(self, t: str, jids: Sequence[int] | None, reason: str = "Killed") -> list[int]:
-        return list(self.call("kill", t, None if jids is None else list(jids), reason))
+        if jids is None:
+            return list(self.call("kill", t, None, reason))
+        return [j for part in _parts(jids) for j in self.call("kill", t, part, reason)]
 
     def delete(self, t: str, jids: Sequence[int]) -> None:
-        self.call("delete", t, list(jids))
+        for part in _parts(jids):
+            self.call("delete", t, part)
 
     def watch(self, t: str, cid: str, jids: Sequence[int]) -> list[str | None]:
-        return list(self.call("watch", t, cid, list(jids)))
+        return [s for part in _parts(jids) for s in self.call("watch", t, cid, part)]
 
     def pop_notices(self, t: str, cid: str, timeout: float) -> list[Notice]:
         return list(self.call("pop_notices", t, cid, timeout, timeout=timeout + 30.0))
@@ -203,3 +207,12 @@ class RemoteStore:
 
     def set_account_active(self, api_key: str, active: bool) -> bool:
         raise CloudException("managing API keys is the administrator's, not a tenant's")
+
+
+PART = 50_000
+"""Jids per call: the far side refuses more than `scope.MAX_LIST` at once."""
+
+
+def _parts(jids: Sequence[int]) -> list[list[int]]:
+    listed = list(jids)
+    return [listed[i : i + PART] for i in range(0, len(listed), PART)] or [[]]

@@ -18,9 +18,11 @@ from picloud_compat.config.compute_types import COMPUTE_TYPES
 from picloud_compat.errors import CloudException, UnknownJobError
 from picloud_compat.jobspec import JobSpec
 from picloud_compat.store.contract import JobProcessStore
-from picloud_compat.store.records import ChunkRef, Outcome, Submission
+from picloud_compat.store.records import MAX_CHUNK, ChunkRef, Outcome, Submission
 from picloud_compat.store.remote import wire
 
+MAX_LIST = 100_000
+"""Jids (or other items) one call may name; clients split longer lists."""
 MAX_POP = 10.0
 """Longest blocking pop a remote caller may ask for (it holds a server thread)."""
 
@@ -74,12 +76,15 @@ class TenantScope:
         *,
         runner: tuple[str, str] | None = None,
         services: Services | None = None,
+        allow_chunk: Callable[[ChunkRef], bool] | None = None,
     ) -> None:
-        """`runner` is (worker, warden) for an executor's channel; None for clients."""
+        """`runner` is (worker, warden) for an executor's channel, with `allow_chunk`
+        saying which chunks it may work on; None for clients."""
         self.store = store
         self.tenant = tenant
         self._runner = runner
         self._services = services
+        self._allow_chunk = allow_chunk or (lambda chunk: True)
 
     def call(self, method: str, args: list[Any]) -> Any:
         """The answer to one remote call; CloudException for anything not allowed."""
@@ -101,6 +106,9 @@ class TenantScope:
 
     def _tenant_call(self, method: str, args: list[Any]) -> Any:
         rest = args[1:]
+        for value in rest:  # jid lists: one call may not make the store loop for minutes
+            if isinstance(value, list) and len(value) > MAX_LIST:
+                raise CloudException(f"{method}: at most {MAX_LIST} items per call")
         if method == "submit":
             (sub,) = rest
             rest = [_checked_submission(sub)]
@@ -123,6 +131,8 @@ class TenantScope:
             return self.store.hand_back(chunk, worker)
         if method == "claim":
             _, start, max_jobs, max_bytes, _, _, token = args
+            if not (0 <= int(start) <= chunk.count and 1 <= int(max_jobs) <= MAX_CHUNK):
+                raise CloudException(f"claim: bad range {start!r}, {max_jobs!r}")
             return self.store.claim(
                 chunk, int(start), int(max_jobs), int(max_bytes), worker, warden, str(token)
             )
@@ -137,6 +147,8 @@ class TenantScope:
     def _own_chunk(self, chunk: Any) -> ChunkRef:
         if not isinstance(chunk, ChunkRef) or chunk.tenant != self.tenant:
             raise UnknownJobError(getattr(chunk, "first", None))
+        if not self._allow_chunk(chunk):
+            raise CloudException(f"chunk {chunk.key} is not one this executor runs")
         return chunk
 
 
