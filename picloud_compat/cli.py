@@ -24,7 +24,7 @@ from picloud_compat.commands.services import cron, files, rest
 
 SERVER_COMMANDS = {"worker": "worker", "beat": "beat", "gateway": "gateway", "exporter": "exporter"}
 """Commands that start server processes, imported only when invoked (`workers.cli`)."""
-ADMIN_COMMANDS = {"keys": "keys"}
+ADMIN_COMMANDS = {"keys": "keys", "usage": "usage"}
 """The administrator's commands, imported only when invoked (`commands.keys`)."""
 
 

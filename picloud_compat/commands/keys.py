@@ -112,3 +112,35 @@ def activate(api_key: str) -> None:
     """Accept a deactivated key again."""
     _registry().set_active(api_key, True)
     click.echo(f"{api_key} activated")
+
+
+@click.command("usage")
+@click.argument("api_keys", nargs=-1)
+@click.option("--days", default=7, show_default=True, type=int, help="how many recent days")
+@click.pass_context
+def usage(ctx: click.Context, api_keys: tuple[str, ...], days: int) -> None:
+    """Jobs and CPU seconds per API key and UTC day (all keys unless some are named)."""
+    registry = _registry()
+    wanted = list(api_keys) or [k.api_key for k in registry.list_keys()]
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days - 1)).strftime("%Y-%m-%d")
+    table = {
+        key: {day: v for day, v in registry.store.usage(key).items() if day >= since}
+        for key in wanted
+    }
+    if _as_json(ctx):
+        click.echo(
+            json.dumps(
+                {
+                    key: {
+                        day: {"jobs": j, "cpu_seconds": round(c, 3)} for day, (j, c) in rows.items()
+                    }
+                    for key, rows in table.items()
+                }
+            )
+        )
+        return
+    for key, rows in table.items():
+        for day, (jobs, cpu) in rows.items():
+            click.echo(f"{key}\t{day}\t{jobs} jobs\t{cpu:.1f} CPU s")
+        if not rows:
+            click.echo(f"{key}\t-\tno jobs in the last {days} days")

@@ -284,6 +284,10 @@ class RecordStore(Protocol):
         """Every API key, by number."""
         ...
 
+    def usage(self, t: str) -> dict[str, tuple[int, float]]:
+        """{UTC day: (jobs that ran to an outcome, their CPU seconds)} of a tenant."""
+        ...
+
     def set_account_active(self, api_key: str, active: bool) -> bool:
         """(De)activate a key everywhere at once; False if it does not exist."""
         ...

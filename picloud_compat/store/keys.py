@@ -51,6 +51,8 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "reaper_lock": ("pc:reaper", ()),
     # cluster-wide counters for metrics: finished jobs by status, runtime buckets, losses
     "stats": ("pc:stats", ()),
+    # per API key and UTC day: jobs that ran to an outcome and their CPU seconds
+    "usage": ("pc:{t}:usage", ("t",)),
     # crons: the record, its function (persistent), the tenant's index, fired markers
     "cron": ("pc:{t}:cron:{label}", ("t", "label")),
     "cron_function": ("pc:{t}:cronfn:{label}", ("t", "label")),
@@ -152,6 +154,11 @@ def notices(t: str, cid: str) -> str:
 def kill_queue(worker: str) -> str:
     """Kill requests for the processes warden `worker` supervises."""
     return _render("kill_queue", worker=worker)
+
+
+def usage(t: str) -> str:
+    """A tenant's usage by day (``<day>:jobs``, ``<day>:cpu``)."""
+    return _render("usage", t=t)
 
 
 def kill_generation(worker: str) -> str:

@@ -14,6 +14,16 @@ from picloud_compat.config.compute_types import QUEUES
 MAX_JID = 10**13
 """Jids stay below this: Lua prints larger numbers in exponent form (key names would
 collide), and a bound keeps any one caller from making a script loop for minutes."""
+
+
+def utc_day(when: float | None = None) -> str:
+    """The UTC date usage is counted on (``2026-11-30``)."""
+    import datetime as dt
+
+    moment = dt.datetime.now(dt.UTC) if when is None else dt.datetime.fromtimestamp(when, dt.UTC)
+    return moment.strftime("%Y-%m-%d")
+
+
 MAX_CHUNK = 4096
 """Jobs per chunk at most (clients make chunks of up to 256)."""
 

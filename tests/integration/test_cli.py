@@ -202,3 +202,50 @@ def test_keys_commands_administer_api_keys(tmp_path, redis_server, cluster_setti
     keys("keys", "activate", api_key)
     registry.authenticate(api_key, secret)
     store.close()
+
+
+def test_usage_counts_jobs_and_cpu_per_key_and_day(
+    tmp_path, worker, redis_server, cluster_settings
+):  # type: ignore[no-untyped-def]
+    """`picloud usage`: what each key ran today, from the counters the store keeps."""
+    from picloud_compat.accounts import AccountRegistry
+    from picloud_compat.store.records import utc_day
+    from picloud_compat.store.redis import RedisStore
+    from tests import jobfuncs as jf
+    from tests.conftest import make_cluster_client
+
+    store = RedisStore.from_url(redis_server.url, cluster_settings)
+    api_key, _ = AccountRegistry(store, cluster_settings).create_key("usage")
+    store.close()
+    client = make_cluster_client(cluster_settings, api_key)
+    try:
+        client.result(client.map(jf.burn_cpu, [0.2, 0.2, 0.2]), timeout=60)
+        client.result(client.map(jf.add, range(5), range(5)), timeout=60)
+    finally:
+        client.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICLOUD_")}
+    env.update(
+        PICLOUD_CONFIG_DIR=str(tmp_path / "conf"),
+        PICLOUD_SERVER_URL=redis_server.url,
+        PICLOUD_SIGNING_KEY=SIGNING_KEY,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "picloud_compat.cli", "-o", "json", "usage", api_key],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    today = json.loads(proc.stdout)[api_key][utc_day()]
+    assert today["jobs"] == 8 and today["cpu_seconds"] >= 0.5
+    text = subprocess.run(
+        [sys.executable, "-m", "picloud_compat.cli", "usage", api_key],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert f"{api_key}\t{utc_day()}\t8 jobs" in text

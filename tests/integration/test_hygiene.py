@@ -145,6 +145,7 @@ def block_signals_and_start_a_raw_thread(raw: bool) -> int:
     import _thread
 
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM, signal.SIGUSR2])
+
     def linger() -> None:
         time.sleep(30)
 

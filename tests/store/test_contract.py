@@ -1496,3 +1496,22 @@ def test_metrics_count_finished_jobs_runtimes_and_losses(store: Checked, t: str)
     assert grew == [0, 1, 0, 1, 0, 0, 0, 0]  # 0.05 s in (0.01, 0.1], 5 s in (1, 10]
     assert after.runtime_sum - before.runtime_sum == pytest.approx(5.05)
     assert after.requeued - before.requeued == 1
+
+
+def test_usage_counts_a_tenants_jobs_and_cpu_by_day(store: Checked, t: str) -> None:
+    from picloud_compat.store.records import utc_day
+
+    a, b = submit(store, t, 2)
+    claim(store, t, [a, b])
+    store.finish(
+        chunk(t, [a, b]),
+        [
+            Outcome(a, "tok1", "done", cpu_user=1.5, cpu_system=0.25),
+            Outcome(b, "tok1", "error", cpu_user=0.25),
+        ],
+        "w1",
+        False,
+    )
+    jobs, cpu = store.usage(t)[utc_day()]
+    assert jobs == 2 and cpu == pytest.approx(2.0)
+    assert store.usage(t + "-other") == {}

@@ -23,6 +23,7 @@ from picloud_compat.store.records import (
     Outcome,
     Submission,
     storable,
+    utc_day,
 )
 
 
@@ -189,6 +190,9 @@ class MemoryJobs(MemoryState):
                     len(RUNTIME_BUCKETS) + 1,
                 )
                 self._stats[f"runtime:{bucket}"] += 1
+                day = utc_day(now)
+                jobs, cpu = self._usage[t].get(day, (0, 0.0))
+                self._usage[t][day] = (jobs + 1, cpu + o.cpu_user + o.cpu_system)
                 self._stats["runtime_sum"] += o.runtime
                 if o.result:  # as on Redis, an empty blob is no result (sealed ones never are)
                     self._results[(t, o.jid)] = o.result

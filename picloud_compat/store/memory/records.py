@@ -95,6 +95,11 @@ class MemoryRecords(MemoryState):
         with self._lock:
             return sorted(self._accounts.values(), key=lambda a: int(a.api_key))
 
+    def usage(self, t: str) -> dict[str, tuple[int, float]]:
+        """{UTC day: (jobs, CPU seconds)}."""
+        with self._lock:
+            return dict(sorted(self._usage.get(t, {}).items()))
+
     def set_account_active(self, api_key: str, active: bool) -> bool:
         """(De)activate a key; submit and claim check it."""
         with self._lock:

@@ -62,6 +62,7 @@ class MemoryState:
         self._kills: deque[KillRequest] = deque()
         self._kill_generations: dict[str, int] = defaultdict(int)
         self._stats: dict[str, float] = defaultdict(float)  # as Redis's pc:stats
+        self._usage: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
         self._held: dict[str, set[ChunkRef]] = defaultdict(set)  # worker -> chunks it took
         self._workers: dict[str, WorkerInfo] = {}
         self._records: dict[tuple[str, RecordKind, str], dict[str, str]] = {}

@@ -79,6 +79,7 @@ class FinishArgs(_Retention):
     """``finish.lua`` (eleven values per outcome follow)."""
 
     output_limit: int
+    day: str  # UTC date the outcomes are counted on (usage)
     ending: int  # 0 no, 1 the runner ends the chunk, 2 ends it having run all of it
     lease: str
     first: int

@@ -25,6 +25,7 @@ from picloud_compat.store.records import (
     Outcome,
     Submission,
     storable,
+    utc_day,
 )
 from picloud_compat.store.redis import scripts
 from picloud_compat.store.redis.arguments import (
@@ -178,6 +179,7 @@ class RedisJobs(RedisBase):
             "retention": s.retention_seconds,
             "inline_limit": s.inline_result_limit,
             "output_limit": s.output_limit,
+            "day": utc_day(),
             "ending": (2 if ran_all else 1) if end else 0,
             "lease": lease_member(chunk, worker),
             "first": chunk.first,

@@ -129,6 +129,12 @@ class RedisRecords(RedisBase):
         out = [_account(as_text(k), v) for k, v in raw.items()]
         return sorted(out, key=lambda a: int(a.api_key) if a.api_key.isdigit() else 0)
 
+    def usage(self, t: str) -> dict[str, tuple[int, float]]:
+        """{UTC day: (jobs, CPU seconds)} (kept as ``<day>:jobs`` and ``<day>:cpu``)."""
+        with store_errors("reading usage"):
+            raw = self.redis.hgetall(keys.usage(t))
+        return _usage_by_day({as_text(k): as_text(v) for k, v in raw.items()})
+
     def set_account_active(self, api_key: str, active: bool) -> bool:
         """(De)activate a key; the inactive set is what the Lua scripts check."""
         current = self.account(api_key)
@@ -160,3 +166,12 @@ def _account(api_key: str, raw: bytes | str) -> Account:
         float(doc.get("created", 0)),
         str(doc.get("note", "")),
     )
+
+
+def _usage_by_day(fields: dict[str, str]) -> dict[str, tuple[int, float]]:
+    days: dict[str, tuple[int, float]] = {}
+    for name, value in fields.items():
+        day, _, what = name.rpartition(":")
+        jobs, cpu = days.get(day, (0, 0.0))
+        days[day] = (int(value), cpu) if what == "jobs" else (jobs, float(value))
+    return dict(sorted(days.items()))

@@ -205,6 +205,9 @@ class RemoteStore:
     def accounts(self) -> list[Account]:
         raise CloudException("managing API keys is the administrator's, not a tenant's")
 
+    def usage(self, t: str) -> dict[str, tuple[int, float]]:
+        raise CloudException("usage is read by the administrator (picloud usage)")
+
     def set_account_active(self, api_key: str, active: bool) -> bool:
         raise CloudException("managing API keys is the administrator's, not a tenant's")
 

@@ -11,6 +11,7 @@
 local t, now, retention = A.tenant, A.now, A.retention
 local inline_limit, output_limit = A.inline_limit, A.output_limit
 
+local USAGE_JOBS, USAGE_CPU = 0, 0
 local n = (#ARGV - 1) / 13
 for k = 0, n - 1 do
   local b = 1 + k * 13
@@ -33,6 +34,8 @@ for k = 0, n - 1 do
       if runtime <= bound then bucket = i break end
     end
     tally('runtime:' .. bucket, 1)
+    USAGE_JOBS = USAGE_JOBS + 1
+    USAGE_CPU = USAGE_CPU + (tonumber(ARGV[b + 10]) or 0) + (tonumber(ARGV[b + 11]) or 0)
     STATS_SUM = STATS_SUM + runtime
     redis.call('HSET', jk, 'cu', ARGV[b + 10], 'cs', ARGV[b + 11])
     if ARGV[b + 12] ~= '0' then redis.call('HSET', jk, 'mm', ARGV[b + 12], 'mf', ARGV[b + 13]) end
@@ -47,6 +50,12 @@ for k = 0, n - 1 do
     notify(t, jid, status, result, inline_limit, cur[3] or false, cur[5])
     if cur[4] then propagate(t, jid, status, now, retention, inline_limit) end
   end
+end
+
+if USAGE_JOBS > 0 then
+  local uk = K.usage(t)
+  redis.call('HINCRBY', uk, A.day .. ':jobs', USAGE_JOBS)
+  redis.call('HINCRBYFLOAT', uk, A.day .. ':cpu', USAGE_CPU)
 end
 
 if A.ending ~= 0 then
