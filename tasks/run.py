@@ -17,6 +17,7 @@ from celery import Task
 from celery.worker.request import Request
 
 from picloud_compat.config.compute_types import PRIORITY_SEP
+from picloud_compat.cron.redbeat import RedBeatEntries
 from picloud_compat.errors import ChunkJobsFailed
 from picloud_compat.messages import TASK_NAME, parse_body
 from picloud_compat.runner import process
@@ -24,6 +25,7 @@ from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged
 from picloud_compat.runner.state_file import worker_name
 from picloud_compat.store.records import ChunkRef
 from picloud_compat.tasks.app import app
+from picloud_compat.tenant_services import TenantServices
 
 log = logging.getLogger("picloud.tasks")
 
@@ -60,6 +62,12 @@ class ChunkTask(Task):  # type: ignore[misc]
     Request = ChunkRequest
 
 
+def tenant_services(tenant: str) -> TenantServices:
+    """What answers an executor's ``cloud.files`` and ``cloud.cron`` calls (tenant mode)."""
+    settings = process.worker_settings()
+    return TenantServices(settings, tenant, RedBeatEntries(settings))
+
+
 @app.task(  # type: ignore[misc]
     name=TASK_NAME,
     base=ChunkTask,
@@ -76,7 +84,7 @@ def run_chunk(task: Task, spec: dict[str, Any]) -> int:
     try:
         delivery = task.request.delivery_info or {}
         compute_type = str(delivery.get("routing_key") or "").split(PRIORITY_SEP)[0]
-        runner = process.celery_job_process()
+        runner = process.celery_job_process(tenant_services)
         chunk = ChunkRef(*parse_body([spec]))
         ran = runner.run(chunk, compute_type)
         if runner.failed:  # recorded already; this only makes monitoring say so

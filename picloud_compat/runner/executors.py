@@ -36,13 +36,13 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
 
 from picloud_compat.config.compute_types import DEFAULT_TYPE, memory_limit_mb
-from picloud_compat.cron.redbeat import RedBeatEntries
 from picloud_compat.errors import CloudException, ConfigurationError
 from picloud_compat.runner.chunk import DRAIN_MARKER
 from picloud_compat.runner.hygiene import ProcessDamaged
@@ -54,8 +54,7 @@ from picloud_compat.store.contract import JobProcessStore, SupervisionStore
 from picloud_compat.store.records import ChunkRef, Outcome
 from picloud_compat.store.remote import wire
 from picloud_compat.store.remote.channel import Channel, ChannelClosed
-from picloud_compat.store.remote.scope import TenantScope, answer
-from picloud_compat.tenant_services import TenantServices
+from picloud_compat.store.remote.scope import Services, TenantScope, answer
 
 log = logging.getLogger("picloud.executors")
 
@@ -97,6 +96,7 @@ class TenantExecutor:
         state: StateFile,
         tenant: str,
         compute_type: str,
+        services_for: Callable[[str], Services],
     ) -> None:
         self.tenant = tenant
         self.compute_type = compute_type
@@ -110,7 +110,7 @@ class TenantExecutor:
         self._peaks: dict[int, tuple[int, int]] = {}
         self.failed: list[tuple[int, str]] = []  # as the executor reported for its last chunk
         self._lock = threading.Lock()
-        services = TenantServices(settings, tenant, RedBeatEntries(settings))
+        services = services_for(tenant)
         self._running: ChunkRef | None = None  # the chunk the pool asked it to run
         self._scope = TenantScope(
             store,
@@ -329,12 +329,20 @@ class TenantExecutor:
 class ExecutorPool:
     """A pool process's executors, by (tenant, compute type)."""
 
-    def __init__(self, settings: Settings, store: PoolStore, identity: RunnerIdentity) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: PoolStore,
+        identity: RunnerIdentity,
+        services_for: Callable[[str], Services],
+    ) -> None:
+        """`services_for(tenant)` answers an executor's files and cron calls."""
         if not settings.signing_key:
             raise ConfigurationError("tenant isolation needs PICLOUD_SIGNING_KEY on workers")
         self.settings = settings
         self.store = store
         self.identity = identity
+        self._services_for = services_for
         if os.geteuid() == 0:
             check_readable_by_executors()
         if cgroups_usable():
@@ -396,6 +404,7 @@ class ExecutorPool:
                     self.state,
                     chunk.tenant,
                     compute_type,
+                    self._services_for,
                 )
             except (OSError, CloudException) as exc:
                 log.error("executor for %s failed to start (%s): %s", chunk.tenant, attempt, exc)

@@ -31,6 +31,7 @@ from picloud_compat.store.records import ChunkRef
 if TYPE_CHECKING:
     from picloud_compat.runner.executors import ExecutorPool
     from picloud_compat.store.redis import RedisStore
+    from picloud_compat.store.remote.scope import Services
 
 STATE_DIR_ENV = "PICLOUD_STATE_DIR"
 """Set by the Celery worker's main process before forking: where state files go."""
@@ -105,9 +106,12 @@ def cluster_store() -> RedisStore:
     return existing
 
 
-def celery_job_process() -> JobProcess | ExecutorPool:
+def celery_job_process(
+    services_for: Callable[[str], Services] | None = None,
+) -> JobProcess | ExecutorPool:
     """This Celery pool process's runner (one per pid: a fork never reuses it): the jobs
-    run here (``isolation = "shared"``) or in executors it keeps (``"tenant"``)."""
+    run here (``isolation = "shared"``) or in executors it keeps (``"tenant"``), whose
+    files and cron calls `services_for(tenant)` answers (given by the task module)."""
     pid = os.getpid()
     existing = _celery_processes.get(pid)
     if existing is None:
@@ -122,7 +126,11 @@ def celery_job_process() -> JobProcess | ExecutorPool:
         if settings.isolation == "tenant":
             from picloud_compat.runner.executors import ExecutorPool
 
-            existing = _celery_processes[pid] = ExecutorPool(settings, store, identity)
+            if services_for is None:
+                raise ConfigurationError("tenant isolation needs the tenants' services")
+            existing = _celery_processes[pid] = ExecutorPool(
+                settings, store, identity, services_for
+            )
             return existing
         mode = ClusterMode(settings)
 

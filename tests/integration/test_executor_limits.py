@@ -79,3 +79,18 @@ def test_memory_is_measured_per_job(two_tenants):
 def test_nested_jobs_run_inside_an_executor(two_tenants):
     a, _ = two_tenants
     assert a.result(a.map(_nested_square, range(6)), timeout=120) == [x * x for x in range(6)]
+
+
+def _files_inside_a_job(name: str) -> bytes:
+    import cloud
+
+    cloud.files.putf(b"written from inside an executor", name)
+    return cloud.files.getf(name).read()
+
+
+def test_a_job_uses_cloud_files_through_its_pool_process(two_tenants):  # type: ignore[no-untyped-def]
+    a, b = two_tenants
+    assert a.result(a.call(_files_inside_a_job, "inside.txt"), timeout=60) == (
+        b"written from inside an executor"
+    )
+    assert b.mode.files(b.tenant).list("") == []  # in A's space only
