@@ -18,9 +18,10 @@ from typing import Any
 
 from picloud_compat import jids as jidlib
 from picloud_compat import options as opts
-from picloud_compat.client import submitting
+from picloud_compat.client import live_output, submitting
 from picloud_compat.client.availability import Availability
 from picloud_compat.client.info import build_info, info_fields
+from picloud_compat.client.live_output import Both
 from picloud_compat.client.mode import Mode
 from picloud_compat.client.notices import NoticeHub
 from picloud_compat.client.progress import Progress, progress_for
@@ -34,7 +35,7 @@ from picloud_compat.runner.execution import current_job
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import RUNTIME_OVERRIDES, Settings
 from picloud_compat.store.contract import TenantStore
-from picloud_compat.store.records import MissingFunction, QueueService, Submission
+from picloud_compat.store.records import JobEntry, MissingFunction, QueueService, Submission
 from picloud_compat.tenancy import signer_for
 
 
@@ -281,7 +282,14 @@ class Client:
         unique = len(set(ids))
         # cloud.config.progress set after this client was made still counts
         setting = str(RUNTIME_OVERRIDES.get("progress", self.settings.progress))
-        return progress_for(setting, unique, "jobs", self.waiter.running)
+        bar = progress_for(setting, unique, "jobs", self.waiter.running)
+        if not live_output.enabled():
+            return bar
+
+        def read(jids: list[int]) -> list[JobEntry | None]:
+            return self.store.info(self.tenant, jids, ["status", "stdout", "stderr"])
+
+        return Both(bar, live_output.OutputFollower(ids, read))
 
     # -- services ------------------------------------------------------------------
 

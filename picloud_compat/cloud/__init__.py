@@ -12,6 +12,7 @@ from typing import Any
 
 from picloud_compat import __version__ as __version__
 from picloud_compat.client import session as _session
+from picloud_compat.client.live_output import enable_output
 from picloud_compat.errors import CloudException, CloudTimeoutError
 from picloud_compat.facade import JobApi
 from picloud_compat.runner.execution import current_job as _current_job
@@ -30,6 +31,7 @@ __all__ = [
     "config",
     "connection_info",
     "delete",
+    "enable_output",
     "finished_statuses",
     "getconfigpath",
     "info",
