@@ -156,7 +156,7 @@ def isolated_cluster(
 ) -> Iterator[IsolatedCluster]:
     ensure_redis_server()
     from picloud_compat.errors import ConfigurationError
-    from picloud_compat.runner.executors import check_readable_by_executors
+    from picloud_compat.runner.executor_pool import check_readable_by_executors
 
     try:  # executors run as per-tenant uids (we are root): fail clearly, never skip
         check_readable_by_executors()

@@ -33,7 +33,7 @@ def _prepare(**_: Any) -> None:
     global _state_dir
     settings = process.worker_settings()  # fail fast on missing configuration
     if settings.isolation == "tenant" and os.geteuid() == 0:
-        from picloud_compat.runner.executors import check_readable_by_executors
+        from picloud_compat.runner.executor_pool import check_readable_by_executors
 
         check_readable_by_executors()  # executors could not even start: say so now
     _state_dir = Path(tempfile.mkdtemp(prefix=f"picloud-worker-{os.getpid()}-"))

@@ -35,18 +35,16 @@ import tempfile
 import threading
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
 
-from picloud_compat.config.compute_types import DEFAULT_TYPE, memory_limit_mb
-from picloud_compat.errors import CloudException, ConfigurationError
+from picloud_compat.config.compute_types import memory_limit_mb
 from picloud_compat.runner.chunk import DRAIN_MARKER
 from picloud_compat.runner.hygiene import ProcessDamaged
-from picloud_compat.runner.limits import MemoryCgroup, cgroups_usable, remove_stale
+from picloud_compat.runner.limits import MemoryCgroup, cgroups_usable
 from picloud_compat.runner.state_file import RunnerIdentity, StateFile
 from picloud_compat.settings import Settings
 from picloud_compat.signing import tenant_key
@@ -324,118 +322,6 @@ class TenantExecutor:
         for key in reversed(stack):
             loss = self._store.recover(ChunkRef.parse(key), worker, reason)
             log.info("chunk %s: executor lost; %s", key, loss)
-
-
-class ExecutorPool:
-    """A pool process's executors, by (tenant, compute type)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        store: PoolStore,
-        identity: RunnerIdentity,
-        services_for: Callable[[str], Services],
-    ) -> None:
-        """`services_for(tenant)` answers an executor's files and cron calls."""
-        if not settings.signing_key:
-            raise ConfigurationError("tenant isolation needs PICLOUD_SIGNING_KEY on workers")
-        self.settings = settings
-        self.store = store
-        self.identity = identity
-        self._services_for = services_for
-        if os.geteuid() == 0:
-            check_readable_by_executors()
-        if cgroups_usable():
-            remove_stale(socket.gethostname(), psutil.pid_exists)
-        self.state = StateFile(identity.state_dir)
-        self._executors: OrderedDict[tuple[str, str], TenantExecutor] = OrderedDict()
-        self.failed: list[tuple[int, str]] = []
-        """Jobs of the last chunk that ended `error` (what Flower shows of it)."""
-
-    def run(self, chunk: ChunkRef, compute_type: str = DEFAULT_TYPE) -> int:
-        """Run `chunk` in its tenant's executor (started if needed)."""
-        compute_type = compute_type or DEFAULT_TYPE
-        key = (chunk.tenant, compute_type)
-        executor = self._executors.pop(key, None)
-        if executor is not None and not executor.alive():
-            executor.close()
-            executor = None
-        if executor is None:
-            executor = self._start(chunk, compute_type)
-            if executor is None:
-                return 0
-        self._executors[key] = executor
-        while len(self._executors) > max(1, self.settings.executors_per_process):
-            _, oldest = self._executors.popitem(last=False)
-            oldest.close()
-        started = time.monotonic()
-        self.failed = []
-        try:
-            ran = executor.run(chunk)
-            self.failed = executor.failed
-            return ran
-        except ChannelClosed:
-            log.warning(
-                "executor of %s died after %.1f s running %s",
-                chunk.tenant,
-                time.monotonic() - started,
-                chunk.key,
-            )
-            self._executors.pop(key, None)
-            executor.close()
-            return 0
-        except ProcessDamaged as exc:
-            log.warning("replacing the executor of %s: %s", chunk.tenant, exc)
-            self._executors.pop(key, None)
-            executor.close()
-            return 0
-        except CloudException:
-            raise
-
-    def _start(self, chunk: ChunkRef, compute_type: str) -> TenantExecutor | None:
-        """A new executor; if it cannot start twice running, the chunk's jobs are ended
-        with the reason (they would otherwise wait for a process that never comes)."""
-        for attempt in (1, 2):
-            try:
-                return TenantExecutor(
-                    self.settings,
-                    self.store,
-                    self.identity,
-                    self.state,
-                    chunk.tenant,
-                    compute_type,
-                    self._services_for,
-                )
-            except (OSError, CloudException) as exc:
-                log.error("executor for %s failed to start (%s): %s", chunk.tenant, attempt, exc)
-                failure = exc
-                time.sleep(1.0)
-        reason = f"this worker could not start a process for the job: {failure}"
-        self.store.kill(chunk.tenant, list(chunk.jids), reason)
-        return None
-
-    def close(self) -> None:
-        """Stop every executor."""
-        while self._executors:
-            _, executor = self._executors.popitem()
-            executor.close()
-        self.state.close()
-
-
-def check_readable_by_executors() -> None:
-    """Executors run under other uids: the interpreter and the platform must be
-    readable by them. Say which directory is not, rather than fail every job."""
-    import picloud_compat
-
-    places = (Path(picloud_compat.__file__).parent, Path(sys.prefix), Path(sys.base_prefix))
-    for start in (*places, Path(os.path.realpath(sys.executable))):
-        for directory in (start, *start.parents):
-            if directory.is_dir() and not directory.stat().st_mode & 0o001:
-                raise ConfigurationError(
-                    f"tenant isolation runs jobs under per-tenant uids, which cannot enter "
-                    f"{directory} (mode {directory.stat().st_mode & 0o777:o}): install the "
-                    f"platform where others can read it, or chmod o+x that directory"
-                )
 
 
 def _replace(outcome: Outcome, **changes: Any) -> Outcome:

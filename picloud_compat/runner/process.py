@@ -29,7 +29,7 @@ from picloud_compat.store.contract import JobProcessStore
 from picloud_compat.store.records import ChunkRef
 
 if TYPE_CHECKING:
-    from picloud_compat.runner.executors import ExecutorPool
+    from picloud_compat.runner.executor_pool import ExecutorPool
     from picloud_compat.store.redis import RedisStore
     from picloud_compat.store.remote.scope import Services
 
@@ -124,7 +124,7 @@ def celery_job_process(
             state_dir=Path(state_dir) if state_dir and Path(state_dir).is_dir() else None,
         )
         if settings.isolation == "tenant":
-            from picloud_compat.runner.executors import ExecutorPool
+            from picloud_compat.runner.executor_pool import ExecutorPool
 
             if services_for is None:
                 raise ConfigurationError("tenant isolation needs the tenants' services")
