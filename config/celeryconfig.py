@@ -27,6 +27,8 @@ from typing import Any
 from picloud_compat.config.beat import beat_config
 from picloud_compat.config.compute_types import DEFAULT_PRIORITY, PRIORITY_SEP, PRIORITY_STEPS
 from picloud_compat.settings import Settings
+from picloud_compat.store.redis.sentinel import SCHEME as SENTINEL_SCHEME
+from picloud_compat.store.redis.sentinel import SentinelURL
 
 WORKER_MODULES = ["picloud_compat.workers.lifecycle"]
 """Loaded by Celery when a worker starts (the ``imports`` setting): the supervisor."""
@@ -47,9 +49,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_keepalive": True,
         "health_check_interval": 25,
     }
+    broker = settings.server_url
+    if broker and broker.startswith(SENTINEL_SCHEME):
+        broker, sentinel_options = SentinelURL.parse(broker).celery_broker()
+        transport.update(sentinel_options)
     return {
         **beat_config(settings),
-        "broker_url": settings.server_url,
+        "broker_url": broker,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "task_serializer": "json",

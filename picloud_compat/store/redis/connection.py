@@ -21,6 +21,7 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from picloud_compat.errors import ConnectionFailed
 from picloud_compat.settings import Settings
+from picloud_compat.store.redis.sentinel import SCHEME, SentinelURL
 
 INLINE_ARGS = 64 * 1024
 """Values up to this size travel through the Lua scripts; bigger ones go around them."""
@@ -97,6 +98,8 @@ class _Connection(redis.Connection):
 
 def connect(url: str, settings: Settings) -> redis.Redis:
     """A client for `url` with the platform's timeouts and no hidden retries."""
+    if url.startswith(SCHEME):
+        return _sentinel_master(SentinelURL.parse(url), settings)
     extra: dict[str, Any] = {}
     if url.startswith("redis://"):
         extra["connection_class"] = _Connection
@@ -109,3 +112,24 @@ def connect(url: str, settings: Settings) -> redis.Redis:
         health_check_interval=30,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+def _sentinel_master(url: SentinelURL, settings: Settings) -> redis.Redis:
+    """A client of whichever node the sentinels say is the master (asked again on
+    every new connection, so a failover is followed)."""
+    from redis.sentinel import Sentinel
+
+    timeouts = {
+        "socket_timeout": settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+    }
+    sentinel = Sentinel(list(url.sentinels), sentinel_kwargs=timeouts, **timeouts)  # type: ignore[no-untyped-call]
+    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        url.service,
+        db=url.db,
+        username=url.username,
+        password=url.password,
+        socket_keepalive=True,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return master
