@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
-from billiard.exceptions import WorkerLostError
+from billiard.exceptions import Terminated, WorkerLostError
 from celery import Task
 from celery.worker.request import Request
 
@@ -49,8 +49,14 @@ class ChunkRequest(Request):
                 reason = (
                     "worker replaced after a job damaged it" if recycled else f"worker lost: {exc}"
                 )
-                loss = process.cluster_store().recover(chunk, worker_name(self.worker_pid), reason)
+                store = process.cluster_store()
+                loss = store.recover(chunk, worker_name(self.worker_pid), reason)
                 log.info("chunk %s: worker lost; %s", chunk.key, loss)
+                if "killed" in store.statuses(chunk.tenant, list(chunk.jids)):
+                    # the process died because a job of it was killed: monitoring should
+                    # say revoked (what Celery says of a terminated task), not failed
+                    self._announce_revoked("terminated", True, "SIGKILL", False)
+                    return
             except Exception:
                 log.exception("recovering a lost worker's chunk failed; the reaper will retry")
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
@@ -73,7 +79,7 @@ def tenant_services(tenant: str) -> TenantServices:
     base=ChunkTask,
     ignore_result=True,
     bind=True,
-    throws=(ChunkJobsFailed,),  # expected: logged in a line, not as a crash
+    throws=(ChunkJobsFailed, Terminated),  # expected: logged in a line, not as a crash
 )
 def run_chunk(task: Task, spec: dict[str, Any]) -> int:
     """Run the chunk's still-queued jobs in this pool process.
@@ -87,6 +93,9 @@ def run_chunk(task: Task, spec: dict[str, Any]) -> int:
         runner = process.celery_job_process(tenant_services)
         chunk = ChunkRef(*parse_body([spec]))
         ran = runner.run(chunk, compute_type)
+        killed = getattr(runner, "killed", None)
+        if killed is not None:  # its executor was killed with a job: revoked, as in Celery
+            raise Terminated(f"job {chunk.tenant}/{killed} was killed")
         if runner.failed:  # recorded already; this only makes monitoring say so
             raise ChunkJobsFailed(chunk.tenant, runner.failed, ran)
         return ran

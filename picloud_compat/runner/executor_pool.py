@@ -59,6 +59,8 @@ class ExecutorPool:
         self._executors: OrderedDict[tuple[str, str], TenantExecutor] = OrderedDict()
         self.failed: list[tuple[int, str]] = []
         """Jobs of the last chunk that ended `error` (what Flower shows of it)."""
+        self.killed: int | None = None
+        """The job whose kill ended the last chunk's executor, if one did."""
 
     def run(self, chunk: ChunkRef, compute_type: str = DEFAULT_TYPE) -> int:
         """Run `chunk` in its tenant's executor (started if needed)."""
@@ -78,6 +80,7 @@ class ExecutorPool:
             oldest.close()
         started = time.monotonic()
         self.failed = []
+        self.killed = None
         try:
             ran = executor.run(chunk)
             self.failed = executor.failed
@@ -89,6 +92,7 @@ class ExecutorPool:
                 time.monotonic() - started,
                 chunk.key,
             )
+            self.killed = executor.killed
             self._executors.pop(key, None)
             executor.close()
             return 0

@@ -107,6 +107,7 @@ class TenantExecutor:
         self._job: tuple[str, int, str] | None = None  # (chunk key, jid, token) running
         self._peaks: dict[int, tuple[int, int]] = {}
         self.failed: list[tuple[int, str]] = []  # as the executor reported for its last chunk
+        self.killed: int | None = None  # the job whose kill ended the executor, if one did
         self._lock = threading.Lock()
         services = services_for(tenant)
         self._running: ChunkRef | None = None  # the chunk the pool asked it to run
@@ -318,6 +319,8 @@ class TenantExecutor:
             outcome = _replace(outcome, memory_peak=peak[0], memory_failcnt=peak[1])
             self._store.finish(ChunkRef.parse(key), [outcome], worker, end=False)
             log.warning("job %s/%s exceeded %s MB", self.tenant, jid, self.limit_mb)
+        if job is not None and self._store.statuses(self.tenant, [job[1]]) == ["killed"]:
+            self.killed = job[1]
         reason = f"worker lost: the job's executor exited ({_describe_exit(code)})"
         for key in reversed(stack):
             loss = self._store.recover(ChunkRef.parse(key), worker, reason)

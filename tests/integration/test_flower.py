@@ -90,6 +90,20 @@ def test_flower_lists_jobs_by_function_and_label(
         task = wait_for(failed, 30, "the failed chunk to show in flower", interval=0.5)
         assert f"job {failing[1]}" in task["exception"]
         assert "ValueError" in task["exception"]
+
+        # A killed job's chunk shows as revoked (Celery's word for a terminated task).
+        victim = client.call(jf.sleep, 30, "never", _label="victim")
+        wait_for(lambda: client.status(victim) == "processing", 30, "the victim to run")
+        client.kill(victim)
+
+        def revoked() -> dict | None:
+            tasks = httpx.get(f"{base}/api/tasks", timeout=2).json()
+            for task in tasks.values():
+                if task.get("name", "").endswith("[victim]") and task.get("state") == "REVOKED":
+                    return task
+            return None
+
+        wait_for(revoked, 30, "the killed job's chunk to show as revoked", interval=0.5)
     finally:
         client.hub.close()
         os.killpg(proc.pid, signal.SIGTERM)
