@@ -17,8 +17,7 @@ from typing import Any
 from celery import signals
 
 from picloud_compat.runner import process
-from picloud_compat.runner.chunk import DRAIN_MARKER
-from picloud_compat.runner.state_file import worker_name
+from picloud_compat.runner.state_file import DRAIN_MARKER, worker_name
 from picloud_compat.workers.supervisor import Supervisor
 
 log = logging.getLogger("picloud.worker")

@@ -17,7 +17,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from picloud_compat.errors import CloudException, ConnectionFailed
@@ -25,7 +24,12 @@ from picloud_compat.jobspec import MISSING_SPEC, JobSpec
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
 from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
 from picloud_compat.runner.output import OutputStreamer, run_in_fresh_process
-from picloud_compat.runner.state_file import JobStateSink, RunnerIdentity, StateFile
+from picloud_compat.runner.state_file import (
+    JobStateSink,
+    RunnerIdentity,
+    StateFile,
+    drain_check,
+)
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RunnerStore
@@ -72,7 +76,7 @@ class ChunkRunner:
         self.identity = identity
         self._specs: dict[tuple[str, str], JobSpec] = {}
         self._state = state if state is not None else StateFile(identity.state_dir)
-        self._draining = draining or _marker_check(identity.state_dir)
+        self._draining = draining or drain_check(identity.state_dir)
         self._streamer = OutputStreamer(store)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
         self._room: CleanRoom | None = None  # made before the first job (the baseline)
@@ -364,17 +368,6 @@ class ChunkRunner:
         if self._room is None:
             self._room = CleanRoom(self.settings.output_limit)
         return self._room
-
-
-DRAIN_MARKER = "draining"
-"""A file in the worker's state dir: present once the worker was told to stop."""
-
-
-def _marker_check(state_dir: Path | None) -> Callable[[], bool]:
-    if state_dir is None:
-        return lambda: False
-    marker = str(state_dir / DRAIN_MARKER)
-    return lambda: os.path.exists(marker)
 
 
 def _last_line(text: str | None) -> str:

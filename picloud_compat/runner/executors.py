@@ -23,6 +23,7 @@ the chunks it held to the store's recovery, and serves the next chunk with a new
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -42,10 +43,9 @@ from typing import Any, Protocol
 import psutil
 
 from picloud_compat.config.compute_types import memory_limit_mb
-from picloud_compat.runner.chunk import DRAIN_MARKER
 from picloud_compat.runner.hygiene import ProcessDamaged
 from picloud_compat.runner.limits import MemoryCgroup, cgroups_usable
-from picloud_compat.runner.state_file import RunnerIdentity, StateFile
+from picloud_compat.runner.state_file import RunnerIdentity, StateFile, drain_check
 from picloud_compat.settings import Settings
 from picloud_compat.signing import tenant_key
 from picloud_compat.store.contract import JobProcessStore, SupervisionStore
@@ -103,7 +103,7 @@ class TenantExecutor:
         self._identity = identity
         self._state = state
         self._stack: list[str] = []  # chunks the executor reported, innermost last
-        self._marker = identity.state_dir / DRAIN_MARKER if identity.state_dir else None
+        self._draining = drain_check(identity.state_dir)
         self._job: tuple[str, int, str] | None = None  # (chunk key, jid, token) running
         self._peaks: dict[int, tuple[int, int]] = {}
         self.failed: list[tuple[int, str]] = []  # as the executor reported for its last chunk
@@ -223,7 +223,7 @@ class TenantExecutor:
 
     def _scoped(self, method: str, args: list[Any]) -> Any:
         if method == "draining":  # the worker is scaling in (the executor cannot look)
-            return self._marker is not None and self._marker.exists()
+            return self._draining()
         if method == "finish" and self.cgroup is not None and len(args) > 1:
             args = [args[0], [self._with_memory(o) for o in args[1]], *args[2:]]
         return self._scope.call(method, args)
@@ -235,7 +235,7 @@ class TenantExecutor:
             peak = self._peaks.pop(outcome.jid, None)
         if peak is None:
             return outcome
-        return _replace(outcome, memory_peak=peak[0], memory_failcnt=peak[1])
+        return dataclasses.replace(outcome, memory_peak=peak[0], memory_failcnt=peak[1])
 
     def _report(self, method: str, body: bytes) -> None:
         """State reports, in order, on the channel's reading thread. Anything out of
@@ -316,7 +316,7 @@ class TenantExecutor:
             )
             peak = self.cgroup.peak()
             outcome = Outcome(jid, token, "error", exception=message)
-            outcome = _replace(outcome, memory_peak=peak[0], memory_failcnt=peak[1])
+            outcome = dataclasses.replace(outcome, memory_peak=peak[0], memory_failcnt=peak[1])
             self._store.finish(ChunkRef.parse(key), [outcome], worker, end=False)
             log.warning("job %s/%s exceeded %s MB", self.tenant, jid, self.limit_mb)
         if job is not None and self._store.statuses(self.tenant, [job[1]]) == ["killed"]:
@@ -325,12 +325,6 @@ class TenantExecutor:
         for key in reversed(stack):
             loss = self._store.recover(ChunkRef.parse(key), worker, reason)
             log.info("chunk %s: executor lost; %s", key, loss)
-
-
-def _replace(outcome: Outcome, **changes: Any) -> Outcome:
-    import dataclasses
-
-    return dataclasses.replace(outcome, **changes)
 
 
 TOKEN = re.compile(r"[0-9a-f]{16}")

@@ -11,9 +11,21 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+DRAIN_MARKER = "draining"
+"""A file in the worker's state dir: present once the worker was told to stop."""
+
+
+def drain_check(state_dir: Path | None) -> Callable[[], bool]:
+    """Whether the worker owning `state_dir` is draining (scaling in)."""
+    if state_dir is None:
+        return lambda: False
+    marker = str(state_dir / DRAIN_MARKER)
+    return lambda: os.path.exists(marker)
 
 
 def worker_name(pid: int | None = None) -> str:

@@ -16,41 +16,13 @@ from multiprocessing.connection import Client as connect
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
+from picloud_compat.store.remote.scope import RUNNER_METHODS, TENANT_METHODS
+
 log = logging.getLogger("picloud.simulator")
 
-EXPOSED = frozenset(
-    {
-        "allocate",
-        "submit",
-        "statuses",
-        "info",
-        "results",
-        "spec",
-        "function",
-        "kill",
-        "delete",
-        "watch",
-        "pop_notices",
-        "unfinished",
-        "jobs",
-        "concurrency",
-        "service",
-        "next_chunk",
-        "claim",
-        "finish",
-        "unclaim",
-        "kill_generation",
-        "hand_back",
-        "append_output",
-        "save_record",
-        "record",
-        "record_function",
-        "update_record",
-        "delete_record",
-        "record_labels",
-        "claim_once",
-    }
-)
+EXPOSED = TENANT_METHODS | RUNNER_METHODS | {"concurrency", "service", "next_chunk"}
+"""Store methods simulator processes may call: the same tenant and runner calls a
+remote store serves, plus the simulator's own scheduling."""
 """What job processes may ask of the parent's store: their own roles (runner, client,
 records), never supervision or accounts."""
 
