@@ -334,3 +334,39 @@ class Gateway:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.proc = None
+
+
+def check_beat_and_gateway(url: str, signing_key: str, cwd: Path, name: str) -> None:
+    """Start beat and a gateway on `url` (a worker must serve c1 there) and check both
+    work through it: an isolated client's job via the gateway, a cron firing via beat."""
+    from picloud_compat.accounts import AccountRegistry
+    from picloud_compat.client import session
+    from picloud_compat.client.remote import remote_client
+    from picloud_compat.cron.registry import CronRegistry
+    from picloud_compat.settings import Settings
+    from picloud_compat.store.redis import RedisStore
+    from tests import jobfuncs as jf
+
+    settings = Settings(server_url=url, signing_key=signing_key)
+    admin = RedisStore.from_url(url, settings)
+    api_key, secret = AccountRegistry(admin, settings).create_key(name)
+    admin.close()
+    beat = Beat(url, signing_key, cwd, f"{name}-beat")
+    gateway = Gateway(url, signing_key, cwd)
+    client = session.cluster_client(settings, f"t-{name}")
+    try:
+        beat.start()
+        gateway.start()
+        isolated = remote_client(
+            Settings(server_url=gateway.url, api_key=api_key, api_secretkey=secret)
+        )
+        assert isolated.result(isolated.call(jf.add, 20, 22), timeout=60) == 42
+        isolated.close()
+        registry = CronRegistry(client)
+        registry.register(jf.noop, name, "* * * * * */2")
+        wait_for(lambda: client.list_jobs(label=f"cron:{name}"), 30, "a firing through beat")
+        registry.deregister(name)
+    finally:
+        client.close()
+        gateway.stop()
+        beat.stop()

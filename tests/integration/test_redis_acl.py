@@ -10,14 +10,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from picloud_compat.accounts import AccountRegistry
 from picloud_compat.client import session
-from picloud_compat.client.remote import remote_client
-from picloud_compat.cron.registry import CronRegistry
 from picloud_compat.settings import Settings
-from picloud_compat.store.redis import RedisStore
 from tests.conftest import SIGNING_KEY, ensure_redis_server
-from tests.harness import Beat, Gateway, RedisServer, Worker, wait_for
+from tests.harness import RedisServer, Worker, check_beat_and_gateway
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -59,32 +55,15 @@ def test_the_platform_runs_as_an_acl_user_without_dangerous_commands(acl_redis, 
     url = f"redis://platform:{password}@127.0.0.1:{server.port}/0"
     settings = Settings(server_url=url, signing_key=SIGNING_KEY)
     worker = Worker(url, SIGNING_KEY, tmp_path, concurrency=2, queues="c1")
-    beat = Beat(url, SIGNING_KEY, tmp_path, "acl-beat")
-    gateway = Gateway(url, SIGNING_KEY, tmp_path)
     client = session.cluster_client(settings, "t-acl")
     try:
         worker.start()
-        beat.start()
-        gateway.start()
         assert client.result(client.map(_double, range(10)), timeout=60) == [
             2 * x for x in range(10)
         ]
-        admin = RedisStore.from_url(url, settings)
-        api_key, secret = AccountRegistry(admin, settings).create_key("acl")
-        admin.close()
-        isolated = remote_client(
-            Settings(server_url=gateway.url, api_key=api_key, api_secretkey=secret)
-        )
-        assert isolated.result(isolated.call(_double, 4), timeout=60) == 8
-        isolated.close()
-        registry = CronRegistry(client)
-        registry.register(_tick, "acl", "* * * * * */2")
-        wait_for(lambda: client.list_jobs(label="cron:acl"), 30, "a firing through beat")
-        registry.deregister("acl")
+        check_beat_and_gateway(url, SIGNING_KEY, tmp_path, "acl")
     finally:
         client.close()
-        gateway.stop()
-        beat.stop()
         worker.stop()
     platform = redis.Redis(port=server.port, username="platform", password=password)
     for command in (

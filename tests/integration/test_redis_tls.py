@@ -14,15 +14,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from picloud_compat.accounts import AccountRegistry
 from picloud_compat.client import session
-from picloud_compat.client.remote import remote_client
-from picloud_compat.cron.registry import CronRegistry
 from picloud_compat.errors import ConnectionFailed
 from picloud_compat.settings import Settings
 from picloud_compat.store.redis import RedisStore
 from tests.conftest import SIGNING_KEY, ensure_redis_server
-from tests.harness import Beat, Gateway, Worker, free_port, wait_for
+from tests.harness import Worker, check_beat_and_gateway, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -184,26 +181,4 @@ def test_a_certificate_from_another_ca_is_refused(tls, tmp_path) -> None:  # typ
 
 def test_beat_and_the_gateway_over_tls(tls, tmp_path) -> None:  # type: ignore[no-untyped-def]
     server, _ = tls
-    settings = Settings(server_url=server.url, signing_key=SIGNING_KEY)
-    admin = RedisStore.from_url(server.url, settings)
-    api_key, secret = AccountRegistry(admin, settings).create_key("tls")
-    admin.close()
-    beat = Beat(server.url, SIGNING_KEY, tmp_path, "tls-beat")
-    gateway = Gateway(server.url, SIGNING_KEY, tmp_path)
-    client = session.cluster_client(settings, "t-cron")
-    try:
-        beat.start()
-        gateway.start()
-        isolated = remote_client(
-            Settings(server_url=gateway.url, api_key=api_key, api_secretkey=secret)
-        )
-        assert isolated.result(isolated.call(_double, 21), timeout=60) == 42
-        isolated.close()
-        registry = CronRegistry(client)
-        registry.register(_tick, "tls", "* * * * * */2")
-        wait_for(lambda: client.list_jobs(label="cron:tls"), 30, "a firing through TLS beat")
-        registry.deregister("tls")
-    finally:
-        client.close()
-        gateway.stop()
-        beat.stop()
+    check_beat_and_gateway(server.url, SIGNING_KEY, tmp_path, "tls")
