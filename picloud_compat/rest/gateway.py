@@ -28,6 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from picloud_compat.accounts import AccountRegistry
 from picloud_compat.client.jobs import Client
 from picloud_compat.client.mode import ClusterMode, Mode
+from picloud_compat.dashboard import mount_dashboard
+from picloud_compat.dashboard.context import DashboardStore
 from picloud_compat.errors import (
     CloudException,
     ConfigurationError,
@@ -57,9 +59,12 @@ def create_app(
     mode: Mode,
     authenticate: Authenticate,
     metrics: SupervisionStore | None = None,
+    dashboard: DashboardStore | None = None,
 ) -> FastAPI:
     """The gateway app over `store`; `authenticate` decides who a request acts as.
-    With `metrics`, ``/metrics`` serves the cluster's figures to ``metrics_token``."""
+    With `metrics`, ``/metrics`` serves the cluster's figures to ``metrics_token``;
+    with `dashboard` (the same store, with its browsing role), ``/dashboard`` serves
+    the job dashboard."""
     clients: dict[str, Client] = {}
     lock = threading.Lock()
     basic = HTTPBasic(auto_error=False)
@@ -68,16 +73,18 @@ def create_app(
         title="picloud-compat gateway", version="1", description=__doc__, responses=ERRORS
     )
 
-    def tenant_client(
-        credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
-    ) -> Client:
-        tenant = authenticate(credentials)
+    def client_for(tenant: str) -> Client:
         with lock:
             client = clients.get(tenant)
             if client is None:
                 client = Client(settings, store, tenant, mode, notices=False, owns=False)
                 clients[tenant] = client
         return client
+
+    def tenant_client(
+        credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)],
+    ) -> Client:
+        return client_for(authenticate(credentials))
 
     Tenant = Annotated[Client, Depends(tenant_client)]
 
@@ -86,6 +93,8 @@ def create_app(
     job_routes(app, Tenant)
     if metrics is not None:
         _metrics_route(app, settings, metrics)
+    if dashboard is not None:
+        mount_dashboard(app, settings, dashboard, client_for, metrics)
     app.state.store = store
     app.state.max_body = settings.rest_max_body
     return app
@@ -162,6 +171,7 @@ def app_from_environment() -> ClientProtocol:
         raise ConfigurationError("the gateway needs PICLOUD_SERVER_URL and PICLOUD_SIGNING_KEY")
     store = RedisStore.from_url(settings.server_url, settings)
     mode = ClusterMode(settings)
-    app = create_app(settings, store, mode, account_authenticator(store, settings), metrics=store)
+    authenticate = account_authenticator(store, settings)
+    app = create_app(settings, store, mode, authenticate, metrics=store, dashboard=store)
     accounts = AccountRegistry(store, settings)
     return ClientProtocol(settings, store, accounts.authenticate, mode.beat(), app)

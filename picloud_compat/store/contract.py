@@ -297,9 +297,23 @@ class TenantStore(ClientStore, RecordStore, Protocol):
     """What a client acting for one tenant uses: its jobs, crons and REST endpoints."""
 
 
+class BrowseStore(Protocol):
+    """What the dashboard reads besides the client's role: where a tenant's jids end,
+    and a job's sealed arguments (summarised there without being unpickled)."""
+
+    def last_jid(self, t: str) -> int:
+        """The highest jid allocated to the tenant (0 if none): jids grow with time, so
+        pages of the newest jobs are read below it without any index."""
+        ...
+
+    def arguments(self, t: str, jid: int) -> bytes | None:
+        """A job's sealed (args, kwargs) blob, None if the job or its arguments are gone."""
+        ...
+
+
 class JobProcessStore(RunnerStore, TenantStore, Protocol):
     """What a job process uses: running chunks, and nested jobs for the job's tenant."""
 
 
-class Store(ClientStore, RunnerStore, SupervisionStore, RecordStore, Protocol):
+class Store(ClientStore, RunnerStore, SupervisionStore, RecordStore, BrowseStore, Protocol):
     """Every role: what a backend implements in full."""

@@ -80,6 +80,16 @@ class MemoryReads(MemoryState):
                 if tt == t
             )
 
+    def last_jid(self, t: str) -> int:
+        """The highest jid allocated to the tenant (0 if none)."""
+        with self._lock:
+            return self._counters.get(t, 0)
+
+    def arguments(self, t: str, jid: int) -> bytes | None:
+        """A job's sealed arguments, None if the job or its arguments are gone."""
+        with self._lock:
+            return self._args.get((t, jid)) if (t, jid) in self._jobs else None
+
     def unfinished(self, t: str) -> list[int]:
         """Jids of the tenant's unfinished jobs."""
         with self._lock:

@@ -161,6 +161,19 @@ class RedisReads(RedisBase):
                         out.append((jid, status.decode(), (sid or b"").decode()))
         return out
 
+    def last_jid(self, t: str) -> int:
+        """The highest jid allocated to the tenant (0 if none)."""
+        with store_errors("reading the jid sequence"):
+            return int(self.redis.get(keys.jid_counter(t)) or 0)
+
+    def arguments(self, t: str, jid: int) -> bytes | None:
+        """A job's sealed arguments: in its record, or apart when they were big."""
+        with store_errors("reading job arguments"):
+            inline, apart = self.redis.hmget(keys.job(t, jid), "a", "ax")
+            if apart:
+                return as_blob(self.redis.get(keys.args(t, jid)))
+        return as_blob(inline)
+
     def unfinished(self, t: str) -> list[int]:
         """Jids of the tenant's unfinished jobs."""
         record: TenantArgs = {"tenant": t}

@@ -1,0 +1,99 @@
+"""The job dashboard, served by the gateway under ``/dashboard`` from the job store.
+
+What PiCloud's website was and Flower is not: every job of a key, durable (it reads the
+store, not an event stream), filtered, with its output, exception and actions; queues
+and workers; crons, REST endpoints and usage. A tenant signs in with its API key and
+sees only its own; the admin (``admin_password``) sees every key.
+
+Modules: `auth` (sessions), `listing` (paging without loading everything), `pickled`
+(argument summaries without unpickling), `context` (templates and error pages), and
+the page modules `session_pages`, `job_pages` and `cluster_pages`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+from picloud_compat.accounts import AccountRegistry
+from picloud_compat.client.jobs import Client
+from picloud_compat.dashboard.auth import NotSignedIn, NotVisible, Sessions, StaleForm
+from picloud_compat.dashboard.cluster_pages import cluster_routes
+from picloud_compat.dashboard.context import HERE, PREFIX, Dashboard, DashboardStore
+from picloud_compat.dashboard.job_pages import job_routes
+from picloud_compat.dashboard.listing import BadFilter
+from picloud_compat.dashboard.session_pages import session_routes
+from picloud_compat.errors import CloudException, ConnectionFailed, UnknownJobError
+from picloud_compat.settings import Settings
+from picloud_compat.store.contract import SupervisionStore
+
+__all__ = ["PREFIX", "mount_dashboard"]
+
+log = logging.getLogger("picloud.dashboard")
+
+UNAVAILABLE = (
+    "The job store is unavailable (Redis cannot be reached, or is failing over). "
+    "Nothing is lost: reload in a few seconds."
+)
+
+
+def mount_dashboard(
+    app: FastAPI,
+    settings: Settings,
+    store: DashboardStore,
+    client_for: Callable[[str], Client],
+    cluster: SupervisionStore | None = None,
+) -> Dashboard:
+    """Serve the dashboard from `app` under ``/dashboard``."""
+    sessions = Sessions(settings, AccountRegistry(store, settings))
+    dash = Dashboard(settings, store, sessions, client_for, cluster)
+    router = APIRouter(prefix=PREFIX, route_class=_route_class(dash), tags=["dashboard"])
+    session_routes(router, dash)
+    job_routes(router, dash)
+    cluster_routes(router, dash)
+    app.include_router(router)
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
+    return dash
+
+
+def _route_class(dash: Dashboard) -> type[APIRoute]:
+    """Routes whose failures become pages: the gateway's JSON errors are for its API."""
+
+    class DashboardRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handle = super().get_route_handler()
+
+            async def page(request: Request) -> Response:
+                try:
+                    return await handle(request)
+                except Exception as exc:
+                    return _failure_page(dash, request, exc)
+
+            return page
+
+    return DashboardRoute
+
+
+def _failure_page(dash: Dashboard, request: Request, exc: Exception) -> Response:
+    failures: list[tuple[type[Exception] | tuple[type[Exception], ...], int, Any]] = [
+        (NotSignedIn, 401, None),
+        (StaleForm, 403, None),
+        ((NotVisible, UnknownJobError), 404, "Not found: no such job or key here."),
+        (ConnectionFailed, 503, UNAVAILABLE),
+        (BadFilter, 400, None),
+        (RequestValidationError, 400, "The request is not valid: check the form's values."),
+        (CloudException, 400, None),
+    ]
+    for kinds, status, message in failures:
+        if isinstance(exc, kinds):
+            text = message or str(getattr(exc, "parameter", exc))
+            return dash.error(request, status, text)
+    log.exception("dashboard page %s failed", request.url.path)
+    return dash.error(request, 500, "The page failed; the gateway's log has the details.")
