@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from picloud_compat.config.compute_types import COMPUTE_TYPES
+from picloud_compat.errors import ConnectionFailed
 from picloud_compat.store.contract import SupervisionStore
 from picloud_compat.store.records import RUNTIME_BUCKETS
 
@@ -41,8 +42,20 @@ class ClusterCollector(Collector):
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        """One read of the store, as Prometheus metric families."""
-        m = self.store.metrics()
+        """One read of the store, as Prometheus metric families. An unreachable store
+        (Redis down or failing over) is reported as ``picloud_store_up 0``, not as a
+        failed scrape, so an alert can tell "the store is down" from "the exporter is"."""
+        up = GaugeMetricFamily(
+            "picloud_store_up", "Whether the job store (Redis) answered this scrape"
+        )
+        try:
+            m = self.store.metrics()
+        except ConnectionFailed:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
         backlog = GaugeMetricFamily(
             "picloud_backlog_chunks",
             "Chunk messages waiting for a worker, per compute type and priority",

@@ -243,7 +243,7 @@ def gateway(
         redis_server.url,
         SIGNING_KEY,
         tmp_path_factory.mktemp("gateway"),
-        env={"PICLOUD_S3_ENDPOINT_URL": s3_server.url},
+        env={"PICLOUD_S3_ENDPOINT_URL": s3_server.url, "PICLOUD_ADMIN_PASSWORD": ADMIN_PASSWORD},
     )
     g.start()
     yield g

@@ -115,7 +115,7 @@ def _replay(payload: bytes | memoryview) -> Any:
             _step(op.name, arg, stack, memo)
     except Exception:  # a pickle this reader does not follow: show what was read
         pass
-    return stack[-1] if stack else _Opaque()
+    return next((v for v in stack if not isinstance(v, _Mark)), _Opaque())
 
 
 def _pop_mark(stack: list[Any]) -> list[Any]:
@@ -177,7 +177,8 @@ def _step(name: str, arg: Any, stack: list[Any], memo: dict[int, Any]) -> None: 
         value, key = stack.pop(), stack.pop()
         stack[-1][_hashable(key)] = value
     elif name == "SETITEMS":
-        stack[-1].update(_pairs(_pop_mark(stack)))
+        pairs = _pairs(_pop_mark(stack))
+        stack[-1].update(pairs)
     elif name in ("MEMOIZE",):
         memo[len(memo)] = stack[-1]
     elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
