@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -103,8 +104,12 @@ class Worker:
         queues: str = "c1,c2,f2,m1,s1",
         name: str | None = None,
         env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
+        """`prefix` runs the worker through a command that execs it in place (``ip netns
+        exec NS ...``, for a worker on another host): the pid stays the worker's."""
         self.extra_env = env or {}
+        self.prefix = list(prefix)
         self.redis_url = redis_url
         self.signing_key = signing_key
         self.cwd = cwd
@@ -121,7 +126,12 @@ class Worker:
         env.update(self.extra_env)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                worker_argv(self.queues.split(","), self.concurrency, "INFO", f"{self.name}@%h"),
+                [
+                    *self.prefix,
+                    *worker_argv(
+                        self.queues.split(","), self.concurrency, "INFO", f"{self.name}@%h"
+                    ),
+                ],
                 cwd=self.cwd,
                 env=env,
                 stdout=log,
