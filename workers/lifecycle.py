@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import signals
 
-from picloud_compat.runner import process
+from picloud_compat.runner import process, slots
 from picloud_compat.runner.state_file import DRAIN_MARKER, worker_name
 from picloud_compat.workers.supervisor import Supervisor
 
@@ -27,8 +27,9 @@ _state_dir: Path | None = None
 
 
 @signals.worker_init.connect
-def _prepare(**_: Any) -> None:
-    """Main process, before the pool forks: children inherit these variables."""
+def _prepare(sender: Any = None, **_: Any) -> None:
+    """Main process, before the pool forks: children inherit these variables, and find
+    the worker's core slots (``_cores``) in the state directory."""
     global _state_dir
     settings = process.worker_settings()  # fail fast on missing configuration
     if settings.isolation == "tenant" and os.geteuid() == 0:
@@ -38,6 +39,7 @@ def _prepare(**_: Any) -> None:
     _state_dir = Path(tempfile.mkdtemp(prefix=f"picloud-worker-{os.getpid()}-"))
     os.environ[process.STATE_DIR_ENV] = str(_state_dir)
     os.environ[process.WARDEN_ENV] = worker_name()
+    slots.prepare(_state_dir, int(getattr(sender, "concurrency", 0) or 1))
 
 
 @signals.worker_ready.connect

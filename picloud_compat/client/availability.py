@@ -16,6 +16,7 @@ import warnings
 from picloud_compat.errors import CloudPicklingError, NoWorkersWarning
 from picloud_compat.signing import RUNTIME
 from picloud_compat.store.contract import ClientStore
+from picloud_compat.store.records import QueueService
 
 log = logging.getLogger("picloud.client")
 
@@ -28,14 +29,25 @@ class Availability:
 
     def __init__(self, store: ClientStore) -> None:
         self._store = store
-        self._checked: dict[str, float] = {}
+        self._checked: dict[str, tuple[float, QueueService]] = {}
 
-    def check(self, compute_type: str) -> None:
+    def check(self, compute_type: str, cores: int = 1) -> None:
         """Warn if no worker serves `compute_type`; CloudPicklingError if none runs this
-        client's Python and cloudpickle versions."""
+        client's Python and cloudpickle versions; ValueError if a job of `cores` cores
+        would not fit on any of them."""
         now = time.monotonic()
-        if now - self._checked.get(compute_type, -RECHECK_AFTER) < RECHECK_AFTER:
-            return
+        checked, service = self._checked.get(compute_type, (-RECHECK_AFTER, QueueService(0)))
+        if now - checked >= RECHECK_AFTER:
+            service = self._look(compute_type)
+            self._checked[compute_type] = (now, service)
+        if cores > service.largest > 0:
+            raise ValueError(
+                f"_cores={cores}: the largest worker serving {compute_type!r} has "
+                f"{service.largest} processes, so the job could never start. Ask for at most "
+                f"{service.largest}, or start a worker with `--concurrency {cores}` or more"
+            )
+
+    def _look(self, compute_type: str) -> QueueService:
         service = self._store.service(compute_type)
         if service.processes == 0:
             message = (
@@ -43,7 +55,7 @@ class Availability:
                 f"one starts (`picloud worker --type {compute_type}`; `picloud status` lists "
                 "what is served)"
             )
-            warnings.warn(message, NoWorkersWarning, stacklevel=4)
+            warnings.warn(message, NoWorkersWarning, stacklevel=5)
             log.warning("%s", message)
         elif service.runtimes and RUNTIME not in service.runtimes:
             raise CloudPicklingError(
@@ -51,4 +63,4 @@ class Availability:
                 f"this client runs {RUNTIME}: functions pickled here would not load there. "
                 "Use the same Python (major.minor) and cloudpickle versions as the workers"
             )
-        self._checked[compute_type] = now
+        return service

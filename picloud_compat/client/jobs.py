@@ -164,7 +164,7 @@ class Client:
     def _submit(
         self, spec: JobSpec, fn_blob: bytes, args: Sequence[bytes | memoryview], first: int | None
     ) -> int:
-        self._availability.check(spec.type)
+        self._availability.check(spec.type, spec.cores)
         parent = current_job()
         sub = Submission(
             cid=self.cid,

@@ -23,7 +23,9 @@ from picloud_compat.errors import CloudException, ConnectionFailed
 from picloud_compat.jobspec import MISSING_SPEC, JobSpec
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
 from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
+from picloud_compat.runner.outcomes import joined, last_line, unsaveable
 from picloud_compat.runner.output import OutputStreamer, run_in_fresh_process
+from picloud_compat.runner.slots import Cores, SlotLedger, holding
 from picloud_compat.runner.state_file import (
     JobStateSink,
     RunnerIdentity,
@@ -67,9 +69,11 @@ class ChunkRunner:
         identity: RunnerIdentity,
         state: JobStateSink | None = None,
         draining: Callable[[], bool] | None = None,
+        cores: Cores | None = None,
     ) -> None:
         """`state` is where the warden learns what runs (default: this process's file);
-        `draining` says the worker is scaling in (default: a marker in the state dir)."""
+        `draining` says the worker is scaling in (default: a marker in the state dir);
+        `cores` are the worker's slots (default: the slot files in the state dir)."""
         self.store = store
         self.settings = settings
         self.codec_for = codec_for
@@ -77,6 +81,7 @@ class ChunkRunner:
         self._specs: dict[tuple[str, str], JobSpec] = {}
         self._state = state if state is not None else StateFile(identity.state_dir)
         self._draining = draining or drain_check(identity.state_dir)
+        self._cores = cores if cores is not None else SlotLedger(identity.state_dir)
         self._streamer = OutputStreamer(store)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
         self._room: CleanRoom | None = None  # made before the first job (the baseline)
@@ -92,7 +97,18 @@ class ChunkRunner:
         self._state.close()
 
     def run(self, chunk: ChunkRef) -> int:
-        """Run every still-queued job of `chunk`; return how many ran here."""
+        """Run every still-queued job of `chunk`; return how many ran here. The outermost
+        chunk (not one a job helps with) holds one of the worker's core slots."""
+        outermost = self._depth == 0
+        if outermost:
+            self._cores.enter_chunk()
+        try:
+            return self._run(chunk)
+        finally:
+            if outermost:
+                self._cores.leave_chunk()
+
+    def _run(self, chunk: ChunkRef) -> int:
         token = secrets.token_hex(8)
         codec = self.codec_for(chunk.tenant)
         ck = chunk.key
@@ -228,7 +244,7 @@ class ChunkRunner:
             raise
         except Exception:
             log.exception("job %s/%s: its outcome was refused", chunk.tenant, outcome.jid)
-            self._retrying(self.store.finish, chunk, [_unsaveable(outcome)], worker, end=False)
+            self._retrying(self.store.finish, chunk, [unsaveable(outcome)], worker, end=False)
 
     def _recheck(
         self, chunk: ChunkRef, jobs: list[ClaimedJob], position: int, generation: int
@@ -292,6 +308,19 @@ class ChunkRunner:
         codec: Codec,
         token: str,
     ) -> Outcome:
+        wanted = spec.cores if self._depth == 1 else 1  # a helped job runs in its parent's
+        with holding(self._cores, wanted) as enough:  # before _max_runtime's clock starts
+            return self._run_held(chunk, job, spec, codec, token, not enough)
+
+    def _run_held(
+        self,
+        chunk: ChunkRef,
+        job: ClaimedJob,
+        spec: JobSpec,
+        codec: Codec,
+        token: str,
+        short_of_cores: bool,
+    ) -> Outcome:
         max_runtime = spec.max_runtime
         self._state.set_job(
             tenant=chunk.tenant,
@@ -312,6 +341,11 @@ class ChunkRunner:
         def load() -> Loaded:
             if not sha:  # reported as the job's error, like any failure to load it
                 raise CloudException("the job's options are gone from the job store (expired)")
+            if short_of_cores:
+                raise CloudException(
+                    f"the job asks for {spec.cores} cores (_cores) but this worker has "
+                    f"{self._cores.count}: start workers with at least that concurrency"
+                )
             func = codec.load_function(sha, blob)
             args, kwargs = codec.load_arguments(job.args)
             return func, args, kwargs
@@ -349,15 +383,15 @@ class ChunkRunner:
         self._state.clear_job()
         self._damage = leftovers.damage
         if result.status == "error" and self._depth == 1:
-            self._failed.append((job.jid, _last_line(result.exception)))
+            self._failed.append((job.jid, last_line(result.exception)))
         return Outcome(
             jid=job.jid,
             token=token,
             status=result.status,
             result=result.result,
             exception=result.exception,
-            stdout=_joined(result.stdout, leftovers.stdout, self.settings.output_limit),
-            stderr=_joined(result.stderr, leftovers.stderr, self.settings.output_limit),
+            stdout=joined(result.stdout, leftovers.stdout, self.settings.output_limit),
+            stderr=joined(result.stderr, leftovers.stderr, self.settings.output_limit),
             profile=result.profile,
             runtime=result.runtime,
             cpu_user=result.cpu_user,
@@ -368,30 +402,3 @@ class ChunkRunner:
         if self._room is None:
             self._room = CleanRoom(self.settings.output_limit)
         return self._room
-
-
-def _last_line(text: str | None) -> str:
-    """The exception's own line (a traceback ends with it), short enough for a list."""
-    lines = (text or "").strip().splitlines()
-    return (lines[-1] if lines else "")[:200]
-
-
-def _joined(python_level: str, fd_level: str, limit: int) -> str:
-    """A job's output: what it printed, then what reached its file descriptor (C code,
-    subprocesses); the tail, within the output limit."""
-    if not fd_level:
-        return python_level
-    return (python_level + fd_level)[-limit:]
-
-
-def _unsaveable(outcome: Outcome) -> Outcome:
-    """What is recorded for a job whose outcome the store refused: an error, without the
-    result and output that could not be saved."""
-    return Outcome(
-        jid=outcome.jid,
-        token=outcome.token,
-        status="error",
-        exception="the job ran, but its outcome could not be saved (result or output refused "
-        "by the job store)",
-        runtime=outcome.runtime,
-    )

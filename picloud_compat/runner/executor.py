@@ -123,6 +123,7 @@ class Executor:
         from picloud_compat.client.jobs import Client
         from picloud_compat.client.remote import RemoteMode
         from picloud_compat.runner.process import JobProcess
+        from picloud_compat.runner.slots import RemoteCores
         from picloud_compat.serialization import Codec
         from picloud_compat.settings import Settings
         from picloud_compat.signing import Signer
@@ -158,6 +159,7 @@ class Executor:
             codec_for=codec_for,
             state=state,
             draining=lambda: bool(store.call("draining")),
+            cores=RemoteCores(int(config.get("slots") or 0), store.call),
         )
 
 

@@ -25,6 +25,7 @@ from picloud_compat.errors import CloudException, ConfigurationError
 from picloud_compat.runner.executors import PoolStore, TenantExecutor
 from picloud_compat.runner.hygiene import ProcessDamaged
 from picloud_compat.runner.limits import cgroups_usable, remove_stale
+from picloud_compat.runner.slots import SlotLedger
 from picloud_compat.runner.state_file import RunnerIdentity, StateFile
 from picloud_compat.settings import Settings
 from picloud_compat.store.records import ChunkRef
@@ -56,6 +57,7 @@ class ExecutorPool:
         if cgroups_usable():
             remove_stale(socket.gethostname(), psutil.pid_exists)
         self.state = StateFile(identity.state_dir)
+        self.slots = SlotLedger(identity.state_dir)  # held here for the executors
         self._executors: OrderedDict[tuple[str, str], TenantExecutor] = OrderedDict()
         self.failed: list[tuple[int, str]] = []
         """Jobs of the last chunk that ended `error` (what Flower shows of it)."""
@@ -81,6 +83,7 @@ class ExecutorPool:
         started = time.monotonic()
         self.failed = []
         self.killed = None
+        self.slots.enter_chunk()
         try:
             ran = executor.run(chunk)
             self.failed = executor.failed
@@ -103,6 +106,8 @@ class ExecutorPool:
             return 0
         except CloudException:
             raise
+        finally:
+            self.slots.leave_chunk()
 
     def _start(self, chunk: ChunkRef, compute_type: str) -> TenantExecutor | None:
         """A new executor; if it cannot start twice running, the chunk's jobs are ended
@@ -117,6 +122,7 @@ class ExecutorPool:
                     chunk.tenant,
                     compute_type,
                     self._services_for,
+                    self.slots,
                 )
             except (OSError, CloudException) as exc:
                 log.error("executor for %s failed to start (%s): %s", chunk.tenant, attempt, exc)

@@ -45,6 +45,7 @@ import psutil
 from picloud_compat.config.compute_types import memory_limit_mb
 from picloud_compat.runner.hygiene import ProcessDamaged
 from picloud_compat.runner.limits import MemoryCgroup, cgroups_usable
+from picloud_compat.runner.slots import SlotLedger
 from picloud_compat.runner.state_file import RunnerIdentity, StateFile, drain_check
 from picloud_compat.settings import Settings
 from picloud_compat.signing import tenant_key
@@ -95,8 +96,10 @@ class TenantExecutor:
         tenant: str,
         compute_type: str,
         services_for: Callable[[str], Services],
+        slots: SlotLedger,
     ) -> None:
         self.tenant = tenant
+        self._slots = slots  # the pool process's: widened when a job asks (`_cores`)
         self.compute_type = compute_type
         self.limit_mb = memory_limit_mb(compute_type, settings.memory_limits)
         self._store = store
@@ -143,6 +146,7 @@ class TenantExecutor:
             "worker": identity.worker,
             "warden": identity.warden,
             "rlimit_bytes": 0 if self.cgroup is not None else limit + 512 * 1024 * 1024,
+            "slots": slots.count,
         }
         try:
             self._request("start", config, START_TIMEOUT)
@@ -224,6 +228,15 @@ class TenantExecutor:
     def _scoped(self, method: str, args: list[Any]) -> Any:
         if method == "draining":  # the worker is scaling in (the executor cannot look)
             return self._draining()
+        if method == "cores_widen":  # a `_cores` job is about to start
+            (cores,) = args
+            if type(cores) is not int or not 1 <= cores <= self._slots.count:
+                raise ValueError(f"cannot hold {cores!r} cores of {self._slots.count}")
+            self._slots.widen(cores)
+            return None
+        if method == "cores_narrow":
+            self._slots.narrow()
+            return None
         if method == "finish" and self.cgroup is not None and len(args) > 1:
             args = [args[0], [self._with_memory(o) for o in args[1]], *args[2:]]
         return self._scope.call(method, args)

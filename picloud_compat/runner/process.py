@@ -21,6 +21,7 @@ from picloud_compat.client.mode import ClusterMode
 from picloud_compat.errors import ConfigurationError
 from picloud_compat.runner import helping
 from picloud_compat.runner.chunk import ChunkRunner
+from picloud_compat.runner.slots import Cores
 from picloud_compat.runner.state_file import JobStateSink, RunnerIdentity, worker_name
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
@@ -52,13 +53,21 @@ class JobProcess:
         codec_for: Callable[[str], Codec] | None = None,
         state: JobStateSink | None = None,
         draining: Callable[[], bool] | None = None,
+        cores: Cores | None = None,
     ) -> None:
-        """`codec_for` and `state` replace the defaults (a codec per tenant from the
-        cluster secret, this process's state file) in an executor, which has neither."""
+        """`codec_for`, `state` and `cores` replace the defaults (a codec per tenant from
+        the cluster secret, this process's state file, the worker's slot files) in an
+        executor, which has none of them."""
         self.settings = settings
         self.store = store
         self.runner = ChunkRunner(
-            store, settings, codec_for or self.codec_for, identity, state=state, draining=draining
+            store,
+            settings,
+            codec_for or self.codec_for,
+            identity,
+            state=state,
+            draining=draining,
+            cores=cores,
         )
         helping.register_runner(self.runner)
         session.set_job_client_factory(job_client)

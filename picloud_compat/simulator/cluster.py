@@ -23,6 +23,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from picloud_compat.runner import slots
 from picloud_compat.runner.hygiene import RECYCLE_EXIT
 from picloud_compat.runner.state_file import worker_name
 from picloud_compat.settings import Settings
@@ -43,6 +44,7 @@ class LocalCluster:
         self._dir = Path(tempfile.mkdtemp(prefix="picloud-sim-"))
         self.state_dir = self._dir / "state"
         self.state_dir.mkdir()
+        slots.prepare(self.state_dir, self.processes)  # what `_cores` jobs hold
         self.address = str(self._dir / "store.sock")
         self._authkey = secrets.token_bytes(32)
         self.server = StoreServer(self.store, self.address, self._authkey)

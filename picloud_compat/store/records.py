@@ -262,6 +262,7 @@ class QueueService:
 
     processes: int
     runtimes: tuple[str, ...] = ()
+    largest: int = 0  # processes of the biggest live worker: the most `_cores` one job gets
 
 
 @dataclass(frozen=True)

@@ -101,4 +101,4 @@ class MemoryReads(MemoryState):
 
     def service(self, queue: str) -> QueueService:
         """The simulator's processes serve every queue, in this very runtime."""
-        return QueueService(self.settings.processes, (RUNTIME,))
+        return QueueService(self.settings.processes, (RUNTIME,), self.settings.processes)

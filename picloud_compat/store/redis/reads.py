@@ -245,7 +245,9 @@ class RedisReads(RedisBase):
                         known = per_queue.get(q, QueueService(0))
                         runtimes = set(known.runtimes) | ({worker.runtime} - {""})
                         per_queue[q] = QueueService(
-                            known.processes + worker.concurrency, tuple(sorted(runtimes))
+                            known.processes + worker.concurrency,
+                            tuple(sorted(runtimes)),
+                            max(known.largest, worker.concurrency),
                         )
                 cached = self._concurrency_cache = (now, per_queue)
         return cached[1].get(queue, QueueService(0))
