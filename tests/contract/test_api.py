@@ -387,7 +387,9 @@ def test_info_reports_cpu_time_and_accepts_picloud_resource_fields(cloud, mode):
         assert entry["memory.failcnt"] == 0
     assert set(entry) == measured  # the rest is left out
     assert entry["cputime.user"] + entry["cputime.system"] >= 0.25
-    assert 50 <= entry["cpu_percentage"] <= 150
+    # a CPU-bound job is near 100 %; other processes on a loaded 2-core machine can take
+    # half of that (the bounds catch a fraction given as a percentage, or the reverse)
+    assert 20 <= entry["cpu_percentage"] <= 150
     assert "cputime.user" in cloud.info(jid, "all")[jid]
     with pytest.raises(ValueError, match="unknown info field"):
         cloud.info(jid, ["memory.bogus"])
