@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from picloud_compat.commands.environments import env
 from picloud_compat.commands.output import (
     EXIT_CLOUD_EXCEPTION,
     EXIT_ERROR,
@@ -228,6 +229,7 @@ def list_jobs(ctx: click.Context, label: str | None, status_: str | None) -> Non
 cli.add_command(files)
 cli.add_command(cron)
 cli.add_command(rest)
+cli.add_command(env)
 
 
 def main() -> None:

@@ -34,10 +34,18 @@ def task_id(tenant: str, first: int | str, count: int) -> str:
 
 
 def chunk_template(
-    tenant: str, count: int, queue: str, priority: int, display_name: str, label: str | None
+    tenant: str,
+    count: int,
+    queue: str,
+    priority: int,
+    display_name: str,
+    label: str | None,
+    env: str | None = None,
 ) -> str:
-    """A message for the chunk (tenant, @JID@, count), with placeholders left in."""
-    spec = f'{{"t": {json.dumps(tenant)}, "j": {JID}, "n": {count}}}'
+    """A message for the chunk (tenant, @JID@, count), with placeholders left in; jobs
+    of an environment name it (``"e"``), so a worker routes them without a read."""
+    extra = f', "e": {json.dumps(env)}' if env else ""
+    spec = f'{{"t": {json.dumps(tenant)}, "j": {JID}, "n": {count}{extra}}}'
     body = (
         f'[[{spec}], {{}}, {{"callbacks": null, "errbacks": null, "chain": null, "chord": null}}]'
     )
@@ -100,3 +108,9 @@ def parse_body(args: list) -> tuple[str, int, int]:
     """(tenant, first, count) from the task's positional arguments."""
     spec = args[0]
     return str(spec["t"]), int(spec["j"]), int(spec["n"])
+
+
+def body_env(args: list) -> str | None:
+    """The environment a chunk's jobs run in (None: the worker's own)."""
+    env = args[0].get("e") if isinstance(args[0], dict) else None
+    return str(env) if env else None

@@ -77,6 +77,7 @@ class Settings:
     isolation: str = "shared"
     executors_per_process: int = 2  # executors a pool process keeps (least recent closed)
     memory_limits: str = ""  # per compute type overrides in MB, e.g. "c1=300,c2=800"
+    env_dir: str = ""  # where workers cache built environments (default: $TMPDIR/picloud-envs)
     executor_uid_base: int = 200_000  # executors of API key N run as uid base+N (as root)
     drain_grace: float = 30.0  # seconds a stopping worker lets running jobs finish
     metrics_token: str | None = None  # bearer token for the gateway's /metrics (else off)

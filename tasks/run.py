@@ -19,8 +19,9 @@ from celery.worker.request import Request
 from picloud_compat.config.compute_types import PRIORITY_SEP
 from picloud_compat.cron.redbeat import RedBeatEntries
 from picloud_compat.errors import ChunkJobsFailed
-from picloud_compat.messages import TASK_NAME, parse_body
+from picloud_compat.messages import TASK_NAME, body_env, parse_body
 from picloud_compat.runner import process
+from picloud_compat.runner.executor_pool import ExecutorPool
 from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged
 from picloud_compat.runner.state_file import worker_name
 from picloud_compat.store.records import ChunkRef
@@ -90,9 +91,15 @@ def run_chunk(task: Task, spec: dict[str, Any]) -> int:
     try:
         delivery = task.request.delivery_info or {}
         compute_type = str(delivery.get("routing_key") or "").split(PRIORITY_SEP)[0]
-        runner = process.celery_job_process(tenant_services)
         chunk = ChunkRef(*parse_body([spec]))
-        ran = runner.run(chunk, compute_type)
+        env = body_env([spec])
+        if env:  # in the environment's interpreter, in an executor
+            pool = process.celery_env_pool(tenant_services)
+            runner: process.JobProcess | ExecutorPool = pool
+            ran = pool.run(chunk, compute_type, env)
+        else:
+            runner = process.celery_job_process(tenant_services)
+            ran = runner.run(chunk, compute_type)
         killed = getattr(runner, "killed", None)
         if killed is not None:  # its executor was killed with a job: revoked, as in Celery
             raise Terminated(f"job {chunk.tenant}/{killed} was killed")

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from picloud_compat.settings import Settings
 from tests.harness import S3_ENV, Gateway, MotoServer, RedisServer, Worker
 
 SIGNING_KEY = "test-signing-key-" + "0" * 32
+ENV_DIR = Path(tempfile.gettempdir()) / f"picloud-test-envs-{os.getpid()}"
+"""Where this session's workers build environments (``_env``): fresh, so builds are real."""
 ADMIN_PASSWORD = "test-admin-password"
 
 
@@ -79,7 +82,7 @@ def worker(
         SIGNING_KEY,
         tmp_path_factory.mktemp("worker"),
         concurrency=2,
-        env={"PICLOUD_S3_ENDPOINT_URL": s3_server.url, **S3_ENV},
+        env={"PICLOUD_S3_ENDPOINT_URL": s3_server.url, "PICLOUD_ENV_DIR": str(ENV_DIR), **S3_ENV},
     )
     w.start()
     yield w
@@ -170,7 +173,7 @@ def isolated_cluster(
         SIGNING_KEY,
         tmp_path_factory.mktemp("worker-isolated"),
         concurrency=2,
-        env={"PICLOUD_ISOLATION": "tenant", **s3},
+        env={"PICLOUD_ISOLATION": "tenant", "PICLOUD_ENV_DIR": str(ENV_DIR), **s3},
     )
     gateway = Gateway(redis.url, SIGNING_KEY, tmp_path_factory.mktemp("gateway-isolated"), env=s3)
     try:
@@ -263,3 +266,7 @@ def account(cluster_settings: Settings):  # type: ignore[no-untyped-def]
     yield api_key, secret, client
     client.hub.close()
     store.close()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shutil.rmtree(ENV_DIR, ignore_errors=True)  # environments the workers built

@@ -28,6 +28,7 @@ from picloud_compat.client.progress import Progress, progress_for
 from picloud_compat.client.results import ResultIterator
 from picloud_compat.client.waiting import Waiter
 from picloud_compat.config.compute_types import COMPUTE_TYPES
+from picloud_compat.environments.registry import KnownEnvironments
 from picloud_compat.errors import ConnectionFailed, ResultLoadError, UnknownJobError
 from picloud_compat.files.base import FileStore
 from picloud_compat.jobspec import JobSpec
@@ -65,6 +66,7 @@ class Client:
         self.waiter = Waiter(store, tenant, self.hub, self.codec, self._mine)
         self._stored_functions: set[str] = set()
         self._availability = Availability(store)
+        self._environments = KnownEnvironments(store, tenant)
         self._lock = threading.Lock()
         self._owns = owns  # closing this client closes its store and mode
         self.closed = False
@@ -165,6 +167,8 @@ class Client:
         self, spec: JobSpec, fn_blob: bytes, args: Sequence[bytes | memoryview], first: int | None
     ) -> int:
         self._availability.check(spec.type, spec.cores)
+        if spec.env:
+            self._environments.check(spec.env)
         parent = current_job()
         sub = Submission(
             cid=self.cid,
@@ -179,6 +183,7 @@ class Client:
             args=args,
             display_name=spec.name,
             label=spec.label,
+            env=spec.env,
             first=first,
             parent=parent.jid if parent and parent.tenant == self.tenant else None,
         )

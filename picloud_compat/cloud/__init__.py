@@ -132,4 +132,4 @@ from picloud_compat.config_object import ConfigSettings as _ConfigSettings  # no
 config = _ConfigSettings()
 
 # PiCloud made its submodules available after a plain `import cloud`.
-from cloud import account, cloud, cron, files, mp, pool_interface, rest  # noqa: E402,F401
+from cloud import account, cloud, cron, environment, files, mp, pool_interface, rest  # noqa: E402,F401

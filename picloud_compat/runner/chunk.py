@@ -70,6 +70,7 @@ class ChunkRunner:
         state: JobStateSink | None = None,
         draining: Callable[[], bool] | None = None,
         cores: Cores | None = None,
+        refusal: str | None = None,
     ) -> None:
         """`state` is where the warden learns what runs (default: this process's file);
         `draining` says the worker is scaling in (default: a marker in the state dir);
@@ -82,6 +83,7 @@ class ChunkRunner:
         self._state = state if state is not None else StateFile(identity.state_dir)
         self._draining = draining or drain_check(identity.state_dir)
         self._cores = cores if cores is not None else SlotLedger(identity.state_dir)
+        self._refusal = refusal  # every job fails with this (an environment that failed)
         self._streamer = OutputStreamer(store)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
         self._room: CleanRoom | None = None  # made before the first job (the baseline)
@@ -341,6 +343,8 @@ class ChunkRunner:
         def load() -> Loaded:
             if not sha:  # reported as the job's error, like any failure to load it
                 raise CloudException("the job's options are gone from the job store (expired)")
+            if self._refusal:
+                raise CloudException(self._refusal)
             if short_of_cores:
                 raise CloudException(
                     f"the job asks for {spec.cores} cores (_cores) but this worker has "

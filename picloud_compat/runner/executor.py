@@ -160,6 +160,7 @@ class Executor:
             state=state,
             draining=lambda: bool(store.call("draining")),
             cores=RemoteCores(int(config.get("slots") or 0), store.call),
+            refusal=str(config["refusal"]) if config.get("refusal") else None,
         )
 
 

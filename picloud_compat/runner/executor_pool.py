@@ -21,6 +21,8 @@ from pathlib import Path
 import psutil
 
 from picloud_compat.config.compute_types import DEFAULT_TYPE
+from picloud_compat.environments.builder import EnvBuilder, default_env_dir
+from picloud_compat.environments.registry import EnvRegistry
 from picloud_compat.errors import CloudException, ConfigurationError
 from picloud_compat.runner.executors import PoolStore, TenantExecutor
 from picloud_compat.runner.hygiene import ProcessDamaged
@@ -58,25 +60,33 @@ class ExecutorPool:
             remove_stale(socket.gethostname(), psutil.pid_exists)
         self.state = StateFile(identity.state_dir)
         self.slots = SlotLedger(identity.state_dir)  # held here for the executors
-        self._executors: OrderedDict[tuple[str, str], TenantExecutor] = OrderedDict()
+        self._builder = EnvBuilder(Path(settings.env_dir or default_env_dir()))
+        # by (tenant, compute type, environment)
+        self._executors: OrderedDict[tuple[str, str, str], TenantExecutor] = OrderedDict()
         self.failed: list[tuple[int, str]] = []
         """Jobs of the last chunk that ended `error` (what Flower shows of it)."""
         self.killed: int | None = None
         """The job whose kill ended the last chunk's executor, if one did."""
 
-    def run(self, chunk: ChunkRef, compute_type: str = DEFAULT_TYPE) -> int:
-        """Run `chunk` in its tenant's executor (started if needed)."""
+    def run(self, chunk: ChunkRef, compute_type: str = DEFAULT_TYPE, env: str | None = None) -> int:
+        """Run `chunk` in its tenant's executor for the type and environment (started,
+        and the environment built, if needed)."""
         compute_type = compute_type or DEFAULT_TYPE
-        key = (chunk.tenant, compute_type)
+        key = (chunk.tenant, compute_type, env or "")
         executor = self._executors.pop(key, None)
         if executor is not None and not executor.alive():
             executor.close()
             executor = None
         if executor is None:
-            executor = self._start(chunk, compute_type)
+            self.state.push(chunk.key)  # leased while an environment builds
+            try:
+                executor = self._start(chunk, compute_type, env)
+            finally:
+                self.state.pop()
             if executor is None:
                 return 0
-        self._executors[key] = executor
+        if executor.refusal is None:  # one refusing jobs is not kept: the next may build
+            self._executors[key] = executor
         while len(self._executors) > max(1, self.settings.executors_per_process):
             _, oldest = self._executors.popitem(last=False)
             oldest.close()
@@ -109,9 +119,18 @@ class ExecutorPool:
         finally:
             self.slots.leave_chunk()
 
-    def _start(self, chunk: ChunkRef, compute_type: str) -> TenantExecutor | None:
+    def _start(self, chunk: ChunkRef, compute_type: str, env: str | None) -> TenantExecutor | None:
         """A new executor; if it cannot start twice running, the chunk's jobs are ended
-        with the reason (they would otherwise wait for a process that never comes)."""
+        with the reason (they would otherwise wait for a process that never comes). An
+        environment that cannot be built gives an executor on the worker's interpreter
+        that fails each job with the build's log, as a job error."""
+        interpreter, refusal = sys.executable, None
+        if env:
+            try:
+                spec = EnvRegistry(self.store, chunk.tenant).get(env)
+                interpreter = str(self._builder.python(spec))
+            except CloudException as exc:
+                refusal = f"environment {env!r}: {exc.parameter}"
         for attempt in (1, 2):
             try:
                 return TenantExecutor(
@@ -123,6 +142,8 @@ class ExecutorPool:
                     compute_type,
                     self._services_for,
                     self.slots,
+                    interpreter,
+                    refusal,
                 )
             except (OSError, CloudException) as exc:
                 log.error("executor for %s failed to start (%s): %s", chunk.tenant, attempt, exc)

@@ -97,8 +97,14 @@ class TenantExecutor:
         compute_type: str,
         services_for: Callable[[str], Services],
         slots: SlotLedger,
+        interpreter: str = sys.executable,
+        refusal: str | None = None,
     ) -> None:
+        """`interpreter` runs the jobs (an environment's); with `refusal`, every job of
+        the executor fails with it instead (an environment that could not be built)."""
         self.tenant = tenant
+        self.refusal = refusal
+        self._interpreter = interpreter
         self._slots = slots  # the pool process's: widened when a job asks (`_cores`)
         self.compute_type = compute_type
         self.limit_mb = memory_limit_mb(compute_type, settings.memory_limits)
@@ -147,6 +153,7 @@ class TenantExecutor:
             "warden": identity.warden,
             "rlimit_bytes": 0 if self.cgroup is not None else limit + 512 * 1024 * 1024,
             "slots": slots.count,
+            "refusal": refusal,
         }
         try:
             self._request("start", config, START_TIMEOUT)
@@ -172,7 +179,7 @@ class TenantExecutor:
         }
         if os.environ.get("PYTHONPATH"):
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        argv = [sys.executable, "-m", "picloud_compat.runner.executor", str(theirs.fileno())]
+        argv = [self._interpreter, "-m", "picloud_compat.runner.executor", str(theirs.fileno())]
         if as_root:
             argv.append(str(uid))  # it confines itself before anything else runs
         return subprocess.Popen(

@@ -54,12 +54,14 @@ class JobProcess:
         state: JobStateSink | None = None,
         draining: Callable[[], bool] | None = None,
         cores: Cores | None = None,
+        refusal: str | None = None,
     ) -> None:
         """`codec_for`, `state` and `cores` replace the defaults (a codec per tenant from
         the cluster secret, this process's state file, the worker's slot files) in an
         executor, which has none of them."""
         self.settings = settings
         self.store = store
+        self.identity = identity
         self.runner = ChunkRunner(
             store,
             settings,
@@ -68,6 +70,7 @@ class JobProcess:
             state=state,
             draining=draining,
             cores=cores,
+            refusal=refusal,
         )
         helping.register_runner(self.runner)
         session.set_job_client_factory(job_client)
@@ -101,6 +104,7 @@ def worker_settings() -> Settings:
 
 _stores: dict[int, Any] = {}
 _celery_processes: dict[int, JobProcess | ExecutorPool] = {}
+_env_pools: dict[int, ExecutorPool] = {}
 
 
 def cluster_store() -> RedisStore:
@@ -112,6 +116,24 @@ def cluster_store() -> RedisStore:
     if existing is None:
         settings = worker_settings()
         existing = _stores[pid] = RedisStore.from_url(settings.server_url or "", settings)
+    return existing
+
+
+def celery_env_pool(services_for: Callable[[str], Services]) -> ExecutorPool:
+    """This pool process's executors for jobs with an environment (``_env``), which run
+    in the environment's interpreter. Tenant isolation uses its one pool for every job;
+    the shared mode keeps running other jobs in this process."""
+    runner = celery_job_process(services_for)
+    if not isinstance(runner, JobProcess):
+        return runner
+    pid = os.getpid()
+    existing = _env_pools.get(pid)
+    if existing is None:
+        from picloud_compat.runner.executor_pool import ExecutorPool
+
+        existing = _env_pools[pid] = ExecutorPool(
+            worker_settings(), cluster_store(), runner.identity, services_for
+        )
     return existing
 
 

@@ -63,7 +63,11 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "rest": ("pc:{t}:rest:{label}", ("t", "label")),
     "rest_function": ("pc:{t}:restfn:{label}", ("t", "label")),
     "rests": ("pc:{t}:rests", ("t",)),
-    # tenants having records of a kind (cron, rest)
+    # environments (`_env`): the spec record, an unused function slot, the tenant's index
+    "env": ("pc:{t}:env:{label}", ("t", "label")),
+    "env_function": ("pc:{t}:envfn:{label}", ("t", "label")),
+    "envs": ("pc:{t}:envs", ("t",)),
+    # tenants having records of a kind (cron, rest, env)
     "record_owners": ("pc:owners:{kind}", ("kind",)),
     # API keys: key -> JSON {secret (HMAC of the secret), active, created, note}
     "accounts": ("pc:accounts", ()),
@@ -204,6 +208,21 @@ def rest_function(t: str, label: str) -> str:
 def rests(t: str) -> str:
     """The set of the tenant's REST endpoint labels."""
     return _render("rests", t=t)
+
+
+def env(t: str, label: str) -> str:
+    """An environment's record (its requirements)."""
+    return _render("env", t=t, label=label)
+
+
+def env_function(t: str, label: str) -> str:
+    """Unused (environments carry no function); kept so every record kind has one."""
+    return _render("env_function", t=t, label=label)
+
+
+def envs(t: str) -> str:
+    """The set of the tenant's environment names."""
+    return _render("envs", t=t)
 
 
 BEAT_PREFIX = "pc:beat:"

@@ -50,7 +50,7 @@ OUTPUT_FIELDS = ("stdout", "stderr", "profile")
 JobEntry = dict[str, object]
 """`info()` answer for one job: requested record fields and outputs, by name."""
 
-RecordKind = Literal["cron", "rest"]
+RecordKind = Literal["cron", "rest", "env"]
 """Named per-tenant records that carry a stored function."""
 
 
@@ -109,6 +109,7 @@ class Submission:
     label: str | None = None
     first: int | None = None  # pre-allocated jids (map); None allocates (call)
     parent: int | None = None  # the jid submitting this, for nested jobs
+    env: str | None = None  # the environment (`_env`) its jobs run in: named in the message
 
     def __post_init__(self) -> None:
         """Refuse what no client makes but a caller could: the queue becomes a Redis

@@ -105,6 +105,27 @@ def test_cron_and_rest_commands(picloud, account):
     ] == ["a"]
 
 
+def test_env_commands(picloud, account, tmp_path):  # type: ignore[no-untyped-def]
+    _, _, client = account
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("inflection==0.5.1  # plurals\n\n")
+    picloud("env", "create", "words", "-r", str(requirements), "--description", "plurals")
+    assert json.loads(picloud("-o", "json", "env", "list").stdout) == ["words"]
+    assert "inflection==0.5.1" in picloud("env", "info", "words").stdout
+    jid = client.call(_plural, "mouse", _env="words")
+    assert client.result(jid, timeout=240) == "mice"
+    picloud("env", "delete", "words")
+    assert "no environment named 'words'" in picloud("env", "info", "words", check=3).stderr
+    requirements.write_text("-r other.txt\n")
+    assert "pip options" in picloud("env", "create", "x", "-r", str(requirements), check=1).stderr
+
+
+def _plural(word: str) -> str:
+    import inflection
+
+    return str(inflection.pluralize(word))
+
+
 def test_worker_command_serves_its_type(tmp_path):
     """`picloud worker --type m1` consumes m1 (and only m1), on a Redis of its own."""
     from picloud_compat.client.session import cluster_client

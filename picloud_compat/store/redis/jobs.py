@@ -90,7 +90,7 @@ class RedisJobs(RedisBase):
             "retention": s.retention_seconds,
             "queue": queue_key(sub.queue, sub.priority),
             "template": chunk_template(
-                t, len(sub.args), sub.queue, sub.priority, sub.display_name, sub.label
+                t, len(sub.args), sub.queue, sub.priority, sub.display_name, sub.label, sub.env
             ),
             "deperr": sub.depends_on_errors,
             "parent": sub.parent,

@@ -20,6 +20,7 @@ _KEYS: dict[str, tuple[Callable[[str, str], str], Callable[[str, str], str], Cal
 _KEYS = {
     "cron": (keys.cron, keys.cron_function, keys.crons),
     "rest": (keys.rest, keys.rest_function, keys.rests),
+    "env": (keys.env, keys.env_function, keys.envs),
 }
 
 

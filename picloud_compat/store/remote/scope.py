@@ -175,6 +175,7 @@ def _checked_submission(sub: Any) -> Submission:
         depends_on_errors=spec.depends_on_errors,
         label=spec.label,
         display_name=spec.name,
+        env=spec.env,
     )
 
 

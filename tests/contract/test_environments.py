@@ -1,0 +1,77 @@
+"""``_env``: jobs run in an environment built from pip requirements (a real package from
+PyPI, built with uv by the worker on first use). The simulator keeps the records but runs
+jobs in the user's own interpreter, as documented.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+PACKAGE = "inflection==0.5.1"  # small, pure Python, and not installed with the platform
+
+
+def _inflect(word: str) -> tuple[str, str, str]:
+    import inflection  # only in the environment
+
+    return inflection.pluralize(word), inflection.__version__, sys.executable
+
+
+def _interpreter(_: object = None) -> str:
+    return sys.executable
+
+
+def test_a_job_runs_in_its_environment(cloud, mode) -> None:  # type: ignore[no-untyped-def]
+    name = cloud.environment.create("words", requirements=[PACKAGE], desc="for plurals")
+    assert name == "words"
+    (listed,) = cloud.environment.list_envs("words")
+    assert listed["requirements"] == [PACKAGE] and listed["description"] == "for plurals"
+    assert "words" in [e["name"] for e in cloud.environment.list_envs()]
+    if mode == "simulator":  # runs in this interpreter, which lacks the package
+        jid = cloud.call(_inflect, "octopus", _env="words")
+        with pytest.raises(cloud.CloudException, match="No module named 'inflection'"):
+            cloud.result(jid, timeout=60)
+        return
+    plural, version, interpreter = cloud.result(
+        cloud.call(_inflect, "octopus", _env="words"), timeout=240
+    )
+    assert (plural, version) == ("octopi", "0.5.1")
+    assert interpreter != sys.executable and "picloud" in interpreter
+    # the same key's other jobs, and the worker's own, stay without it
+    plain = cloud.call(_inflect, "cat")
+    with pytest.raises(cloud.CloudException, match="No module named 'inflection'"):
+        cloud.result(plain, timeout=60)
+    # a second job reuses the build (and its executor): quick
+    again = cloud.map(_inflect, ["person", "child"], _env="words")
+    assert [r[0] for r in cloud.result(again, timeout=60)] == ["people", "children"]
+
+
+def test_an_unknown_environment_is_refused_at_submit(cloud) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="no environment named 'nowhere'"):
+        cloud.call(_interpreter, _env="nowhere")
+    with pytest.raises(ValueError, match=r"requirement '-e \.': pip options"):
+        cloud.environment.create("bad", requirements=["-e ."])
+    with pytest.raises(ValueError, match="cloudpickle is what the job process runs on"):
+        cloud.environment.create("bad", requirements=["cloudpickle==2.0"])
+    with pytest.raises(ValueError, match="is not valid"):
+        cloud.environment.create("bad", requirements=["numpy=>1"])
+    assert "bad" not in [e["name"] for e in cloud.environment.list_envs()]
+
+
+def test_a_build_failure_is_a_job_error_with_the_build_log(cloud, mode) -> None:  # type: ignore[no-untyped-def]
+    cloud.environment.create("broken", requirements=["no-such-package-picloud-test==1.0"])
+    jids = cloud.map(_interpreter, [None, None], _env="broken")
+    if mode == "simulator":
+        assert cloud.result(jids, timeout=60) == [sys.executable] * 2
+        return
+    for jid in jids:
+        with pytest.raises(cloud.CloudException) as failed:
+            cloud.result(jid, timeout=240)
+        assert cloud.status(jid) == "error"
+        text = str(failed.value)
+        assert "environment 'broken'" in text and "no-such-package-picloud-test" in text
+    cloud.environment.delete("broken")
+    assert "broken" not in [e["name"] for e in cloud.environment.list_envs()]
