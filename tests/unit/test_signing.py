@@ -37,7 +37,7 @@ def test_seal_is_deterministic(signer: Signer) -> None:
     assert signer.seal(PAYLOAD) == signer.seal(PAYLOAD)
 
 
-@pytest.mark.parametrize("offset", [-1, -len(PAYLOAD), len(MAGIC), len(MAGIC) + 31])
+@pytest.mark.parametrize("offset", [-1, -len(PAYLOAD), len(MAGIC), len(MAGIC) + 15])
 def test_flipped_byte_is_refused(signer: Signer, offset: int) -> None:
     """Offsets hit the payload's last and first byte and the MAC's first and last byte."""
     blob = bytearray(signer.seal(PAYLOAD))
@@ -48,7 +48,7 @@ def test_flipped_byte_is_refused(signer: Signer, offset: int) -> None:
 
 def test_flipped_header_byte_is_refused(signer: Signer) -> None:
     blob = bytearray(signer.seal(PAYLOAD))
-    blob[len(MAGIC) + 32 + 1] ^= 0x01  # first byte of the runtime header
+    blob[len(MAGIC) + 16 + 1] ^= 0x01  # first byte of the runtime header
     with pytest.raises(AuthenticityError):
         signer.open(bytes(blob))
 
@@ -60,7 +60,8 @@ def test_truncated_blob_is_refused(signer: Signer) -> None:
 
 
 @pytest.mark.parametrize(
-    "blob", [b"", b"PCS1", PAYLOAD, b"XXXX" + b"\0" * 64, b"\x80\x05\x95" + b"\0" * 80]
+    "blob",
+    [b"", b"PCS1", b"PCS2", PAYLOAD, b"XXXX" + b"\0" * 64, b"\x80\x05\x95" + b"\0" * 80],
 )
 def test_blob_without_magic_is_refused(signer: Signer, blob: bytes) -> None:
     with pytest.raises(AuthenticityError, match="carries no signature") as info:
@@ -108,3 +109,24 @@ def test_other_runtime_header_is_a_pickling_error(
     assert "function" in message
     assert "py2.7|cp0.5.2" in message
     assert signing._RUNTIME.decode() in message
+
+
+def test_blobs_sealed_with_the_full_mac_before_still_open(signer: Signer) -> None:
+    """Stores written by the previous version (``PCS1``, a 32-byte MAC) stay readable,
+    and their MAC is checked in full."""
+    import hmac
+
+    body = signer.seal(PAYLOAD)[len(MAGIC) + 16 :]
+    key = signer._key
+    legacy = b"PCS1" + hmac.digest(key, body, "sha256") + body
+    assert bytes(signer.open(legacy)) == PAYLOAD
+    short = b"PCS1" + hmac.digest(key, body, "sha256")[:16] + body
+    with pytest.raises(AuthenticityError):
+        signer.open(short)
+
+
+def test_a_small_jobs_arguments_stay_under_redis_compact_limit(signer: Signer) -> None:
+    """64 bytes is Redis's hash-max-listpack-value: above it a job record takes ~1.2 KB."""
+    import pickle
+
+    assert len(signer.seal(pickle.dumps(((5,),), protocol=5))) <= 64
