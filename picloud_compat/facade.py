@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from picloud_compat.client.handles import JobId, JobList
 from picloud_compat.client.jobs import Client
 from picloud_compat.client.results import ResultIterator
 
@@ -16,11 +17,11 @@ class JobApi:
     def __init__(self, get_client: Callable[[], Client]) -> None:
         self._get = get_client
 
-    def call(self, func: Any, *args: Any, **kwargs: Any) -> int:
+    def call(self, func: Any, *args: Any, **kwargs: Any) -> JobId:
         """Run ``func(*args, **kwargs)`` as a job; return its jid (see README for `_kwargs`)."""
         return self._get().call(func, *args, **kwargs)
 
-    def map(self, func: Any, *iterables: Any, **kwargs: Any) -> list[int]:
+    def map(self, func: Any, *iterables: Any, **kwargs: Any) -> JobList:
         """One job per element (shorter iterables padded with None); jids in input order."""
         return self._get().map(func, *iterables, **kwargs)
 

@@ -122,7 +122,7 @@ def build_info(
                 value = None if spec is MISSING_SPEC else getattr(spec, _FROM_SPEC[f])
                 item[f] = list(value) if isinstance(value, tuple) else value
             elif f == "runtime":
-                item[f] = _runtime(entry)
+                item[f] = job_runtime(entry)
             elif f == "cpu_percentage":
                 item[f] = _cpu_percentage(entry)
             elif f in ("created", "finished"):
@@ -155,7 +155,9 @@ class _SpecCache:
         return self._specs[spec_id]
 
 
-def _runtime(entry: JobEntry) -> float | None:
+def job_runtime(entry: JobEntry) -> float | None:
+    """Seconds the job ran, or has been running; None before it starts (needs the
+    ``runtime``, ``started`` and ``status`` fields)."""
     runtime, started = entry.get("runtime"), entry.get("started")
     if isinstance(runtime, int | float | str):
         return float(runtime)

@@ -20,6 +20,7 @@ from picloud_compat import jids as jidlib
 from picloud_compat import options as opts
 from picloud_compat.client import live_output, submitting
 from picloud_compat.client.availability import Availability
+from picloud_compat.client.handles import JobId, JobList
 from picloud_compat.client.info import build_info, info_fields
 from picloud_compat.client.live_output import Both
 from picloud_compat.client.mode import Mode
@@ -78,8 +79,8 @@ class Client:
 
     # -- submitting ----------------------------------------------------------------
 
-    def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
-        """Run ``func(*args, **kwargs)`` as one job; return its jid."""
+    def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> JobId:
+        """Run ``func(*args, **kwargs)`` as one job; return its jid (an int)."""
         if not callable(func):
             raise TypeError(f"cloud.call first argument ({func!r}) is not callable")
         reserved, user_kwargs = opts.split_kwargs(kwargs)
@@ -92,7 +93,7 @@ class Client:
         jid = self._submit(spec, fn_blob, [blob], first=None)
         if callbacks:
             self.hub.add_callbacks([jid], callbacks)
-        return jid
+        return JobId(jid, self, spec)
 
     def submit_stored(
         self,
@@ -105,8 +106,9 @@ class Client:
         blob = self.codec.arguments(args, kwargs, spec.fast_serialization)
         return self._submit(spec, fn_blob, [blob], first=None)
 
-    def map(self, func: Callable[..., Any], *iterables: Any, **kwargs: Any) -> list[int]:
-        """One job per element of the zipped iterables (padded with None); jids in order."""
+    def map(self, func: Callable[..., Any], *iterables: Any, **kwargs: Any) -> JobList:
+        """One job per element of the zipped iterables (padded with None); jids in order
+        (a list of ints)."""
         if not callable(func):
             raise TypeError(f"cloud.map first argument ({func!r}) is not callable")
         if not iterables:
@@ -123,7 +125,7 @@ class Client:
         options, callbacks = opts.parse(reserved)
         rows = list(itertools.zip_longest(*iterables))
         if not rows:
-            return []
+            return JobList((), self)
         fn_sha, fn_blob = self.codec.function(func)
         spec = JobSpec.of(options, fn_sha, submitting.display_name(func))
         fast = options.fast_serialization
@@ -158,7 +160,7 @@ class Client:
                 )
                 exc.jid = list(range(first, first + submitted))
             raise
-        jids = list(range(first, first + len(rows)))
+        jids = JobList(range(first, first + len(rows)), self, spec)
         if callbacks:
             self.hub.add_callbacks(jids, callbacks)
         return jids
