@@ -65,4 +65,5 @@ def test_workers_of_another_runtime_refuse_the_submit_naming_both(lonely) -> Non
         warnings.simplefilter("error")  # served in this runtime: no warning
         client.call(_noop, _type="c1")
     served = client.services()
-    assert served["m1"] == QueueService(4, (other,)) and served["c1"] == QueueService(2, (RUNTIME,))
+    assert served["m1"] == QueueService(4, (other,), 4)
+    assert served["c1"] == QueueService(2, (RUNTIME,), 2)
