@@ -206,6 +206,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
+def start_redis(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """A private, non-persistent redis-server on loopback `port`, ready when returned."""
+    import redis
+
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--dir", str(tmp)]
+    proc = start(argv, dict(os.environ), tmp, tmp / "redis.log")
+    wait_ready(lambda: redis.Redis(port=port).ping(), "redis-server")
+    return proc
+
+
 def start_isolated(
     env: dict[str, str], tmp: Path, empty: Path, procs: list[subprocess.Popen[bytes]]
 ) -> Callable[[], Any]:
@@ -309,27 +320,7 @@ def main() -> None:
     procs = []
     systems: list[System] = []
     try:
-        procs.append(
-            start(
-                [
-                    "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(tmp),
-                ],
-                dict(os.environ),
-                tmp,
-                tmp / "redis.log",
-            )
-        )
-        wait_ready(lambda: redis.Redis(port=port).ping(), "redis-server")
+        procs.append(start_redis(tmp, port))
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         ours = dict(env, PICLOUD_SERVER_URL=f"{url}/0", PICLOUD_SIGNING_KEY=SIGNING_KEY)
         procs.append(start(worker_argv(["c1"], 2, "WARNING", None), ours, empty, tmp / "ours.log"))

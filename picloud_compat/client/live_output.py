@@ -14,7 +14,7 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TextIO
 
 from picloud_compat.status import FINISHED
@@ -54,7 +54,7 @@ class OutputFollower:
         self._done: set[int] = set()
         self._polled = 0.0
 
-    def update(self, done: int, failed: int, pending: set[int]) -> None:
+    def update(self, done: int, failed: int, pending: Collection[int]) -> None:
         """Read and print, at most every POLL_EVERY seconds."""
         now = time.monotonic()
         if now - self._polled >= POLL_EVERY:
@@ -98,7 +98,7 @@ class Both:
     def __init__(self, first: object, second: object) -> None:
         self._parts = (first, second)
 
-    def update(self, done: int, failed: int, pending: set[int]) -> None:
+    def update(self, done: int, failed: int, pending: Collection[int]) -> None:
         """Tell both."""
         for part in self._parts:
             part.update(done, failed, pending)  # type: ignore[attr-defined]

@@ -10,12 +10,12 @@ expired list), long waits also re-read statuses every few seconds.
 
 from __future__ import annotations
 
+import heapq
 import inspect
 import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -38,9 +38,15 @@ MAX_REMEMBERED = 1_000_000
 """Finished statuses remembered for jids nobody has waited on yet (oldest dropped)."""
 OUTAGE_GRACE = 60.0
 """Seconds a wait rides out an unreachable job store before raising ConnectionFailed."""
-MAX_INLINE_BYTES = 64 * 1024 * 1024
-"""Inline results kept for jids nobody has asked about yet; beyond this they are
-dropped (they stay in the store and are fetched on demand)."""
+JOURNAL_MAX = 2_000_000
+"""Finish events kept for waiters to read as news; a waiter that fell further behind
+scans its pending jids instead."""
+MAX_INLINE_BYTES = 32 * 1024 * 1024
+"""Memory for inline results kept for jids nobody has asked about yet; beyond this they
+are dropped (they stay in the store and are fetched on demand, 1,024 a round trip)."""
+INLINE_OVERHEAD = 120
+"""What keeping one inline result costs besides its bytes (the dict entry, the bytes
+object): for a million tiny results that, not their bytes, is the memory."""
 
 
 class NoticeHub:
@@ -50,7 +56,7 @@ class NoticeHub:
         self.store, self.tenant, self.cid = store, tenant, cid
         self._cond = threading.Condition()
         self._leader = False
-        self._finished: OrderedDict[int, str] = OrderedDict()
+        self._finished: dict[int, str] = {}  # in arrival order (a dict is, and is smaller)
         self._inline: dict[int, bytes] = {}
         self._inline_bytes = 0
         self._callbacks: dict[int, Callbacks] = {}
@@ -63,6 +69,10 @@ class NoticeHub:
         self._outage_since: float | None = None
         self.recheck_all = False  # set after an outage: notices may have been lost
         self._closed = False
+        # jids in the order they were learned finished: a waiter reads what is new since
+        # its last look, so waiting on a million jobs costs per notice, not per pending jid
+        self._journal: list[int] = []
+        self._journal_base = 0  # events dropped from the journal's front
 
     # -- what waiters call --------------------------------------------------------
 
@@ -77,14 +87,41 @@ class NoticeHub:
         with self._cond:
             blob = self._inline.pop(jid, None)
             if blob is not None:
-                self._inline_bytes -= len(blob)
+                self._inline_bytes -= len(blob) + INLINE_OVERHEAD
             return blob
 
     def mark_finished(self, statuses: dict[int, str]) -> None:
         """Record finished statuses read directly, and wake the waiters."""
         with self._cond:
             self._finished.update(statuses)
+            self._record(statuses)
             self._cond.notify_all()
+
+    def position(self) -> int:
+        """Where the finish events stand now (a cursor for `news_since`)."""
+        with self._cond:
+            return self._journal_base + len(self._journal)
+
+    def news_since(self, cursor: int) -> tuple[list[int] | None, int]:
+        """Jids learned finished since `cursor`, and the new cursor; None when events
+        were dropped since (the caller then looks at every jid it waits for)."""
+        with self._cond:
+            end = self._journal_base + len(self._journal)
+            if cursor < self._journal_base:
+                return None, end
+            return self._journal[cursor - self._journal_base :], end
+
+    def wait_news(self, cursor: int, deadline: float | None) -> None:
+        """Block until something finished after `cursor` (or the deadline)."""
+        self._wait_until(lambda: self._journal_base + len(self._journal) > cursor, deadline)
+
+    def _record(self, jids: Iterable[int]) -> None:
+        """Append finish events (under the lock), dropping the oldest half when full."""
+        self._journal.extend(jids)
+        if len(self._journal) > JOURNAL_MAX:
+            half = len(self._journal) // 2
+            del self._journal[:half]
+            self._journal_base += half
 
     def forget(self, jids: Iterable[int]) -> None:
         """Deleted jobs: waiting on them fails at once instead of at the next recheck."""
@@ -94,18 +131,29 @@ class NoticeHub:
                 self._finished.pop(jid, None)
                 blob = self._inline.pop(jid, None)
                 if blob is not None:
-                    self._inline_bytes -= len(blob)
+                    self._inline_bytes -= len(blob) + INLINE_OVERHEAD
 
     def wait_any(self, pending: set[int], deadline: float | None) -> set[int]:
         """Block until some jid of `pending` is known finished (or the deadline)."""
+        done: set[int] = set()
+
+        def found() -> bool:
+            done.update(j for j in pending if j in self._finished)
+            return bool(done)
+
+        self._wait_until(found, deadline)
+        return done
+
+    def _wait_until(self, ready: Callable[[], bool], deadline: float | None) -> None:
+        """Wait (under the lock) until `ready()`, the deadline or close. One waiting
+        thread at a time pops notices (the leader); the others sleep on the condition."""
         while True:
             with self._cond:
-                done = {j for j in pending if j in self._finished}
-                if done or self._closed:
-                    return done
+                if ready() or self._closed:
+                    return
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return set()
+                    return
                 slice_ = POP_SLICE if remaining is None else min(POP_SLICE, remaining)
                 if self._leader:
                     self._cond.wait(slice_)
@@ -152,14 +200,17 @@ class NoticeHub:
             for n in notices:
                 self._finished[n.jid] = n.status
                 if len(self._finished) > MAX_REMEMBERED:
-                    self._finished.popitem(last=False)  # a waiter would re-read its status
-                if n.result is not None and self._inline_bytes + len(n.result) <= MAX_INLINE_BYTES:
-                    self._inline[n.jid] = n.result
-                    self._inline_bytes += len(n.result)
+                    del self._finished[next(iter(self._finished))]  # a waiter would re-read
+                result = n.result
+                cost = 0 if result is None else len(result) + INLINE_OVERHEAD
+                if result is not None and self._inline_bytes + cost <= MAX_INLINE_BYTES:
+                    self._inline[n.jid] = result
+                    self._inline_bytes += cost
                 cbs = self._callbacks.pop(n.jid, None)
                 if cbs:
                     funcs = cbs.on_success if n.status == "done" else cbs.on_error
                     fire.extend((f, n.jid) for f in funcs)
+            self._record(n.jid for n in notices)
             self._cond.notify_all()
         for item in fire:
             self._ensure_callback_thread()
@@ -204,7 +255,7 @@ class NoticeHub:
 
     def recheck(self, pending: set[int]) -> None:
         """Read statuses directly, in case a notice was lost."""
-        jids = sorted(pending)[:2000]  # a bounded sample per pass
+        jids = heapq.nsmallest(2000, pending)  # a bounded sample per pass, oldest first
         statuses = self.riding_out_outages(lambda: self.store.statuses(self.tenant, jids), 0.5)
         if statuses is None:
             return

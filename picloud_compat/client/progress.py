@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from picloud_compat.runner.execution import current_job
@@ -24,7 +25,7 @@ RUNNING_UP_TO = 5000
 class Progress(Protocol):
     """What a wait reports as it goes."""
 
-    def update(self, done: int, failed: int, pending: set[int]) -> None:
+    def update(self, done: int, failed: int, pending: Collection[int]) -> None:
         """`done` and `failed` of the total have finished; `pending` have not."""
         ...
 
@@ -36,7 +37,7 @@ class Progress(Protocol):
 class NoProgress:
     """Shows nothing."""
 
-    def update(self, done: int, failed: int, pending: set[int]) -> None:
+    def update(self, done: int, failed: int, pending: Collection[int]) -> None:
         """Nothing to show."""
 
     def close(self) -> None:
@@ -73,7 +74,7 @@ class ProgressBar:
         self._running_now = 0
         self._shown = (-1, -1, -1)
 
-    def update(self, done: int, failed: int, pending: set[int]) -> None:
+    def update(self, done: int, failed: int, pending: Collection[int]) -> None:
         """Advance to `done + failed` and refresh the counts (running: about once a second)."""
         now = time.monotonic()
         if pending and len(pending) <= RUNNING_UP_TO and now - self._counted_at >= RUNNING_EVERY:

@@ -8,11 +8,30 @@ did. Results of already-finished jobs after the head are fetched in one batch
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from picloud_compat.client.progress import NoProgress, Progress
 from picloud_compat.client.waiting import Waiter
 from picloud_compat.errors import CloudException
+
+
+class _Rest(Collection[int]):
+    """The jids after the iterator's position, without copying them at every `next()`
+    (a million-job iteration would otherwise copy a million-element tail each time)."""
+
+    def __init__(self, ids: list[int], pos: int) -> None:
+        self._ids, self._pos = ids, pos
+
+    def __len__(self) -> int:
+        return len(self._ids) - self._pos
+
+    def __iter__(self) -> Iterator[int]:
+        return itertools.islice(self._ids, self._pos, None)
+
+    def __contains__(self, jid: object) -> bool:
+        return jid in self._ids[self._pos :]
 
 
 class ResultIterator:
@@ -59,7 +78,7 @@ class ResultIterator:
             self._failed += 1
         else:
             self._done += 1
-        self._progress.update(self._done, self._failed, set(self._ids[self._pos :]))
+        self._progress.update(self._done, self._failed, _Rest(self._ids, self._pos))
         if self._pos >= len(self._ids):
             self._progress.close()
         if isinstance(value, CloudException) and not self._ignore_errors:

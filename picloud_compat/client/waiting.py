@@ -9,6 +9,7 @@ a safety net. Inside a job, a wait on queued jobs runs them in this process
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 from picloud_compat import jids as jidlib
@@ -26,6 +27,22 @@ from picloud_compat.runner.helping import helper
 from picloud_compat.serialization import Codec
 from picloud_compat.status import FAILED, FINISHED, KILLED_MESSAGE, STALLED_MESSAGE
 from picloud_compat.store.contract import ClientStore
+
+
+class _Finished(dict[int, str]):
+    """Finished statuses by jid, counting the failed ones as they arrive (a wait on a
+    million jobs must not recount them at every notice)."""
+
+    failed = 0
+
+    def __setitem__(self, jid: int, status: str) -> None:
+        if jid not in self:
+            self.failed += status in FAILED
+        super().__setitem__(jid, status)
+
+    def update(self, other: Any = (), /, **_: Any) -> None:
+        for jid, status in dict(other).items():
+            self[jid] = status
 
 
 class Waiter:
@@ -54,7 +71,7 @@ class Waiter:
         finally:
             shown.close()
 
-    def running(self, jids: set[int]) -> int:
+    def running(self, jids: Collection[int]) -> int:
         """How many of `jids` are running now (one status read: for progress bars)."""
         listed = sorted(jids)
         return sum(s == "processing" for s in self.store.statuses(self.tenant, listed))
@@ -68,15 +85,16 @@ class Waiter:
         progress: Progress,
     ) -> dict[int, str]:
         deadline = None if not timeout else time.monotonic() + timeout
-        statuses: dict[int, str] = {}
+        statuses = _Finished()
         pending = set(ids)
+        cursor = self.hub.position()
         self._resolve_known(pending, statuses)
         self.watch(pending)
         self._resolve_known(pending, statuses)
         last_check = time.monotonic()
         assist = helper()
         while True:
-            failures = sum(s in FAILED for s in statuses.values())
+            failures = statuses.failed
             progress.update(len(statuses) - failures, failures, pending)
             if not ignore_errors and failures:
                 failed = [j for j in ids if statuses.get(j) in FAILED]
@@ -90,14 +108,16 @@ class Waiter:
                 continue
             slice_end = time.monotonic() + (RECHECK_EVERY if assist is None else 0.05)
             until = slice_end if deadline is None else min(deadline, slice_end)
-            self.hub.wait_any(pending, until)
-            self._resolve_known(pending, statuses)
+            self.hub.wait_news(cursor, until)
+            cursor, progressed = self._resolve_news(cursor, pending, statuses)
+            if progressed:
+                last_check = time.monotonic()  # notices flow: nothing seems lost
             due = time.monotonic() - last_check >= RECHECK_EVERY or self.hub.recheck_all
             if pending and due:
                 self.hub.recheck_all = False
                 last_check = time.monotonic()
                 self.hub.recheck(pending)
-                self._resolve_known(pending, statuses)
+                cursor, _ = self._resolve_news(cursor, pending, statuses)
 
     def finished_statuses(self, ids: list[int]) -> dict[int, str]:
         """Statuses already known to be finished (no waiting, no store access)."""
@@ -107,6 +127,25 @@ class Waiter:
             if st is not None:
                 out[jid] = st
         return out
+
+    def _resolve_news(
+        self, cursor: int, pending: set[int], statuses: dict[int, str]
+    ) -> tuple[int, bool]:
+        """Move the jids that finished since `cursor` from `pending` to `statuses`: work
+        per finished job, not per pending one. Returns the new cursor and whether any
+        of ours finished."""
+        news, cursor = self.hub.news_since(cursor)
+        before = len(pending)
+        if news is None:  # fell behind the hub's memory: look at every pending jid
+            self._resolve_known(pending, statuses)
+        else:
+            for jid in news:
+                if jid in pending:
+                    status = self.hub.finished_status(jid)
+                    if status is not None:
+                        statuses[jid] = status
+                        pending.discard(jid)
+        return cursor, len(pending) < before
 
     def _resolve_known(self, pending: set[int], statuses: dict[int, str]) -> None:
         known = self.finished_statuses(list(pending))
