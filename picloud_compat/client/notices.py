@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from picloud_compat.client.status_table import StatusTable
 from picloud_compat.errors import ConnectionFailed, UnknownJobError
 from picloud_compat.options import Callbacks
 from picloud_compat.runner.hygiene import own_thread
@@ -34,8 +35,8 @@ POP_SLICE = 0.5
 """Longest single blocking pop, so close() and deadlines are honoured promptly."""
 RECHECK_EVERY = 1.0
 """Seconds between status re-reads while waiting (a safety net, not the mechanism)."""
-MAX_REMEMBERED = 1_000_000
-"""Finished statuses remembered for jids nobody has waited on yet (oldest dropped)."""
+MAX_PAGES = 512
+"""Pages of finished statuses remembered (64 Ki jids, 64 KiB each; the oldest dropped)."""
 OUTAGE_GRACE = 60.0
 """Seconds a wait rides out an unreachable job store before raising ConnectionFailed."""
 JOURNAL_MAX = 2_000_000
@@ -56,7 +57,7 @@ class NoticeHub:
         self.store, self.tenant, self.cid = store, tenant, cid
         self._cond = threading.Condition()
         self._leader = False
-        self._finished: dict[int, str] = {}  # in arrival order (a dict is, and is smaller)
+        self._finished = StatusTable()
         self._inline: dict[int, bytes] = {}
         self._inline_bytes = 0
         self._callbacks: dict[int, Callbacks] = {}
@@ -199,8 +200,8 @@ class NoticeHub:
         with self._cond:
             for n in notices:
                 self._finished[n.jid] = n.status
-                if len(self._finished) > MAX_REMEMBERED:
-                    del self._finished[next(iter(self._finished))]  # a waiter would re-read
+                if self._finished.pages > MAX_PAGES:
+                    self._finished.drop_oldest_page()  # a waiter would re-read those
                 result = n.result
                 cost = 0 if result is None else len(result) + INLINE_OVERHEAD
                 if result is not None and self._inline_bytes + cost <= MAX_INLINE_BYTES:

@@ -9,12 +9,13 @@ a safety net. Inside a job, a wait on queued jobs runs them in this process
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, MutableMapping
 from typing import Any
 
 from picloud_compat import jids as jidlib
 from picloud_compat.client.notices import RECHECK_EVERY, NoticeHub
 from picloud_compat.client.progress import NoProgress, Progress
+from picloud_compat.client.status_table import StatusTable
 from picloud_compat.errors import (
     AuthenticityError,
     CloudException,
@@ -29,9 +30,9 @@ from picloud_compat.status import FAILED, FINISHED, KILLED_MESSAGE, STALLED_MESS
 from picloud_compat.store.contract import ClientStore
 
 
-class _Finished(dict[int, str]):
-    """Finished statuses by jid, counting the failed ones as they arrive (a wait on a
-    million jobs must not recount them at every notice)."""
+class _Finished(StatusTable):
+    """Finished statuses by jid (a byte each), counting the failed ones as they arrive:
+    a wait on a million jobs must not recount them at every notice."""
 
     failed = 0
 
@@ -39,10 +40,6 @@ class _Finished(dict[int, str]):
         if jid not in self:
             self.failed += status in FAILED
         super().__setitem__(jid, status)
-
-    def update(self, other: Any = (), /, **_: Any) -> None:
-        for jid, status in dict(other).items():
-            self[jid] = status
 
 
 class Waiter:
@@ -62,7 +59,7 @@ class Waiter:
         ignore_errors: bool,
         timeout_message: str,
         progress: Progress | None = None,
-    ) -> dict[int, str]:
+    ) -> MutableMapping[int, str]:
         """Wait until every jid finished; raise the first failure unless ignore_errors.
         Returns the finished status of each jid. `progress` hears of every change."""
         shown = progress or NoProgress()
@@ -83,7 +80,7 @@ class Waiter:
         ignore_errors: bool,
         timeout_message: str,
         progress: Progress,
-    ) -> dict[int, str]:
+    ) -> MutableMapping[int, str]:
         deadline = None if not timeout else time.monotonic() + timeout
         statuses = _Finished()
         pending = set(ids)
@@ -129,7 +126,7 @@ class Waiter:
         return out
 
     def _resolve_news(
-        self, cursor: int, pending: set[int], statuses: dict[int, str]
+        self, cursor: int, pending: set[int], statuses: MutableMapping[int, str]
     ) -> tuple[int, bool]:
         """Move the jids that finished since `cursor` from `pending` to `statuses`: work
         per finished job, not per pending one. Returns the new cursor and whether any
@@ -147,7 +144,7 @@ class Waiter:
                         pending.discard(jid)
         return cursor, len(pending) < before
 
-    def _resolve_known(self, pending: set[int], statuses: dict[int, str]) -> None:
+    def _resolve_known(self, pending: set[int], statuses: MutableMapping[int, str]) -> None:
         known = self.finished_statuses(list(pending))
         statuses.update(known)
         pending.difference_update(known)
@@ -182,7 +179,7 @@ class Waiter:
             text = KILLED_MESSAGE if status == "killed" else "unknown error"
         return CloudException(text, jid=jid, status=status)
 
-    def collect(self, ids: list[int], statuses: dict[int, str]) -> list[Any]:
+    def collect(self, ids: list[int], statuses: Mapping[int, str]) -> list[Any]:
         """Values of finished jobs: a CloudException in place of each failed one, and a
         `ResultLoadError` (naming the jid) for a result that cannot be loaded here."""
         blobs: dict[int, bytes | None] = {}
