@@ -21,7 +21,7 @@ import reprlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from picloud_compat.client.card_html import JobView, ListView, job_html, list_html
 from picloud_compat.client.info import job_runtime
@@ -29,7 +29,33 @@ from picloud_compat.jobspec import JobSpec
 from picloud_compat.status import FAILED, KILLED_MESSAGE, STALLED_MESSAGE
 
 if TYPE_CHECKING:
-    from picloud_compat.client.jobs import Client
+    from picloud_compat.serialization import Codec
+    from picloud_compat.store.contract import ClientStore
+
+
+class CardSource(Protocol):
+    """What a card reads through: a client (`Client` is one), named by its parts so this
+    module need not know the client that makes the handles."""
+
+    @property
+    def store(self) -> ClientStore: ...
+
+    @property
+    def tenant(self) -> str: ...
+
+    @property
+    def codec(self) -> Codec: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+
+def _no_source() -> CardSource | None:
+    return None
+
+
+current_source: Callable[[], CardSource | None] = _no_source
+"""The process's current client, for a handle made without one (`session` sets this)."""
 
 DEADLINE = 2.0
 """Seconds a card waits for the store before it says the store did not answer."""
@@ -45,7 +71,7 @@ _JOB_FIELDS = ["status", "runtime", "started", "exception", "spec"]
 T = TypeVar("T")
 
 
-def job_card(jid: int, client: Client | None, spec: JobSpec | None) -> str:
+def job_card(jid: int, client: CardSource | None, spec: JobSpec | None) -> str:
     """The HTML card of job `jid` (made by `client`; None: the current client's)."""
     try:
         found = _connected(client)
@@ -60,7 +86,7 @@ def job_card(jid: int, client: Client | None, spec: JobSpec | None) -> str:
     return job_html(view)
 
 
-def list_card(jids: Sequence[int], client: Client | None, spec: JobSpec | None) -> str:
+def list_card(jids: Sequence[int], client: CardSource | None, spec: JobSpec | None) -> str:
     """The HTML card of a list of jids: counts by status, a bar, the first jids."""
     total = len(jids)
     view = ListView(total, spec.name if spec else "", spec.label if spec else None)
@@ -83,12 +109,10 @@ def list_card(jids: Sequence[int], client: Client | None, spec: JobSpec | None) 
     return list_html(view)
 
 
-def _connected(client: Client | None) -> Client | str:
+def _connected(client: CardSource | None) -> CardSource | str:
     """The client to read through, or why there is none."""
     if client is None:
-        from picloud_compat.client.session import peek_client
-
-        client = peek_client()
+        client = current_source()
         if client is None:
             return "not connected: no job has been submitted in this process"
     if client.closed:
@@ -96,7 +120,7 @@ def _connected(client: Client | None) -> Client | str:
     return client
 
 
-def _read_job(client: Client, jid: int, spec: JobSpec | None) -> JobView:
+def _read_job(client: CardSource, jid: int, spec: JobSpec | None) -> JobView:
     entry = client.store.info(client.tenant, [jid], _JOB_FIELDS)[0]
     if entry is None:
         return JobView(jid, note="not found: deleted, or not a job of this API key")
@@ -116,7 +140,7 @@ def _read_job(client: Client, jid: int, spec: JobSpec | None) -> JobView:
     return view
 
 
-def _preview(client: Client, jid: int) -> tuple[str, str]:
+def _preview(client: CardSource, jid: int) -> tuple[str, str]:
     """(short repr of the result, or why there is none)."""
     blob = client.store.results(client.tenant, [jid])[0]
     if blob is None:

@@ -18,17 +18,19 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from picloud_compat.client.jobs import Client
+    from picloud_compat.client.cards import CardSource
     from picloud_compat.jobspec import JobSpec
 
 
 class JobId(int):
     """A jid: an int, shown in Jupyter as a card with the job's status and result."""
 
-    _client: Client | None
+    _client: CardSource | None
     _spec: JobSpec | None
 
-    def __new__(cls, jid: int, client: Client | None = None, spec: JobSpec | None = None) -> JobId:
+    def __new__(
+        cls, jid: int, client: CardSource | None = None, spec: JobSpec | None = None
+    ) -> JobId:
         self = super().__new__(cls, jid)
         # int subclasses cannot have __slots__: these two live in a small __dict__
         self._client = client  # whose store to read (None: the current client's)
@@ -58,7 +60,10 @@ class JobList(list[int]):
     __slots__ = ("_client", "_spec")
 
     def __init__(
-        self, jids: Iterable[int] = (), client: Client | None = None, spec: JobSpec | None = None
+        self,
+        jids: Iterable[int] = (),
+        client: CardSource | None = None,
+        spec: JobSpec | None = None,
     ) -> None:
         super().__init__(jids)
         self._client = client

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from picloud_compat import logs
 from picloud_compat.accounts import AccountRegistry
+from picloud_compat.client import cards
 from picloud_compat.client.jobs import Client
 from picloud_compat.client.mode import ClusterMode
 from picloud_compat.client.remote import is_gateway_url, remote_client
@@ -108,6 +109,9 @@ def set_client(client: Client | None) -> Client | None:
 def peek_client() -> Client | None:
     """The default client if one was made (never creates one)."""
     return _client
+
+
+cards.current_source = peek_client  # a jid's card reads through the current client
 
 
 def use_cluster(settings: Settings) -> None:
