@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -77,6 +78,32 @@ class JobSpec(SubmitOptions):
 
 MISSING_SPEC = JobSpec()
 """What a job whose spec expired from the store runs with (it then fails clearly)."""
+
+
+class SpecCache:
+    """Specs by id, each read and parsed once: a map's million jobs share one spec.
+
+    `read(tenant, spec_id)` fetches the stored document (None if gone: `MISSING_SPEC`).
+    Bounded: past `limit` entries it starts over, which costs one read per spec."""
+
+    def __init__(self, read: Callable[[str, str], str | None], limit: int = 1024) -> None:
+        self._read = read
+        self._limit = limit
+        self._specs: dict[tuple[str, str], JobSpec] = {}
+
+    def get(self, tenant: str, spec_id: object) -> JobSpec:
+        """The spec `spec_id` of `tenant` (`MISSING_SPEC` for no id or a gone one)."""
+        if not isinstance(spec_id, str) or not spec_id:
+            return MISSING_SPEC
+        key = (tenant, spec_id)
+        found = self._specs.get(key)
+        if found is None:
+            raw = self._read(tenant, spec_id)
+            found = JobSpec.from_json(raw) if raw else MISSING_SPEC
+            if len(self._specs) >= self._limit:
+                self._specs.clear()
+            self._specs[key] = found
+        return found
 
 
 @functools.lru_cache(maxsize=512)

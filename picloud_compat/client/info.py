@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from picloud_compat.errors import UnknownJobError
-from picloud_compat.jobspec import MISSING_SPEC, JobSpec
+from picloud_compat.jobspec import MISSING_SPEC, SpecCache
 from picloud_compat.store.contract import ClientStore
 from picloud_compat.store.records import JobEntry
 
@@ -110,7 +110,7 @@ def build_info(
         record_fields.append("spec")
     record_fields += [f for f in fields if f in _OUTPUT]
     entries = store.info(tenant, ids, list(dict.fromkeys(record_fields)))
-    specs = _SpecCache(store, tenant)
+    specs = SpecCache(store.spec)
     out: dict[int, dict[str, Any]] = {}
     for jid, entry in zip(ids, entries, strict=True):
         if entry is None:
@@ -118,7 +118,7 @@ def build_info(
         item: dict[str, Any] = {}
         for f in fields:
             if f in _FROM_SPEC:
-                spec = specs.get(entry.get("spec"))
+                spec = specs.get(tenant, entry.get("spec"))
                 value = None if spec is MISSING_SPEC else getattr(spec, _FROM_SPEC[f])
                 item[f] = list(value) if isinstance(value, tuple) else value
             elif f == "runtime":
@@ -137,22 +137,6 @@ def build_info(
                 item[f] = entry.get(f)
         out[jid] = item
     return out
-
-
-class _SpecCache:
-    """Specs by id, read once per call (a map's jobs share one)."""
-
-    def __init__(self, store: ClientStore, tenant: str) -> None:
-        self._store, self._tenant = store, tenant
-        self._specs: dict[str, JobSpec] = {}
-
-    def get(self, spec_id: object) -> JobSpec:
-        if not isinstance(spec_id, str) or not spec_id:
-            return MISSING_SPEC
-        if spec_id not in self._specs:
-            raw = self._store.spec(self._tenant, spec_id)
-            self._specs[spec_id] = JobSpec.from_json(raw) if raw else MISSING_SPEC
-        return self._specs[spec_id]
 
 
 def job_runtime(entry: JobEntry) -> float | None:

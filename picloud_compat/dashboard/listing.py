@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from picloud_compat.config.compute_types import COMPUTE_TYPES
-from picloud_compat.jobspec import MISSING_SPEC, JobSpec
+from picloud_compat.jobspec import JobSpec, SpecCache
 from picloud_compat.status import JobStatus
 from picloud_compat.store.contract import BrowseStore, ClientStore
 
@@ -121,7 +121,7 @@ class JobLister:
     def __init__(self, store: ListingStore, tenant: str) -> None:
         self.store = store
         self.tenant = tenant
-        self._specs: dict[str, JobSpec] = {}
+        self._specs = SpecCache(store.spec)
 
     def page(self, flt: JobFilter, below: int | None = None, size: int = PAGE_SIZE) -> JobPage:
         """Up to `size` matching rows with jids below `below` (the newest if None)."""
@@ -157,13 +157,7 @@ class JobLister:
 
     def spec(self, spec_id: object) -> JobSpec:
         """A job's spec document, parsed once per lister."""
-        key = spec_id if isinstance(spec_id, str) else ""
-        found = self._specs.get(key)
-        if found is None:
-            raw = self.store.spec(self.tenant, key) if key else None
-            found = JobSpec.from_json(raw) if raw else MISSING_SPEC
-            self._specs[key] = found
-        return found
+        return self._specs.get(self.tenant, spec_id)
 
     def first_created_at(self, when: float) -> int:
         """The lowest jid created at or after `when` (last jid + 1 if none), by bisection

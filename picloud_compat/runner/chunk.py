@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from picloud_compat.errors import CloudException, ConnectionFailed
-from picloud_compat.jobspec import MISSING_SPEC, JobSpec
+from picloud_compat.jobspec import JobSpec, SpecCache
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
 from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
 from picloud_compat.runner.outcomes import joined, last_line, unsaveable
@@ -79,7 +79,7 @@ class ChunkRunner:
         self.settings = settings
         self.codec_for = codec_for
         self.identity = identity
-        self._specs: dict[tuple[str, str], JobSpec] = {}
+        self._specs = SpecCache(lambda t, sid: self._retrying(self.store.spec, t, sid))
         self._state = state if state is not None else StateFile(identity.state_dir)
         self._draining = draining or drain_check(identity.state_dir)
         self._cores = cores if cores is not None else SlotLedger(identity.state_dir)
@@ -157,7 +157,7 @@ class ChunkRunner:
                         if position >= len(jobs):
                             break
                         job = jobs[position]
-                    spec = self._spec(chunk.tenant, job.spec_id)
+                    spec = self._specs.get(chunk.tenant, job.spec_id)
                     started = time.perf_counter()
                     outcome = self._run_one(chunk, job, spec, codec, token)
                     ran += 1
@@ -290,17 +290,6 @@ class ChunkRunner:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-
-    def _spec(self, tenant: str, spec_id: str) -> JobSpec:
-        key = (tenant, spec_id)
-        cached = self._specs.get(key)
-        if cached is None:
-            raw = self._retrying(self.store.spec, tenant, spec_id)
-            cached = JobSpec.from_json(raw) if raw else MISSING_SPEC
-            if len(self._specs) > 1024:
-                self._specs.clear()
-            self._specs[key] = cached
-        return cached
 
     def _run_one(
         self,
