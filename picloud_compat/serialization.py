@@ -5,7 +5,9 @@ The only module that imports cloudpickle for payloads. Three rules live here:
   (PiCloud's setting), checked before anything is written;
 - errors: an unpicklable object raises `CloudPicklingError` naming *which* argument
   (and the innermost object found) instead of cloudpickle's bare TypeError;
-- authenticity: every blob is sealed with `Signer` and opened before `pickle.loads`.
+- authenticity: every blob is sealed with `Signer` and opened before `pickle.loads`;
+- where: with an `offload`, big sealed arguments and results travel through S3 and the
+  job store keeps a reference (`files.blobs`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import pickle
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from picloud_compat.errors import PICKLE_HINT, CloudException, CloudPicklingError
+
+if TYPE_CHECKING:
+    from picloud_compat.files.blobs import BlobOffload
 from picloud_compat.shipping import ship_by_value
 from picloud_compat.signing import ENVELOPE_SIZE, Signer
 
@@ -30,9 +35,12 @@ _SMALL = 64 * 1024  # below this, one copy costs less than the zero-copy machine
 class Codec:
     """Seals and opens one tenant's functions, arguments and results."""
 
-    def __init__(self, signer: Signer, max_transmit_data: int) -> None:
+    def __init__(
+        self, signer: Signer, max_transmit_data: int, offload: BlobOffload | None = None
+    ) -> None:
         self.signer = signer
         self.limit = max_transmit_data
+        self.offload = offload
         self._functions: dict[str, Any] = {}  # sha -> loaded function (workers)
 
     # -- client side -------------------------------------------------------------
@@ -64,7 +72,7 @@ class Codec:
             raw = pickle.dumps(payload, protocol=PROTOCOL)
             if len(raw) <= _SMALL:
                 self._check_size(len(raw), "arguments")
-                return self.signer.seal(raw)
+                return self.signer.seal(raw)  # small: never offloaded
             fast = 2
         pickler = pickle.Pickler if fast >= 2 else cloudpickle.Pickler
         try:
@@ -72,7 +80,7 @@ class Codec:
         except Exception as exc:
             raise _argument_error(args, kwargs or {}, exc) from exc
         self._check_size(len(sealed) - ENVELOPE_SIZE, "arguments")
-        return sealed
+        return self.offload.outgoing(sealed) if self.offload else sealed
 
     def ship_argument_types(self, values: Iterable[Any]) -> None:
         """Instances of the user's own classes need those classes shipped too."""
@@ -87,7 +95,8 @@ class Codec:
         except Exception as exc:
             raise _pickling_error("the job's return value", value, exc) from exc
         self._check_size(len(raw), "result")
-        return self.signer.seal(raw)
+        sealed = self.signer.seal(raw)
+        return bytes(self.offload.outgoing(sealed)) if self.offload else sealed
 
     def load_function(self, sha: str, blob: bytes | None) -> Any:
         """The function sealed in `blob`, cached by `sha` (the blob may be None if cached)."""
@@ -108,12 +117,16 @@ class Codec:
 
     def load_arguments(self, blob: bytes | memoryview) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """A job's (args, kwargs) from its sealed blob."""
-        payload = pickle.loads(self.signer.open(blob, "arguments"))
+        payload = pickle.loads(self.signer.open(self._fetched(blob), "arguments"))
         return (payload[0], payload[1]) if len(payload) == 2 else (payload[0], {})
 
     def load(self, blob: bytes | memoryview, what: str = "result") -> Any:
         """Open and unpickle a sealed blob; `what` names it in errors."""
-        return pickle.loads(self.signer.open(blob, what))
+        return pickle.loads(self.signer.open(self._fetched(blob), what))
+
+    def _fetched(self, blob: bytes | memoryview) -> bytes | memoryview:
+        """The blob itself, or the one its reference names (offloaded to S3)."""
+        return self.offload.incoming(blob) if self.offload else blob
 
     # -- helpers -----------------------------------------------------------------
 

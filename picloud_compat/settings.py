@@ -91,6 +91,8 @@ class Settings:
     s3_bucket: str = "picloud-files"
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    # team-mode arguments and results at least this big live in S3, not Redis (0: never)
+    offload_bytes: int = 2 * 1024 * 1024
     # -- REST gateway (the base URL published functions are reached at)
     gateway_url: str = "http://127.0.0.1:8080"
     rest_max_body: int = 1024 * 1024

@@ -32,6 +32,7 @@ from picloud_compat.config.compute_types import COMPUTE_TYPES
 from picloud_compat.environments.registry import KnownEnvironments
 from picloud_compat.errors import ConnectionFailed, ResultLoadError, UnknownJobError
 from picloud_compat.files.base import FileStore
+from picloud_compat.files.blobs import blob_offload
 from picloud_compat.jobspec import JobSpec
 from picloud_compat.runner.execution import current_job
 from picloud_compat.serialization import Codec
@@ -61,7 +62,8 @@ class Client:
         # Without notices (a server such as the gateway, which never waits on jobs) the
         # store pushes nothing for this client, so nothing piles up for it.
         self.cid = secrets.token_hex(8) if notices else ""
-        self.codec = Codec(signer_for(settings, tenant), settings.max_transmit_data)
+        offload = blob_offload(settings, tenant) if mode.name == "redis" else None
+        self.codec = Codec(signer_for(settings, tenant), settings.max_transmit_data, offload)
         self.hub = NoticeHub(store, tenant, self.cid)
         self._mine = jidlib.RangeSet()
         self.waiter = Waiter(store, tenant, self.hub, self.codec, self._mine)

@@ -42,24 +42,12 @@ class S3FileStore:
         return self.prefix + name
 
     def _ensure_bucket(self) -> None:
-        """Create the bucket on first use if it does not exist (handy with MinIO/moto)."""
-        marker = (self.endpoint, self.bucket)
-        with _lock:
-            if marker in _checked_buckets:
-                return
-            with _s3_errors("checking the bucket"):
-                try:
-                    self._s3.head_bucket(Bucket=self.bucket)
-                except botocore.exceptions.ClientError as exc:
-                    if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                        raise
-                    self._s3.create_bucket(Bucket=self.bucket)
-            _checked_buckets.add(marker)
+        ensure_bucket(self._s3, self.endpoint, self.bucket)
 
     def put(self, name: str, stream: IO[bytes], size: int, md5: str) -> None:
         """Upload, keeping md5 and size in metadata (a multipart ETag is not an md5)."""
         self._ensure_bucket()
-        with _s3_errors(f"uploading {name!r}"):
+        with s3_errors(f"uploading {name!r}"):
             self._s3.upload_fileobj(
                 stream,
                 self.bucket,
@@ -74,7 +62,7 @@ class S3FileStore:
         extra = {}
         if start or end is not None:
             extra["Range"] = f"bytes={start}-{'' if end is None else end}"
-        with _s3_errors(f"downloading {name!r}"):
+        with s3_errors(f"downloading {name!r}"):
             try:
                 reply = self._s3.get_object(Bucket=self.bucket, Key=self._key(name), **extra)
             except botocore.exceptions.ClientError as exc:
@@ -92,7 +80,7 @@ class S3FileStore:
         """Sorted names under `prefix`, across all result pages."""
         self._ensure_bucket()
         names: list[str] = []
-        with _s3_errors("listing files"):
+        with s3_errors("listing files"):
             pages = self._s3.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self._key(prefix)
             )
@@ -103,7 +91,7 @@ class S3FileStore:
     def md5(self, name: str) -> str | None:
         """The md5 from metadata, else a single-part ETag; None if missing or unknown."""
         self._ensure_bucket()
-        with _s3_errors(f"reading {name!r}"):
+        with s3_errors(f"reading {name!r}"):
             try:
                 head = self._s3.head_object(Bucket=self.bucket, Key=self._key(name))
             except botocore.exceptions.ClientError as exc:
@@ -120,7 +108,7 @@ class S3FileStore:
         """Delete the object; True if it existed (S3's delete alone cannot tell)."""
         if self.md5(name) is None and not self._exists_without_md5(name):
             return False
-        with _s3_errors(f"deleting {name!r}"):
+        with s3_errors(f"deleting {name!r}"):
             self._s3.delete_object(Bucket=self.bucket, Key=self._key(name))
         return True
 
@@ -153,12 +141,28 @@ class S3FileStore:
             return False
 
 
+def ensure_bucket(s3: Any, endpoint: str | None, bucket: str) -> None:
+    """Create the bucket on first use if it does not exist (handy with MinIO/moto)."""
+    marker = (endpoint, bucket)
+    with _lock:
+        if marker in _checked_buckets:
+            return
+        with s3_errors("checking the bucket"):
+            try:
+                s3.head_bucket(Bucket=bucket)
+            except botocore.exceptions.ClientError as exc:
+                if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+                s3.create_bucket(Bucket=bucket)
+        _checked_buckets.add(marker)
+
+
 def _code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 @contextlib.contextmanager
-def _s3_errors(what: str) -> Iterator[None]:
+def s3_errors(what: str) -> Iterator[None]:
     """Unreachable S3 surfaces as ConnectionFailed, like an unreachable Redis."""
     try:
         yield

@@ -19,6 +19,7 @@ from picloud_compat.client import session
 from picloud_compat.client.jobs import Client
 from picloud_compat.client.mode import ClusterMode
 from picloud_compat.errors import ConfigurationError
+from picloud_compat.files.blobs import blob_offload
 from picloud_compat.runner import helping
 from picloud_compat.runner.chunk import ChunkRunner
 from picloud_compat.runner.slots import Cores
@@ -78,9 +79,9 @@ class JobProcess:
     @functools.cache  # noqa: B019 - one per tenant for the life of the process
     def codec_for(self, tenant: str) -> Codec:
         """The tenant's codec (its signing key), cached."""
-        return Codec(
-            Signer(self.settings.signing_key or "", tenant), self.settings.max_transmit_data
-        )
+        signer = Signer(self.settings.signing_key or "", tenant)
+        offload = blob_offload(self.settings, tenant)  # big results to S3 (team mode)
+        return Codec(signer, self.settings.max_transmit_data, offload)
 
     def run(self, chunk: ChunkRef, compute_type: str = "") -> int:
         """Run the chunk's still-queued jobs; how many ran here."""
