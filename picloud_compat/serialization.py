@@ -13,6 +13,7 @@ The only module that imports cloudpickle for payloads. Three rules live here:
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,11 +37,18 @@ class Codec:
     """Seals and opens one tenant's functions, arguments and results."""
 
     def __init__(
-        self, signer: Signer, max_transmit_data: int, offload: BlobOffload | None = None
+        self,
+        signer: Signer,
+        max_transmit_data: int,
+        offload: BlobOffload | None = None,
+        plain_only: bool = False,
     ) -> None:
+        """`plain_only`: results load as plain data or not at all (for servers such as
+        the gateway, which hold secrets and must never run a tenant's pickle)."""
         self.signer = signer
         self.limit = max_transmit_data
         self.offload = offload
+        self.plain_only = plain_only
         self._functions: dict[str, Any] = {}  # sha -> loaded function (workers)
 
     # -- client side -------------------------------------------------------------
@@ -122,7 +130,10 @@ class Codec:
 
     def load(self, blob: bytes | memoryview, what: str = "result") -> Any:
         """Open and unpickle a sealed blob; `what` names it in errors."""
-        return pickle.loads(self.signer.open(self._fetched(blob), what))
+        payload = self.signer.open(self._fetched(blob), what)
+        if self.plain_only:
+            return _PlainUnpickler(io.BytesIO(payload)).load()
+        return pickle.loads(payload)
 
     def _fetched(self, blob: bytes | memoryview) -> bytes | memoryview:
         """The blob itself, or the one its reference names (offloaded to S3)."""
@@ -143,6 +154,23 @@ class Codec:
                 f"{self.limit} bytes (max_transmit_data). Store large data with cloud.files "
                 "and pass its name instead."
             )
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads what JSON could carry (and sets, bytes, complex): a pickle naming any other
+    class or function is refused before anything is looked up, so nothing runs."""
+
+    _ALLOWED = frozenset(
+        {("builtins", "set"), ("builtins", "frozenset"), ("builtins", "bytearray")}
+        | {("builtins", "complex")}
+    )
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise CloudPicklingError(
+            f"the result holds {module}.{name}: this server loads plain data only"
+        )
 
 
 def _describe(obj: Any) -> str:

@@ -54,6 +54,7 @@ class Client:
         *,
         notices: bool = True,
         owns: bool = True,
+        plain_results: bool = False,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -63,7 +64,8 @@ class Client:
         # store pushes nothing for this client, so nothing piles up for it.
         self.cid = secrets.token_hex(8) if notices else ""
         offload = blob_offload(settings, tenant) if mode.name == "redis" else None
-        self.codec = Codec(signer_for(settings, tenant), settings.max_transmit_data, offload)
+        signer = signer_for(settings, tenant)
+        self.codec = Codec(signer, settings.max_transmit_data, offload, plain_only=plain_results)
         self.hub = NoticeHub(store, tenant, self.cid)
         self._mine = jidlib.RangeSet()
         self.waiter = Waiter(store, tenant, self.hub, self.codec, self._mine)

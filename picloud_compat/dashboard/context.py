@@ -90,7 +90,10 @@ def when(value: Any) -> str:
     if isinstance(value, dt.datetime):
         stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     else:
-        stamp = dt.datetime.fromtimestamp(float(value), dt.UTC)
+        try:  # records are tenant-written: a field may hold anything
+            stamp = dt.datetime.fromtimestamp(float(value), dt.UTC)
+        except (TypeError, ValueError, OverflowError, OSError):
+            return "—"
     return stamp.strftime("%Y-%m-%d %H:%M:%S")
 
 

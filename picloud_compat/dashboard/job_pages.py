@@ -27,6 +27,7 @@ from picloud_compat.dashboard.listing import (
 )
 from picloud_compat.dashboard.pickled import describe, describe_arguments
 from picloud_compat.errors import AuthenticityError, CloudException, UnknownJobError
+from picloud_compat.files.blobs import REF
 from picloud_compat.status import FINISHED
 from picloud_compat.store.records import MAX_JID
 
@@ -213,6 +214,8 @@ def _summary(dash: Dashboard, tenant: str, blob: bytes | None, what: str, show: 
     """A blob's summary, after its signature checks (it is parsed, never unpickled)."""
     if blob is None:
         return f"(no {what} stored)"
+    if blob.startswith(REF):
+        return f"(stored in S3: {blob[len(REF) :].decode(errors='replace')})"
     signer = dash.signer(tenant)
     if signer is None:
         return f"({len(blob)} bytes, sealed)"
@@ -261,6 +264,6 @@ def parse_jid(name: str, text: Text) -> int | None:
     """A jid in the store's range, or None when absent."""
     if not text:
         return None
-    if not text.isdigit() or not 1 <= int(text) < MAX_JID:
+    if not (text.isascii() and text.isdigit() and len(text) <= 13) or not 1 <= int(text) < MAX_JID:
         raise BadFilter(f"{name} {text[:40]!r} is not a job id")
     return int(text)

@@ -16,6 +16,8 @@ MAX_TEXT = 240
 """Characters of a summary; longer ones end in an ellipsis."""
 _MAX_ITEMS = 8  # elements of a container shown before "…"
 _MAX_OPS = 20_000  # opcodes read: a huge pickle is summarised from its beginning
+_MAX_NODES = 2_000  # values visited while writing: memo references make a tiny pickle a
+# deep shared graph (``x = [x] * 8`` ten times), which must not cost exponential time
 
 
 class _Mark:
@@ -48,6 +50,24 @@ class _Bytes:
         return f"<{self.size} bytes>"
 
 
+class _SetItems(list[Any]):
+    """A set's or frozenset's items, kept unhashed (they may be lists)."""
+
+
+class _Key:
+    """An unhashable dict key (a list), kept as it is for display."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _Budget:
+    """Values a summary may still visit."""
+
+    def __init__(self) -> None:
+        self.left = _MAX_NODES
+
+
 class _Opaque:
     def __repr__(self) -> str:
         return "…"
@@ -63,42 +83,53 @@ _TUPLE_SIZES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 
 def describe_arguments(payload: bytes | memoryview) -> str:
     """``(args…, key=value…)`` of a job's sealed-and-opened ``(args, kwargs)`` pickle."""
-    value = _replay(payload)
+    value, budget = _replay(payload), _Budget()
     if isinstance(value, tuple) and value and isinstance(value[0], tuple):
-        parts = [_show(a) for a in value[0]]
+        parts = [_show(a, budget) for a in value[0][:_MAX_ITEMS]]
         if len(value) > 1 and isinstance(value[1], dict):
-            parts += [f"{k}={_show(v)}" for k, v in value[1].items()]
+            items = list(value[1].items())[:_MAX_ITEMS]
+            parts += [f"{k}={_show(v, budget)}" for k, v in items]  # str keys
         return _clip("(" + ", ".join(parts) + ")")
-    return _clip(_show(value))
+    return _clip(_show(value, budget))
 
 
 def describe(payload: bytes | memoryview) -> str:
     """Any pickled value, e.g. a result."""
-    return _clip(_show(_replay(payload)))
+    return _clip(_show(_replay(payload), _Budget()))
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, budget: _Budget) -> str:
+    budget.left -= 1
+    if budget.left < 0:
+        return "…"
+    if isinstance(value, _SetItems):
+        return "{" + _items(value, budget) + "}"
     if isinstance(value, list):
-        return "[" + _items(value) + "]"
+        return "[" + _items(value, budget) + "]"
     if isinstance(value, tuple):
-        return "(" + _items(value) + ("," if len(value) == 1 else "") + ")"
+        return "(" + _items(value, budget) + ("," if len(value) == 1 else "") + ")"
     if isinstance(value, dict):
-        pairs = [f"{_show(k)}: {_show(v)}" for k, v in list(value.items())[:_MAX_ITEMS]]
+        items = list(value.items())[:_MAX_ITEMS]
+        pairs = [f"{_key(k, budget)}: {_show(v, budget)}" for k, v in items]
         more = ", …" if len(value) > _MAX_ITEMS else ""
         return "{" + ", ".join(pairs) + more + "}"
-    if isinstance(value, set | frozenset):
-        return "{" + _items(list(value)) + "}"
     if isinstance(value, str) and len(value) > 60:
         return repr(value[:60]) + "…"
-    return repr(value)
+    if isinstance(value, bytes | int | float | complex | bool | str | type(None)):
+        return repr(value)
+    return repr(value) if isinstance(value, _Built | _Global | _Bytes | _Opaque) else "…"
 
 
-def _items(values: list[Any] | tuple[Any, ...]) -> str:
-    shown = ", ".join(_show(v) for v in values[:_MAX_ITEMS])
+def _key(key: Any, budget: _Budget) -> str:
+    return _show(key.value if isinstance(key, _Key) else key, budget)
+
+
+def _items(values: list[Any] | tuple[Any, ...], budget: _Budget) -> str:
+    shown = ", ".join(_show(v, budget) for v in values[:_MAX_ITEMS])
     return shown + (", …" if len(values) > _MAX_ITEMS else "")
 
 
@@ -152,7 +183,7 @@ def _step(name: str, arg: Any, stack: list[Any], memo: dict[int, Any]) -> None: 
     elif name == "TUPLE":
         stack.append(tuple(_pop_mark(stack)))
     elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
-        stack.append({"EMPTY_LIST": list, "EMPTY_DICT": dict, "EMPTY_SET": set}[name]())
+        stack.append({"EMPTY_LIST": list, "EMPTY_DICT": dict, "EMPTY_SET": _SetItems}[name]())
     elif name == "MARK":
         stack.append(_Mark())
     elif name in ("LIST", "DICT", "FROZENSET"):
@@ -162,17 +193,13 @@ def _step(name: str, arg: Any, stack: list[Any], memo: dict[int, Any]) -> None: 
         elif name == "DICT":
             stack.append(_pairs(items))
         else:
-            stack.append(frozenset(map(repr, items)))
+            stack.append(_SetItems(items))
     elif name == "APPEND":
         item = stack.pop()
         stack[-1].append(item)
     elif name in ("APPENDS", "ADDITEMS"):
         items = _pop_mark(stack)
-        target = stack[-1]
-        if isinstance(target, set):
-            target.update(map(repr, items))
-        else:
-            target.extend(items)
+        stack[-1].extend(items)
     elif name == "SETITEM":
         value, key = stack.pop(), stack.pop()
         stack[-1][_hashable(key)] = value
@@ -232,5 +259,5 @@ def _hashable(key: Any) -> Any:
     try:
         hash(key)
     except TypeError:
-        return repr(key)
+        return _Key(key)  # shown later, within the budget (never repr'd here)
     return key

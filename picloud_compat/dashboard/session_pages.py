@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from picloud_compat.dashboard.auth import COOKIE, SESSION_SECONDS
+from picloud_compat.dashboard.auth import COOKIE, SESSION_SECONDS, StaleForm
 from picloud_compat.dashboard.context import PREFIX, Dashboard
 from picloud_compat.errors import InvalidCredentials
 
 Text = str | None
+
+
+def _same_site(request: Request) -> None:
+    """Sign-in and sign-out have no session token yet (or any more): refuse them from
+    another site's page instead (login CSRF), by what the browser says of the origin."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    # the host only: behind a TLS proxy this server sees http where the browser says https
+    if site not in (None, "same-origin", "none") or (
+        origin is not None and urlsplit(origin).netloc != request.url.netloc
+    ):
+        raise StaleForm("sign-in and sign-out are accepted from this site's pages only")
 
 
 def session_routes(router: APIRouter, dash: Dashboard) -> None:
@@ -33,6 +46,7 @@ def session_routes(router: APIRouter, dash: Dashboard) -> None:
         api_key: Annotated[Text, Form()] = None,
         secret: Annotated[Text, Form()] = None,
     ) -> Response:
+        _same_site(request)
         try:
             if not api_key or not secret or len(api_key) > 100 or len(secret) > 200:
                 raise InvalidCredentials("missing or oversized credentials")
@@ -53,6 +67,7 @@ def session_routes(router: APIRouter, dash: Dashboard) -> None:
 
     @router.post("/logout", summary="Dashboard: sign out")
     def logout(request: Request) -> Response:
+        _same_site(request)
         response = RedirectResponse(f"{PREFIX}/login", status_code=303)
         response.delete_cookie(COOKIE, path=PREFIX)
         return response

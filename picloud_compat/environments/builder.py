@@ -6,6 +6,13 @@ requirements (seconds for most packages). The platform is not installed again: a
 job process imports the same picloud_compat and cloudpickle as the worker, while the
 environment's packages win for everything else.
 
+A build runs no code of the tenant's: uv installs wheels only (``--only-binary :all:``: no
+sdist is built, so no setup.py runs), reads no uv configuration (``--no-config``), and
+gets a scrubbed environment (no cluster secret to read or to expand into a requirement).
+The requirements are checked again here, whoever wrote the record, and ``env_dir`` must
+belong to the worker's user and be writable by no one else, so no tenant can plant a
+build in it. The new interpreter is first run by executors, confined (`runner.launch`).
+
 Builds are keyed by `EnvSpec.digest` under ``env_dir``: a build happens once per worker
 host (a file lock makes the worker's other processes wait for it rather than build it
 twice) and is renamed into place only when complete. A failed build is remembered for
@@ -20,15 +27,15 @@ import contextlib
 import fcntl
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from picloud_compat.environments.spec import EnvSpec
+from picloud_compat.environments.spec import EnvSpec, checked_requirements
 from picloud_compat.errors import CloudException
 
 RETRY_FAILED = 60.0
@@ -42,8 +49,23 @@ class EnvBuildFailed(CloudException):
 
 
 def default_env_dir() -> Path:
-    """Where builds are cached when ``env_dir`` is not set."""
-    return Path(tempfile.gettempdir()) / "picloud-envs"
+    """Where builds are cached when ``env_dir`` is not set: never a shared temporary
+    directory, where another user could create it first."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/picloud/envs")
+    return Path.home() / ".cache" / "picloud" / "envs"
+
+
+def _checked_root(root: Path) -> None:
+    """The cache is ours alone: a directory another user can write to could hold a
+    planted "build" that executors would run."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o755)
+    info = root.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        raise EnvBuildFailed(
+            f"env_dir {root} must be a directory owned by uid {os.geteuid()} and writable by "
+            "no one else"
+        )
 
 
 class EnvBuilder:
@@ -54,12 +76,12 @@ class EnvBuilder:
 
     def python(self, spec: EnvSpec) -> Path:
         """The interpreter of `spec`'s environment, built first if needed."""
+        spec = EnvSpec(spec.name, checked_requirements(spec.requirements))  # whoever saved it
+        _checked_root(self.root)
         target = self.root / spec.digest()
         interpreter = target / "bin" / "python"
         if (target / READY).exists():
             return interpreter
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o755)  # executors under other uids run from here
         with self._locked(target):
             if (target / READY).exists():  # another process built it meanwhile
                 return interpreter
@@ -72,15 +94,19 @@ class EnvBuilder:
         shutil.rmtree(work, ignore_errors=True)
         log: list[str] = []
         try:
-            self._run(log, [_uv(), "venv", "--quiet", "--python", sys.executable, str(work)])
+            venv = [_uv(), "venv", "--no-config", "--quiet", "--python", sys.executable]
+            self._run(log, [*venv, str(work)])
             python = work / "bin" / "python"
             requirements = work / "requirements.txt"
             requirements.write_text("\n".join(spec.requirements) + "\n")
             self._run(
                 log,
-                [_uv(), "pip", "install", "--python", str(python), "-r", str(requirements)],
+                [
+                    *(_uv(), "pip", "install", "--no-config", "--only-binary", ":all:"),
+                    *("--python", str(python), "-r", str(requirements)),
+                ],
             )
-            _link_platform(python)
+            _link_platform(work)
             (work / READY).write_text(spec.digest())
             _open_to_all(work)
             work.rename(target)
@@ -92,8 +118,12 @@ class EnvBuilder:
         target.with_name(f"{target.name}.failed").unlink(missing_ok=True)
 
     def _run(self, log: list[str], argv: list[str]) -> None:
-        env = dict(os.environ, UV_NO_PROGRESS="1", UV_CACHE_DIR=str(self.root / ".uv-cache"))
-        env.pop("VIRTUAL_ENV", None)
+        env = {  # nothing of the worker's: no secret to leak into a log or a requirement
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.root),
+            "UV_NO_PROGRESS": "1",
+            "UV_CACHE_DIR": str(self.root / ".uv-cache"),
+        }
         try:
             done = subprocess.run(
                 argv,
@@ -132,15 +162,10 @@ def _uv() -> str:
     return str(find_uv_bin())
 
 
-def _link_platform(python: Path) -> None:
+def _link_platform(venv: Path) -> None:
     """Let the environment import the platform from the worker's site-packages (after
-    its own packages, so they win)."""
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    its own packages, so they win). Computed here: the new interpreter is not run."""
+    purelib = sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"]
     ours = sysconfig.get_paths()["purelib"]
     line = f"import site; site.addsitedir({ours!r})\n"
     (Path(purelib) / "zz_picloud_platform.pth").write_text(line)

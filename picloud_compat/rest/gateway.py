@@ -77,7 +77,10 @@ def create_app(
         with lock:
             client = clients.get(tenant)
             if client is None:
-                client = Client(settings, store, tenant, mode, notices=False, owns=False)
+                # plain_results: a tenant's pickle never runs here, beside the secrets
+                client = Client(
+                    settings, store, tenant, mode, notices=False, owns=False, plain_results=True
+                )
                 clients[tenant] = client
         return client
 

@@ -122,6 +122,7 @@ class Executor:
     def _start(self, config: dict[str, Any]) -> None:
         from picloud_compat.client.jobs import Client
         from picloud_compat.client.remote import RemoteMode
+        from picloud_compat.runner import helping
         from picloud_compat.runner.process import JobProcess
         from picloud_compat.runner.slots import RemoteCores
         from picloud_compat.serialization import Codec
@@ -162,6 +163,7 @@ class Executor:
             cores=RemoteCores(int(config.get("slots") or 0), store.call),
             refusal=str(config["refusal"]) if config.get("refusal") else None,
         )
+        helping.set_environment(str(config["env"]) if config.get("env") else None)
 
 
 def confine(uid: int) -> None:
@@ -195,7 +197,7 @@ def main(argv: list[str]) -> None:
     """Serve the pool process over the inherited socket until it closes it."""
     if len(argv) > 2:
         confine(int(argv[2]))
-    else:
+    elif os.getsid(0) != os.getpid():  # not confined by `launch` already
         os.setsid()
     _die_with_parent()  # after confining: a change of uid clears the death signal
     executor = Executor()

@@ -118,6 +118,7 @@ class ExecutorPool:
             raise
         finally:
             self.slots.leave_chunk()
+            executor.end_chunk()
 
     def _start(self, chunk: ChunkRef, compute_type: str, env: str | None) -> TenantExecutor | None:
         """A new executor; if it cannot start twice running, the chunk's jobs are ended
@@ -129,8 +130,9 @@ class ExecutorPool:
             try:
                 spec = EnvRegistry(self.store, chunk.tenant).get(env)
                 interpreter = str(self._builder.python(spec))
-            except CloudException as exc:
-                refusal = f"environment {env!r}: {exc.parameter}"
+            except Exception as exc:  # a record the tenant wrote may be anything
+                reason = exc.parameter if isinstance(exc, CloudException) else exc
+                refusal = f"environment {env!r}: {reason}"
         for attempt in (1, 2):
             try:
                 return TenantExecutor(
@@ -144,6 +146,7 @@ class ExecutorPool:
                     self.slots,
                     interpreter,
                     refusal,
+                    env,
                 )
             except (OSError, CloudException) as exc:
                 log.error("executor for %s failed to start (%s): %s", chunk.tenant, attempt, exc)

@@ -99,11 +99,13 @@ class TenantExecutor:
         slots: SlotLedger,
         interpreter: str = sys.executable,
         refusal: str | None = None,
+        env: str | None = None,
     ) -> None:
         """`interpreter` runs the jobs (an environment's); with `refusal`, every job of
         the executor fails with it instead (an environment that could not be built)."""
         self.tenant = tenant
         self.refusal = refusal
+        self._widened = False  # holding a `_cores` job's extra slots
         self._interpreter = interpreter
         self._slots = slots  # the pool process's: widened when a job asks (`_cores`)
         self.compute_type = compute_type
@@ -154,6 +156,7 @@ class TenantExecutor:
             "rlimit_bytes": 0 if self.cgroup is not None else limit + 512 * 1024 * 1024,
             "slots": slots.count,
             "refusal": refusal,
+            "env": env,
         }
         try:
             self._request("start", config, START_TIMEOUT)
@@ -179,9 +182,14 @@ class TenantExecutor:
         }
         if os.environ.get("PYTHONPATH"):
             env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        argv = [self._interpreter, "-m", "picloud_compat.runner.executor", str(theirs.fileno())]
-        if as_root:
-            argv.append(str(uid))  # it confines itself before anything else runs
+        # -I: neither the environment nor the (tenant-writable) current directory can put
+        # a module in front of the platform's
+        argv = [self._interpreter, "-I", "-m", "picloud_compat.runner.executor"]
+        argv.append(str(theirs.fileno()))
+        if as_root:  # confined by the worker's own interpreter before the job's starts
+            procs = "" if self.cgroup is None else str(self.cgroup.path / "cgroup.procs")
+            launcher = [sys.executable, "-I", "-m", "picloud_compat.runner.launch"]
+            argv = [*launcher, str(uid), procs, *argv]
         return subprocess.Popen(
             argv, pass_fds=[theirs.fileno()], env=env, cwd=home, stdin=subprocess.DEVNULL
         )
@@ -200,6 +208,11 @@ class TenantExecutor:
         self.failed = [(int(jid), str(text)[:200]) for jid, text in failed]
         return int(ran)
 
+    def end_chunk(self) -> None:
+        """The chunk is over: no job of it can hold cores any more."""
+        self._narrow()
+        self._running = None
+
     def _may_work_on(self, chunk: ChunkRef) -> bool:
         """The chunk it was asked to run, chunks it reported holding, or one job
         (nested jobs it helps run): nothing that makes the store loop over other jids."""
@@ -209,8 +222,14 @@ class TenantExecutor:
         """Whether the executor can take work."""
         return self.proc.poll() is None and not self.channel.closed.is_set()
 
+    def _narrow(self) -> None:
+        if self._widened:
+            self._widened = False
+            self._slots.narrow()
+
     def close(self) -> None:
         """Stop the executor (its jobs are done or recovered) and remove its cgroup."""
+        self._narrow()
         self.channel.close()
         if self.proc.poll() is None:
             self.proc.kill()
@@ -239,10 +258,13 @@ class TenantExecutor:
             (cores,) = args
             if type(cores) is not int or not 1 <= cores <= self._slots.count:
                 raise ValueError(f"cannot hold {cores!r} cores of {self._slots.count}")
+            if self._running is None or self._widened:
+                raise ValueError("cores are held only for a job of the chunk being run")
+            self._widened = True
             self._slots.widen(cores)
             return None
         if method == "cores_narrow":
-            self._slots.narrow()
+            self._narrow()
             return None
         if method == "finish" and self.cgroup is not None and len(args) > 1:
             args = [args[0], [self._with_memory(o) for o in args[1]], *args[2:]]
@@ -294,6 +316,7 @@ class TenantExecutor:
                 self.cgroup.reset_peak()
             self._state.set_job(t, int(jid), str(token), int(pid), float(started), max_runtime)
         elif method == "state_clear":
+            self._narrow()  # a job's extra cores end with it, whatever the executor says
             if self._job is not None and self.cgroup is not None:
                 self._peaks[self._job[1]] = self.cgroup.peak()
             self._job = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from picloud_compat.jobspec import JobSpec
+from picloud_compat.jobspec import JobSpec, SpecCache
 from picloud_compat.runner.chunk import ChunkRunner
 from picloud_compat.runner.execution import current_job
 from picloud_compat.store.contract import ClientStore
@@ -28,6 +28,17 @@ def register_runner(runner: ChunkRunner) -> None:
     """This process runs jobs with `runner`: waits inside them may help."""
     global _runner
     _runner = runner
+
+
+_environment: str | None = None
+"""The environment (``_env``) this process's interpreter is: only jobs of the same are
+run here (a job of another would find the wrong packages)."""
+
+
+def set_environment(name: str | None) -> None:
+    """Say which environment this process runs (an executor, at start)."""
+    global _environment
+    _environment = name or None
 
 
 def helper() -> Helper | None:
@@ -52,6 +63,7 @@ class Helper:
         for _ in range(_MAX_DEPTH):
             statuses = store.statuses(tenant, candidates)
             queued = [j for j, s in zip(candidates, statuses, strict=True) if s == "queued"]
+            queued = _of_this_environment(store, tenant, queued)
             if queued:
                 self._runner.run(ChunkRef(tenant, queued[0], 1))
                 return True
@@ -62,6 +74,19 @@ class Helper:
             if not candidates:
                 return False
         return False
+
+
+def _of_this_environment(store: ClientStore, tenant: str, jids: list[int]) -> list[int]:
+    """Those of `jids` whose environment is this process's (the worker's own: none)."""
+    if not jids:
+        return jids
+    specs = SpecCache(store.spec)
+    entries = store.info(tenant, jids, ["spec"])
+    return [
+        jid
+        for jid, entry in zip(jids, entries, strict=True)
+        if entry is not None and (specs.get(tenant, entry.get("spec")).env or None) == _environment
+    ]
 
 
 def _parents(store: ClientStore, tenant: str, jids: list[int]) -> set[int]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,6 +92,8 @@ class SlotLedger:
             self._fds = [os.open(p, os.O_RDWR | os.O_CLOEXEC) for p in paths]
             self._gate = os.open(directory / GATE, os.O_RDWR | os.O_CLOEXEC)
         self._held: list[int] = []  # indexes of the slots this process holds
+        # an executor's requests arrive on its channel's threads, beside the main thread
+        self._lock = threading.RLock()
 
     @property
     def count(self) -> int:
@@ -104,28 +107,32 @@ class SlotLedger:
 
     def enter_chunk(self) -> None:
         """Take one slot for a chunk about to run (waits while wide jobs hold them all)."""
-        if not self._fds or self._held:
-            return
-        with self._gated(fcntl.LOCK_SH):
-            self._take(1)
+        with self._lock:
+            if not self._fds or self._held:
+                return
+            with self._gated(fcntl.LOCK_SH):
+                self._take(1)
 
     def leave_chunk(self) -> None:
         """The chunk ended: free every slot this process holds."""
-        self._release(len(self._held))
+        with self._lock:
+            self._release(len(self._held))
 
     def widen(self, cores: int) -> None:
         """Hold `cores` slots; ValueError if the worker has fewer."""
-        if not self._fds or cores <= max(1, len(self._held)):
-            return
-        if cores > len(self._fds):
-            raise ValueError(f"needs {cores} cores; this worker has {len(self._fds)}")
-        self._release(len(self._held))  # never hold one while waiting for others
-        with self._gated(fcntl.LOCK_EX):
-            self._take(cores)
+        with self._lock:
+            if not self._fds or cores <= max(1, len(self._held)):
+                return
+            if cores > len(self._fds):
+                raise ValueError(f"needs {cores} cores; this worker has {len(self._fds)}")
+            self._release(len(self._held))  # never hold one while waiting for others
+            with self._gated(fcntl.LOCK_EX):
+                self._take(cores)
 
     def narrow(self) -> None:
         """Keep one slot (the chunk's) and free the rest."""
-        self._release(max(0, len(self._held) - 1))
+        with self._lock:
+            self._release(max(0, len(self._held) - 1))
 
     def close(self) -> None:
         """Free everything and close the files."""

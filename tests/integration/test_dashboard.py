@@ -263,3 +263,16 @@ def wait_status(client: Client, jid: int, status: str, timeout: float = 30) -> N
     while client.status(jid) != status:
         assert time.time() < deadline, f"job {jid} is {client.status(jid)}, not {status}"
         time.sleep(0.05)
+
+
+def test_sign_in_from_another_site_and_odd_jids_are_4xx(gateway, tenants: list[Tenant]) -> None:  # type: ignore[no-untyped-def]
+    a = tenants[0]
+    s = DashboardSession(gateway.url)
+    form = {"api_key": a.api_key, "secret": a.secret}
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        r = s.http.post("/dashboard/login", data=form, headers=headers)
+        assert r.status_code == 403 and "set-cookie" not in r.headers  # no login CSRF
+    assert s.sign_in(a.api_key, a.secret).status_code == 303
+    for odd in ("²", "1" * 5000, "0", "-1"):
+        assert 400 <= s.get(f"/dashboard/jobs/{odd}").status_code < 500, odd
+    s.close()

@@ -251,3 +251,39 @@ def test_text_that_is_not_utf8_encodable_round_trips_escaped(api):
     assert wait_done(http, jid)["status"] == "error"
     reply = http.get(f"/job/{jid}/result")
     assert reply.status_code == 422 and "caf\\udce9" in reply.json()["error"]["message"]
+
+
+class _Planted:
+    """A result whose unpickling would run a command (in whoever loads it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return (os.system, (f"touch {self.path}",))
+
+
+def _plant(path):  # type: ignore[no-untyped-def]
+    return _Planted(path)
+
+
+def test_the_gateway_never_runs_a_tenants_pickle(api, tmp_path):  # type: ignore[no-untyped-def]
+    """The gateway holds the cluster's secrets: a result is loaded as plain data or not
+    at all, so a job cannot make it run code by returning a crafted object."""
+    http, registry, _ = api
+    marker = tmp_path / "ran-in-the-gateway"
+    registry.publish(_plant, "plant")
+    jid = http.post("/r/plant", json={"path": str(marker)}).json()["jid"]
+    assert wait_done(http, jid)["status"] == "done"
+    reply = http.get(f"/job/{jid}/result")
+    assert 400 <= reply.status_code < 500, reply.text
+    assert not marker.exists()
+    plain = http.post("/r/greet", json={"name": "ok"})
+    if plain.status_code == 404:  # greet is published by another test: publish it here
+        registry.publish(greet, "greet")
+        plain = http.post("/r/greet", json={"name": "ok"})
+    done = plain.json()["jid"]
+    wait_done(http, done)
+    assert http.get(f"/job/{done}/result").json()["result"] == "hello ok!"

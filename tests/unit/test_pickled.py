@@ -65,3 +65,19 @@ def test_long_and_broken_pickles_are_clipped_not_raised() -> None:
     assert len(describe(pickle.dumps("x" * 10_000))) <= MAX_TEXT
     assert describe(b"\x80\x05garbage") == "…"
     assert describe(pickle.dumps([1, 2, 3])[:-3]) in ("[1, 2, 3]", "[1, 2]", "[]", "…")
+
+
+def test_a_shared_graph_is_summarised_in_bounded_time() -> None:
+    """Memo references make ``x = [x] * 8`` ten times a 200-byte pickle of 8**10 paths:
+    writing it out in full would take minutes (and pin the gateway)."""
+    import time
+
+    x: list[object] = []
+    for _ in range(10):
+        x = [x] * 8
+    y: set[object] = set()
+    blob = pickle.dumps(((x, frozenset({1, 2}), {(1,): [y]}),), protocol=5)
+    start = time.perf_counter()
+    text = describe_arguments(blob)
+    assert time.perf_counter() - start < 0.5
+    assert text.startswith("([[[") and len(text) <= MAX_TEXT

@@ -11,6 +11,7 @@ supervision and other tenants' records are not reachable at all.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -152,6 +153,9 @@ class TenantScope:
         return chunk
 
 
+_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as `environments.spec`
+
+
 def _checked_submission(sub: Any) -> Submission:
     """A submission whose routing comes from its own spec, checked: the queue a message
     is pushed onto must be a compute type's (not any Redis key a caller names)."""
@@ -165,6 +169,8 @@ def _checked_submission(sub: Any) -> Submission:
         raise CloudException("submit: the spec id or function does not match the spec")
     if spec.type not in COMPUTE_TYPES or not isinstance(spec.priority, int):
         raise CloudException(f"submit: unknown compute type {spec.type!r}")
+    if spec.env is not None and not (isinstance(spec.env, str) and _ENV_NAME.fullmatch(spec.env)):
+        raise CloudException(f"submit: environment name {str(spec.env)[:80]!r} is not valid")
     if not all(isinstance(a, bytes) for a in sub.args):
         raise CloudException("submit: arguments must be sealed blobs")
     return dataclasses.replace(
