@@ -38,6 +38,10 @@ from pathlib import Path
 from picloud_compat.environments.spec import EnvSpec, checked_requirements
 from picloud_compat.errors import CloudException
 
+_NETWORK = frozenset(
+    {"SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"}
+    | {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+)
 RETRY_FAILED = 60.0
 BUILD_TIMEOUT = 900.0
 LOG_TAIL = 4000
@@ -118,7 +122,10 @@ class EnvBuilder:
         target.with_name(f"{target.name}.failed").unlink(missing_ok=True)
 
     def _run(self, log: list[str], argv: list[str]) -> None:
-        env = {  # nothing of the worker's: no secret to leak into a log or a requirement
+        # nothing of the worker's but how to reach the index (its CA, proxies, mirrors):
+        # no secret to leak into a log or a requirement
+        env = {k: v for k, v in os.environ.items() if k in _NETWORK or k.startswith("UV_")}
+        env |= {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.root),
             "UV_NO_PROGRESS": "1",

