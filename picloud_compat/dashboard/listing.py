@@ -7,9 +7,10 @@ from the cursor in batches, at most `SCAN_BUDGET` jids per request; a page that 
 early says where, and the next request goes on from there, as Redis's SCAN does.
 
 A time range needs no scan: creation times grow with jids, so the first jid created
-at or after a time is found by bisection. (Jids reserved by one client and submitted
-after another's can break that order by a moment; rows are still checked against the
-range, so a page never shows a job outside it.)
+at or after a time is found by bisection (reading at most `SCAN_BUDGET` jids, even over
+billions of reserved but empty ones; past that the bound is approximate). Jids reserved
+by one client and submitted after another's can break that order by a moment; rows are
+still checked against the range, so a page never shows a job outside it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ BATCH = 500
 SCAN_BUDGET = 20_000
 """Jids one request may read while looking for rows that match a filter."""
 _PROBE_LIMIT = 4_096  # jids read to step over a deleted range while bisecting
+BULK_LIMIT = 1_000_000
+"""Newest jids a bulk action reads at most per request (jids may be reserved by the
+billion without jobs in them: a request must not read them all)."""
 LIST_FIELDS = ("status", "created", "finished", "runtime", "spec", "attempts", "worker")
 
 
@@ -122,6 +126,7 @@ class JobLister:
         self.store = store
         self.tenant = tenant
         self._specs = SpecCache(store.spec)
+        self._probed = 0  # jids read by the bisection of the current request
 
     def page(self, flt: JobFilter, below: int | None = None, size: int = PAGE_SIZE) -> JobPage:
         """Up to `size` matching rows with jids below `below` (the newest if None)."""
@@ -163,8 +168,8 @@ class JobLister:
         """The lowest jid created at or after `when` (last jid + 1 if none), by bisection
         on creation times, stepping over deleted ranges."""
         lo, hi = 1, self.store.last_jid(self.tenant) + 1
-        answer = hi
-        while lo < hi:
+        answer, self._probed = hi, 0
+        while lo < hi and self._probed < SCAN_BUDGET:  # a bound, not a scan: see the doc
             mid = (lo + hi) // 2
             probe = self._first_existing(mid, hi)
             if probe is None:
@@ -186,6 +191,7 @@ class JobLister:
                 if entry is not None:
                     return jid, _float(entry.get("created"))
             read += len(jids)
+            self._probed += len(jids)
             start += len(jids)
             window *= 4
         return None
@@ -210,14 +216,16 @@ class JobLister:
 def matching_jids(
     lister: JobLister, wanted: Callable[[JobRow], bool], jids: list[int] | None = None
 ) -> list[int]:
-    """Every jid of the tenant (or of `jids`) whose row passes `wanted`, read in batches:
-    what a bulk action acts on. Unlike a page, this reads the whole range."""
+    """The jids among the newest `BULK_LIMIT` of the tenant (or of `jids`) whose row
+    passes `wanted`, read in batches: what a bulk action acts on."""
     step = BATCH * 4
     batches: Iterable[range | list[int]]
     if jids is None:
         top = lister.store.last_jid(lister.tenant)
-        batches = (range(hi, max(0, hi - step), -1) for hi in range(top, 0, -step))
+        floor = max(0, top - BULK_LIMIT)
+        batches = (range(hi, max(floor, hi - step), -1) for hi in range(top, floor, -step))
     else:
+        jids = jids[:BULK_LIMIT]
         batches = (jids[i : i + step] for i in range(0, len(jids), step))
     return [row.jid for batch in batches for row in lister.rows(batch) if wanted(row)]
 

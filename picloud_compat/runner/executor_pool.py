@@ -72,17 +72,21 @@ class ExecutorPool:
         """Run `chunk` in its tenant's executor for the type and environment (started,
         and the environment built, if needed)."""
         compute_type = compute_type or DEFAULT_TYPE
-        key = (chunk.tenant, compute_type, env or "")
+        build, interpreter, refusal = "", sys.executable, None
+        if env:
+            self.state.push(chunk.key)  # leased while the environment builds
+            try:
+                build, interpreter, refusal = self._environment(chunk.tenant, env)
+            finally:
+                self.state.pop()
+        # by build, not name: a replaced environment's jobs never reach the old one
+        key = (chunk.tenant, compute_type, build)
         executor = self._executors.pop(key, None)
         if executor is not None and not executor.alive():
             executor.close()
             executor = None
         if executor is None:
-            self.state.push(chunk.key)  # leased while an environment builds
-            try:
-                executor = self._start(chunk, compute_type, env)
-            finally:
-                self.state.pop()
+            executor = self._start(chunk, compute_type, env, interpreter, refusal)
             if executor is None:
                 return 0
         if executor.refusal is None:  # one refusing jobs is not kept: the next may build
@@ -120,19 +124,27 @@ class ExecutorPool:
             self.slots.leave_chunk()
             executor.end_chunk()
 
-    def _start(self, chunk: ChunkRef, compute_type: str, env: str | None) -> TenantExecutor | None:
+    def _environment(self, tenant: str, env: str) -> tuple[str, str, str | None]:
+        """(build id, interpreter, refusal) for jobs of `env`: a build's (made now if
+        needed); or, when it cannot be built, the worker's with the reason every job will
+        fail with, as a job error carrying the build's log."""
+        try:
+            spec = EnvRegistry(self.store, tenant).get(env)
+            return spec.digest(), str(self._builder.python(spec)), None
+        except Exception as exc:  # a record the tenant wrote may be anything
+            reason = exc.parameter if isinstance(exc, CloudException) else exc
+            return f"refused:{env}", sys.executable, f"environment {env!r}: {reason}"
+
+    def _start(
+        self,
+        chunk: ChunkRef,
+        compute_type: str,
+        env: str | None,
+        interpreter: str,
+        refusal: str | None,
+    ) -> TenantExecutor | None:
         """A new executor; if it cannot start twice running, the chunk's jobs are ended
-        with the reason (they would otherwise wait for a process that never comes). An
-        environment that cannot be built gives an executor on the worker's interpreter
-        that fails each job with the build's log, as a job error."""
-        interpreter, refusal = sys.executable, None
-        if env:
-            try:
-                spec = EnvRegistry(self.store, chunk.tenant).get(env)
-                interpreter = str(self._builder.python(spec))
-            except Exception as exc:  # a record the tenant wrote may be anything
-                reason = exc.parameter if isinstance(exc, CloudException) else exc
-                refusal = f"environment {env!r}: {reason}"
+        with the reason (they would otherwise wait for a process that never comes)."""
         for attempt in (1, 2):
             try:
                 return TenantExecutor(

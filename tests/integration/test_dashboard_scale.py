@@ -133,3 +133,21 @@ def test_an_unreachable_store_is_a_clear_503_and_store_up_0(small_stack: Stack) 
     assert metrics.status_code == 200
     assert "picloud_store_up 0.0" in metrics.text
     s.close()
+
+
+def test_a_billion_reserved_jids_do_not_make_a_request_read_them_all(small_stack: Stack) -> None:
+    """A tenant may reserve jids without jobs (`allocate`): a time filter and a bulk
+    action must still read a bounded number of them."""
+    stack = small_stack
+    for _ in range(100):
+        stack.store.allocate(stack.api_key, 10_000_000)
+    assert stack.store.last_jid(stack.api_key) == 1_000_000_000
+    s = DashboardSession(stack.gateway.url)
+    assert s.sign_in(stack.api_key, stack.secret).status_code == 303
+    page = timed(s, "/dashboard/jobs", since="1000", until=str(time.time()))
+    assert listed_jids(page) == []
+    start = time.perf_counter()
+    done = s.post("/dashboard/jobs/bulk", {"action": "delete", "label": "none"})
+    assert done.status_code == 200 and "Deleted 0 jobs" in text(done)
+    assert time.perf_counter() - start < 30
+    s.close()
