@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.netns import Bridge
 from bench.run import ROOT, SIGNING_KEY, percentile, start, stop, wait_ready
 from picloud_compat.workers.cli import worker_argv
 
@@ -49,64 +50,30 @@ W2_CALLS = 210  # bench.run.w2: 10 warm-up calls, then 200 timed
 PINGS = 500
 
 
-def ip(*args: str) -> str:
-    done = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
-    return done.stdout
-
-
 class Topology:
-    """Namespaces on one bridge; `close` kills what still runs in them, then deletes them."""
+    """Redis, client and worker namespaces on one bridge (`netns.Bridge`)."""
 
     def __init__(self) -> None:
-        self.tag = f"pc-w5-{os.getpid()}"
-        self.made: list[str] = []
+        self._bridge = Bridge(f"pc-w5-{os.getpid()}")
 
     def ns(self, name: str) -> str:
-        return f"{self.tag}-{name}"
+        return f"{self._bridge.tag}-{name}"
 
     def create(self) -> None:
-        bridge = self._add(self.ns("net"))
-        ip("-n", bridge, "link", "add", "br0", "type", "bridge")
-        ip("-n", bridge, "link", "set", "br0", "up")
+        self._bridge.create()
         for name, address in (
             ("redis", REDIS_HOST),
             ("client", CLIENT_HOST),
             ("worker", WORKER_HOST),
         ):
-            ns = self._add(self.ns(name))
-            ip(
-                *("link", "add", f"v-{name}", "netns", bridge, "type", "veth"),
-                *("peer", "name", "eth0", "netns", ns),
-            )
-            ip("-n", bridge, "link", "set", f"v-{name}", "master", "br0", "up")
-            ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
-            ip("-n", ns, "link", "set", "eth0", "up")
-
-    def _add(self, name: str) -> str:
-        ip("netns", "add", name)
-        self.made.append(name)
-        ip("-n", name, "link", "set", "lo", "up")
-        return name
+            self._bridge.plug(self.ns(name), f"v-{name}", address)
 
     def prefix(self, name: str) -> list[str]:
         """`ip netns exec` execs in place: the pid Popen returns is the command's own."""
         return ["ip", "netns", "exec", self.ns(name)]
 
     def close(self) -> None:
-        errors = []
-        for name in reversed(self.made):
-            try:
-                for pid in ip("netns", "pids", name).split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
-                ip("netns", "del", name)
-            except Exception as exc:  # keep deleting the others
-                errors.append(str(exc))
-        self.made.clear()
-        if errors:
-            raise RuntimeError("; ".join(errors))
+        self._bridge.close()
 
 
 # -- the driver (runs in the client namespace) --------------------------------------

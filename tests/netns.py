@@ -28,20 +28,12 @@ from pathlib import Path
 import psutil
 import redis
 
+from bench.netns import BRIDGE, Bridge, ip
 from tests.harness import Worker, wait_for
 
 SUBNET = "10.213.7"
-BRIDGE = "br0"
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def ip(*args: str) -> str:
-    """Run ``ip ARGS``; fail loudly (never skip) when it cannot be done."""
-    done = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"`ip {' '.join(args)}` failed: {done.stderr.strip()}")
-    return done.stdout
 
 
 @dataclass(frozen=True)
@@ -73,33 +65,19 @@ class Network:
     """A bridge and the hosts plugged into it; `close` removes them all."""
 
     def __init__(self) -> None:
-        self.tag = f"pc{os.getpid()}-{secrets.token_hex(2)}"  # unique per test
-        self.bridge_ns = f"{self.tag}-net"
+        self._bridge = Bridge(f"pc{os.getpid()}-{secrets.token_hex(2)}")  # unique per test
+        self.tag = self._bridge.tag
+        self.bridge_ns = self._bridge.bridge_ns
         self.hosts: dict[str, Host] = {}
         self.cut_off: set[str] = set()
-        self._made: list[str] = []
 
     def create(self) -> None:
-        self._add_ns(self.bridge_ns)
-        ip("-n", self.bridge_ns, "link", "add", BRIDGE, "type", "bridge")
-        ip("-n", self.bridge_ns, "link", "set", BRIDGE, "up")
-
-    def _add_ns(self, name: str) -> None:
-        ip("netns", "add", name)
-        self._made.append(name)
-        ip("-n", name, "link", "set", "lo", "up")
+        self._bridge.create()
 
     def add_host(self, name: str, number: int) -> Host:
         host = Host(f"{self.tag}-{name}", name, f"{SUBNET}.{number}", f"v-{name}"[:15])
-        self._add_ns(host.ns)
+        self._bridge.plug(host.ns, host.port, host.address)
         self.hosts[name] = host
-        ip(
-            *("link", "add", host.port, "netns", self.bridge_ns, "type", "veth"),
-            *("peer", "name", "eth0", "netns", host.ns),
-        )
-        ip("-n", self.bridge_ns, "link", "set", host.port, "master", BRIDGE, "up")
-        ip("-n", host.ns, "addr", "add", f"{host.address}/24", "dev", "eth0")
-        ip("-n", host.ns, "link", "set", "eth0", "up")
         return host
 
     def partition(self, host: Host) -> None:
@@ -125,18 +103,7 @@ class Network:
 
     def close(self) -> None:
         """Kill what still runs in the namespaces (by pid), then delete them."""
-        errors = []
-        for name in reversed(self._made):
-            try:
-                for pid in ip("netns", "pids", name).split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
-                ip("netns", "del", name)
-            except Exception as exc:  # keep deleting the others
-                errors.append(str(exc))
-        self._made.clear()
-        if errors:
-            raise RuntimeError("; ".join(errors))
+        self._bridge.close()
 
 
 def kill_all(host: Host) -> list[int]:
