@@ -244,29 +244,34 @@ def test_a_host_crash_mid_map_loses_nothing(cluster: Cluster, tmp_path: Path) ->
         client.result(once, timeout=60)
     assert lost.value.status == "error" and LEASE_LAPSED in lost.value.parameter
 
+    assert_recovered(client, ledger, victim, cut_short, jids, tags, results)
+    wait_for(lambda: nothing_left(cluster), 15, "no lease and no unfinished chunk left")
+
+
+def assert_recovered(  # type: ignore[no-untyped-def]
+    client, ledger, victim: str, cut_short: str, jids, tags, results
+) -> None:
+    """After the victim was lost: its non-restartable job ran once and never again, the
+    cut-off map job ran twice (the victim's start, then to its end on a survivor), every
+    other job once, and the store's counters say exactly that."""
     ran = starts(ledger)
-    assert ran["once"] == [victim]  # never run again
+    assert ran["once"] == [victim]
     info = client.info(jids, ["status", "attempts", "worker"])
     for jid, tag, r in zip(jids, tags, results, strict=True):
-        if tag == cut_short:  # restartable: run again, to its end, on a survivor
-            assert ran[tag] == [victim, r["host"]]
-        else:
-            assert ran[tag] == [r["host"]]
-        attempts = len(ran[tag])
+        assert ran[tag] == ([victim, r["host"]] if tag == cut_short else [r["host"]])
         assert info[jid] == {
             "status": "done",
-            "attempts": attempts,
+            "attempts": len(ran[tag]),
             "worker": f"{r['host']}:{r['pid']}",
         }
-
-    metrics = client.store.metrics()  # type: ignore[attr-defined]
+    metrics = client.store.metrics()
     assert metrics.finished == {"done": 10, "error": 1}
     assert (metrics.requeued, metrics.lost) == (1, 1)
-    wait_for(
-        lambda: cluster.raw.hlen(keys.LEASES) == 0 and cluster.raw.hlen(keys.LEDGER) == 0,
-        15,
-        "no lease and no unfinished chunk left",
-    )
+
+
+def nothing_left(cluster: Cluster) -> bool:
+    """No lease and no chunk in the ledger is left (both are hashes)."""
+    return cluster.raw.hlen(keys.LEASES) == 0 and cluster.raw.hlen(keys.LEDGER) == 0
 
 
 def test_a_partition_mid_map_loses_nothing_and_late_results_change_nothing(
@@ -326,20 +331,7 @@ def test_a_partition_mid_map_loses_nothing_and_late_results_change_nothing(
     assert {r["host"] for r in results} == survivors
     assert results[tags.index(cut_short)]["host"] == rerun_host
     assert client.status(once) == "error"
-    ran = starts(ledger)
-    assert ran["once"] == [victim]
-    info = client.info(jids, ["status", "attempts", "worker"])
-    for jid, tag, r in zip(jids, tags, results, strict=True):
-        assert ran[tag] == ([victim, r["host"]] if tag == cut_short else [r["host"]])
-        attempts = len(ran[tag])
-        assert info[jid] == {
-            "status": "done",
-            "attempts": attempts,
-            "worker": f"{r['host']}:{r['pid']}",
-        }
-    metrics = client.store.metrics()  # type: ignore[attr-defined]
-    assert metrics.finished == {"done": 10, "error": 1}
-    assert (metrics.requeued, metrics.lost) == (1, 1)
+    assert_recovered(client, ledger, victim, cut_short, jids, tags, results)
 
     # Back on the network, the victim is a worker like the others again.
     def victim_takes_part() -> bool:
@@ -347,11 +339,7 @@ def test_a_partition_mid_map_loses_nothing_and_late_results_change_nothing(
         return victim in {r["host"] for r in client.result(probe, timeout=30)}
 
     wait_for(victim_takes_part, 60, "the healed host to run jobs again", interval=0.5)
-    wait_for(
-        lambda: cluster.raw.hlen(keys.LEASES) == 0 and cluster.raw.hlen(keys.LEDGER) == 0,
-        15,
-        "no lease and no unfinished chunk left",
-    )
+    wait_for(lambda: nothing_left(cluster), 15, "no lease and no unfinished chunk left")
 
 
 CLIENT_PROGRAM = r'''
