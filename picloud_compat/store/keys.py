@@ -40,7 +40,7 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ledger": ("pc:ledger", ()),
     # the same chunks by publication time, so the reaper can look at old ones only
     "ledger_times": ("pc:ledger:t", ()),
-    # running chunks: member `chunkkey|worker`, score = lease expiry
+    # running chunks: field `chunkkey|worker` -> lease expiry (a hash)
     "leases": ("pc:leases", ()),
     # live workers: worker id -> JSON {queues, concurrency, seen}
     "workers": ("pc:workers", ()),
