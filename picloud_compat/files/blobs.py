@@ -32,13 +32,20 @@ class BlobOffload:
         self.bucket = settings.s3_bucket
         self.prefix = f"blobs/{tenant}/"
         self.endpoint = settings.s3_endpoint_url
-        if client is None:
-            import boto3  # here, not at import: `import cloud` must stay light
+        self._region = settings.s3_region
+        self._client = client
 
-            client = boto3.client(
-                "s3", endpoint_url=settings.s3_endpoint_url or None, region_name=settings.s3_region
+    @property
+    def _s3(self) -> Any:
+        """The S3 client, made on first use: most clients never send a big blob, and
+        importing boto3 and making a client costs a large part of a second."""
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client(
+                "s3", endpoint_url=self.endpoint or None, region_name=self._region
             )
-        self._s3 = client
+        return self._client
 
     def outgoing(self, blob: bytes | memoryview) -> bytes | memoryview:
         """`blob` itself, or (when big) a reference to its copy in S3."""
