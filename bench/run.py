@@ -430,7 +430,9 @@ def render(results, chosen, names, args, serial_times) -> str:  # type: ignore[n
         )
         lines.append("|---|" + "---|" * (len(keys) + 1))
         for name in names:
-            rows = results[(wname, name)]
+            rows = results.get((wname, name))
+            if not rows:  # left out with --only
+                continue
             med = {k: statistics.median(r[k] for r in rows) for k in keys}
             ratios = [r[metric] / base[metric] for r, base in zip(rows, raw, strict=True)]
             ratio = statistics.median(ratios)
@@ -441,6 +443,15 @@ def render(results, chosen, names, args, serial_times) -> str:  # type: ignore[n
             lines.append(
                 f"| serial (in-process) | {statistics.median(serial_times) * 1000:.0f} ms | | |"
             )
+            pool = results.get((wname, "mp.Pool(2)"))
+            for name in names:
+                rows = results.get((wname, name))
+                if pool and rows and name != "mp.Pool(2)":
+                    per_rep = [r[metric] / p[metric] for r, p in zip(rows, pool, strict=True)]
+                    lines.append(
+                        f"\n{name}: speed-up {statistics.median(per_rep):.2f}x mp.Pool(2)'s "
+                        f"(median of per-repetition ratios; goal ≥ 0.97x)"
+                    )
         lines.append("")
     return "\n".join(lines)
 

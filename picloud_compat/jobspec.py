@@ -19,8 +19,9 @@ from typing import Any
 from picloud_compat.errors import CloudException
 from picloud_compat.options import SubmitOptions
 
-LUA_FIELDS = {"fn": "fn", "restartable": "restartable"}
-"""Spec fields the Lua scripts read (function to keep alive, restart on worker loss)."""
+LUA_FIELDS = {"fn": "fn", "restartable": "restartable", "env": "env"}
+"""Spec fields the Lua scripts read (function to keep alive, restart on worker loss,
+the environment that only its executors may run)."""
 
 
 @dataclass(frozen=True)

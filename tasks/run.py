@@ -51,8 +51,11 @@ class ChunkRequest(Request):
                     "worker replaced after a job damaged it" if recycled else f"worker lost: {exc}"
                 )
                 store = process.cluster_store()
-                loss = store.recover(chunk, worker_name(self.worker_pid), reason)
+                dead = worker_name(self.worker_pid)
+                loss = store.recover(chunk, dead, reason)
                 log.info("chunk %s: worker lost; %s", chunk.key, loss)
+                # and what it ran of other chunks (stolen jobs: `runner.stealing`)
+                store.recover_worker(dead, reason)
                 if "killed" in store.statuses(chunk.tenant, list(chunk.jids)):
                     # the process died because a job of it was killed: monitoring should
                     # say revoked (what Celery says of a terminated task), not failed

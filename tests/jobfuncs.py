@@ -216,3 +216,15 @@ def fail_on(x, bad):
     if x == bad:
         raise ValueError(f"{x} is bad")
     return x
+
+
+def stealing_victim(kind, arg):
+    """Sleeps (``"sleep"``), does nothing (``"noop"``), or kills its own process the first
+    time it runs (``"die_once"``, remembered in the file `arg`)."""
+    import signal
+
+    if kind == "sleep":
+        time.sleep(arg)
+    elif kind == "die_once" and not os.path.exists(arg):
+        open(arg, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -17,12 +17,12 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 from picloud_compat.errors import CloudException, ConnectionFailed
 from picloud_compat.jobspec import JobSpec, SpecCache
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
 from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
+from picloud_compat.runner.outages import OUTCOME_RETRY, retrying
 from picloud_compat.runner.outcomes import joined, last_line, unsaveable
 from picloud_compat.runner.output import OutputStreamer, run_in_fresh_process
 from picloud_compat.runner.slots import Cores, SlotLedger, holding
@@ -35,7 +35,7 @@ from picloud_compat.runner.state_file import (
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RunnerStore
-from picloud_compat.store.records import ChunkRef, ClaimedJob, Outcome
+from picloud_compat.store.records import ChunkRef, Claim, ClaimedJob, Outcome
 
 log = logging.getLogger("picloud.runner")
 
@@ -47,15 +47,9 @@ FLUSH_AFTER = 0.02
 """Seconds a finished job's outcome may wait to share a round trip with others."""
 TINY_JOB = 0.002
 """Jobs faster than this grow the claim batch; slower ones are recorded at once."""
-OUTAGE_RETRY = 30.0
-"""Seconds claims and result writes are retried while the job store is unreachable."""
-OUTCOME_RETRY = 300.0
-"""Seconds finished outcomes are retried while the store is unreachable or refuses writes."""
 RECHECK_CLAIMED = 0.005
 """Seconds after which the kill generation is read again before starting claimed jobs
 (the jobs themselves are re-read only when it moved)."""
-
-T = TypeVar("T")
 
 
 class ChunkRunner:
@@ -79,7 +73,7 @@ class ChunkRunner:
         self.settings = settings
         self.codec_for = codec_for
         self.identity = identity
-        self._specs = SpecCache(lambda t, sid: self._retrying(self.store.spec, t, sid))
+        self._specs = SpecCache(lambda t, sid: retrying(self.store.spec, t, sid))
         self._state = state if state is not None else StateFile(identity.state_dir)
         self._draining = draining or drain_check(identity.state_dir)
         self._cores = cores if cores is not None else SlotLedger(identity.state_dir)
@@ -98,20 +92,21 @@ class ChunkRunner:
         """This process stops running jobs."""
         self._state.close()
 
-    def run(self, chunk: ChunkRef) -> int:
-        """Run every still-queued job of `chunk`; return how many ran here. The outermost
-        chunk (not one a job helps with) holds one of the worker's core slots."""
+    def run(self, chunk: ChunkRef, stolen: tuple[str, Claim] | None = None) -> int:
+        """Run every still-queued job of `chunk` (a thief: the `stolen` claim made under
+        its token, then on from there); return how many ran here. The outermost chunk
+        (not one a job helps with) holds one of the worker's core slots."""
         outermost = self._depth == 0
         if outermost:
             self._cores.enter_chunk()
         try:
-            return self._run(chunk)
+            return self._run(chunk, stolen)
         finally:
             if outermost:
                 self._cores.leave_chunk()
 
-    def _run(self, chunk: ChunkRef) -> int:
-        token = secrets.token_hex(8)
+    def _run(self, chunk: ChunkRef, stolen: tuple[str, Claim] | None) -> int:
+        token, first_claim = stolen or (secrets.token_hex(8), None)
         codec = self.codec_for(chunk.tenant)
         ck = chunk.key
         index, batch, ran, claimed = 0, 1, 0, 0
@@ -122,10 +117,11 @@ class ChunkRunner:
         if self._depth == 1:
             self._failed = []
         try:
-            while index < chunk.count:
+            while first_claim is not None or index < chunk.count:
                 if self._draining():
-                    return self._hand_back(chunk, [], pending, token, ran)
-                claim = self._retrying(
+                    unstarted = [j.jid for j in first_claim.jobs] if first_claim else []
+                    return self._hand_back(chunk, unstarted, pending, token, ran)
+                claim = first_claim or retrying(
                     self.store.claim,
                     chunk,
                     index,
@@ -135,6 +131,7 @@ class ChunkRunner:
                     self.identity.warden,
                     token,
                 )
+                first_claim = None
                 index = claim.next_index
                 generation = claim.kill_generation  # read with the claim, atomically
                 claimed += len(claim.jobs)
@@ -168,14 +165,17 @@ class ChunkRunner:
                     # A non-restartable job's outcome is never held back: if this process
                     # died with it unrecorded, the job would be failed as "worker lost".
                     restartable = spec.restartable
-                    if slow or not restartable or len(pending) >= MAX_BATCH or self._damage:
+                    due = slow or not restartable or len(pending) >= MAX_BATCH
+                    # (the chunk's last outcome goes with its end, in one round trip)
+                    last = position + 1 == len(jobs) and index >= chunk.count
+                    if self._damage or (due and not last):
                         self._flush(chunk, pending)
                         pending = []
                     position += 1
                     if self._damage:
                         # Nothing more runs in this process: record, give back, leave.
                         rest = [j.jid for j in jobs[position:]]
-                        self._retrying(self.store.unclaim, chunk, rest, token)
+                        retrying(self.store.unclaim, chunk, rest, token)
                         self._flush(chunk, [], end=True)
                         raise ProcessDamaged(
                             f"job {chunk.tenant}/{job.jid}: {'; '.join(self._damage)}"
@@ -185,7 +185,7 @@ class ChunkRunner:
                         # The rest of the batch would sit behind slow jobs, looking
                         # "processing": give it back and take it one job at a time.
                         rest = [j.jid for j in jobs[position:]]
-                        self._retrying(self.store.unclaim, chunk, rest, token)
+                        retrying(self.store.unclaim, chunk, rest, token)
                         claimed -= len(rest)
                         index = rest[0] - chunk.first
                         break
@@ -203,24 +203,23 @@ class ChunkRunner:
         """The worker is draining: give back what this runner has not started, record
         what it ran, and republish the chunk for another worker. Returns `ran`."""
         if unstarted:
-            self._retrying(self.store.unclaim, chunk, unstarted, token)
+            retrying(self.store.unclaim, chunk, unstarted, token)
         self._flush(chunk, pending, end=True)
-        loss = self._retrying(self.store.hand_back, chunk, self.identity.worker)
+        loss = retrying(self.store.hand_back, chunk, self.identity.worker)
         log.info("chunk %s handed back while draining (%s)", chunk.key, loss)
         return ran
 
     def _flush(
         self, chunk: ChunkRef, outcomes: list[Outcome], end: bool = False, ran_all: bool = False
     ) -> None:
-        """Record outcomes. Outages are ridden out for longer than for claims: these jobs
-        have run, and re-running them is what a lost outcome would cost. A batch the
-        store refuses for another reason is recorded job by job, so one outcome that
+        """Record outcomes, riding out outages longer than claims do (these jobs ran);
+        a batch refused for another reason is recorded job by job, so one outcome that
         cannot be saved fails alone."""
         if not (outcomes or end):
             return
         worker = self.identity.worker
         try:
-            self._retrying(
+            retrying(
                 self.store.finish,
                 chunk,
                 outcomes,
@@ -235,25 +234,25 @@ class ChunkRunner:
             for outcome in outcomes:
                 self._save_alone(chunk, outcome)
             if end:
-                self._retrying(self.store.finish, chunk, [], worker, end=True, ran_all=ran_all)
+                retrying(self.store.finish, chunk, [], worker, end=True, ran_all=ran_all)
 
     def _save_alone(self, chunk: ChunkRef, outcome: Outcome) -> None:
         """Record one outcome; if the store refuses it, record the failure to save it."""
         worker = self.identity.worker
         try:
-            self._retrying(self.store.finish, chunk, [outcome], worker, end=False)
+            retrying(self.store.finish, chunk, [outcome], worker, end=False)
         except ConnectionFailed:
             raise
         except Exception:
             log.exception("job %s/%s: its outcome was refused", chunk.tenant, outcome.jid)
-            self._retrying(self.store.finish, chunk, [unsaveable(outcome)], worker, end=False)
+            retrying(self.store.finish, chunk, [unsaveable(outcome)], worker, end=False)
 
     def _recheck(
         self, chunk: ChunkRef, jobs: list[ClaimedJob], position: int, generation: int
     ) -> tuple[list[ClaimedJob], int]:
         """A kill (or a recovery) may have taken claimed jobs from us: re-read them if
         the worker's kill generation moved since `generation`."""
-        current = self._retrying(self.store.kill_generation, self.identity.worker)
+        current = retrying(self.store.kill_generation, self.identity.worker)
         if current == generation:
             return jobs, generation
         return jobs[:position] + self._still_ours(chunk, jobs[position:]), current
@@ -261,7 +260,7 @@ class ChunkRunner:
     def _still_ours(self, chunk: ChunkRef, jobs: list[ClaimedJob]) -> list[ClaimedJob]:
         """Claimed jobs not started yet that are still ours to run (a kill may have
         landed on them meanwhile; they must then never start)."""
-        entries = self._retrying(
+        entries = retrying(
             self.store.info, chunk.tenant, [j.jid for j in jobs], ["status", "worker"]
         )
         return [
@@ -271,25 +270,6 @@ class ChunkRunner:
             and entry.get("status") == "processing"
             and entry.get("worker") == self.identity.worker
         ]
-
-    def _retrying(
-        self,
-        operation: Callable[..., T],
-        *args: Any,
-        patience: float = OUTAGE_RETRY,
-        **kwargs: Any,
-    ) -> T:
-        """Ride out a job store outage (a Redis restart, a failover, a full Redis refusing
-        writes) instead of dropping work: outcomes already computed are kept and recorded
-        once it is back."""
-        deadline = time.monotonic() + patience
-        while True:
-            try:
-                return operation(*args, **kwargs)
-            except ConnectionFailed:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
 
     def _run_one(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,13 @@ from picloud_compat.files.blobs import blob_offload
 from picloud_compat.runner import helping
 from picloud_compat.runner.chunk import ChunkRunner
 from picloud_compat.runner.slots import Cores
-from picloud_compat.runner.state_file import JobStateSink, RunnerIdentity, worker_name
+from picloud_compat.runner.state_file import (
+    JobStateSink,
+    RunnerIdentity,
+    drain_check,
+    worker_name,
+)
+from picloud_compat.runner.stealing import QUEUES_ENV, StealingStore, Thief
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.signing import Signer
@@ -56,13 +62,17 @@ class JobProcess:
         draining: Callable[[], bool] | None = None,
         cores: Cores | None = None,
         refusal: str | None = None,
+        stealing: StealingStore | None = None,
+        served: Sequence[str] = (),
     ) -> None:
         """`codec_for`, `state` and `cores` replace the defaults (a codec per tenant from
         the cluster secret, this process's state file, the worker's slot files) in an
-        executor, which has none of them."""
+        executor, which has none of them. With `stealing`, this process takes jobs of
+        offered chunks of the `served` compute types once it finished its own chunk."""
         self.settings = settings
         self.store = store
         self.identity = identity
+        draining = draining or drain_check(identity.state_dir)
         self.runner = ChunkRunner(
             store,
             settings,
@@ -73,6 +83,8 @@ class JobProcess:
             cores=cores,
             refusal=refusal,
         )
+        self.thief = Thief(stealing, served, draining) if stealing is not None else None
+        self._failed: list[tuple[int, str]] = []
         helping.register_runner(self.runner)
         session.set_job_client_factory(job_client)
 
@@ -84,13 +96,22 @@ class JobProcess:
         return Codec(signer, self.settings.max_transmit_data, offload)
 
     def run(self, chunk: ChunkRef, compute_type: str = "") -> int:
-        """Run the chunk's still-queued jobs; how many ran here."""
-        return self.runner.run(chunk)
+        """Run the chunk's still-queued jobs, then (with stealing) jobs of other chunks;
+        how many ran here."""
+        if self.thief is None:
+            ran = self.runner.run(chunk)
+            self._failed = self.runner.failed
+            return ran
+        ran = self.runner.run(chunk)
+        failed = self.runner.failed
+        stolen, stolen_failed = self.thief.take(self.runner, compute_type)
+        self._failed = failed + stolen_failed
+        return ran + stolen
 
     @property
     def failed(self) -> list[tuple[int, str]]:
-        """Jobs of the last chunk that ended `error`, with their exception's last line."""
-        return self.runner.failed
+        """Jobs of the last `run` that ended `error`, with their exception's last line."""
+        return self._failed
 
 
 def worker_settings() -> Settings:
@@ -169,5 +190,8 @@ def celery_job_process(
         def job_client(tenant: str) -> Client:
             return Client(settings, store, tenant, mode, owns=False)
 
-        existing = _celery_processes[pid] = JobProcess(settings, store, identity, job_client)
+        served = [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
+        existing = _celery_processes[pid] = JobProcess(
+            settings, store, identity, job_client, stealing=store, served=served
+        )
     return existing

@@ -42,6 +42,9 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ledger_times": ("pc:ledger:t", ()),
     # running chunks: field `chunkkey|worker` -> lease expiry (a hash)
     "leases": ("pc:leases", ()),
+    # chunks of a compute type whose queued jobs idle job processes may take (work
+    # stealing): a sorted set of chunk keys by the time they were offered
+    "stealable": ("pc:steal:{queue}", ("queue",)),
     # live workers: worker id -> JSON {queues, concurrency, seen}
     "workers": ("pc:workers", ()),
     # kill requests for one worker's pool children (list of packed requests)
@@ -168,6 +171,11 @@ def usage(t: str) -> str:
 def kill_generation(worker: str) -> str:
     """A counter bumped when a job `worker` holds is killed or recovered from it."""
     return _render("kill_generation", worker=worker)
+
+
+def stealable(queue: str) -> str:
+    """Chunks of compute type `queue` offered to idle job processes (work stealing)."""
+    return _render("stealable", queue=queue)
 
 
 def cron(t: str, label: str) -> str:

@@ -17,6 +17,7 @@ SAMPLES = {
     "chunk": "5+3",
     "cid": "c7",
     "worker": "host:123",
+    "queue": "c2",
 }
 
 

@@ -21,6 +21,7 @@ SAMPLES: dict[str, object] = {
     "label": "nightly",
     "marker": "cron:nightly:1700000000",
     "kind": "cron",
+    "queue": "c2",
 }
 LINE = re.compile(r"^K\['(\w+)'\] = function\(([\w, ]*)\) return (.+) end$")
 

@@ -1,8 +1,9 @@
 """`RedisStore`: the cluster's store, one Lua script per atomic operation.
 
-One class made of four mixins, one concept each: `jobs` (every change of a job's
+One class made of five mixins, one concept each: `jobs` (every change of a job's
 state, each a Lua script), `reads`, `supervision` (kill requests, leases, recovery,
-reaping, registrations) and `records` (crons, REST endpoints, API keys). Together
+reaping, registrations), `records` (crons, REST endpoints, API keys) and `stealing`
+(idle processes taking queued jobs of busy chunks). Together
 they implement every role protocol of `store.contract`. Every public method is one
 round trip, except where a module says otherwise.
 """
@@ -13,10 +14,11 @@ from picloud_compat.store.redis.connection import connect, store_errors
 from picloud_compat.store.redis.jobs import RedisJobs
 from picloud_compat.store.redis.reads import RedisReads
 from picloud_compat.store.redis.records import RedisRecords
+from picloud_compat.store.redis.stealing import RedisStealing
 from picloud_compat.store.redis.supervision import RedisSupervision
 
 __all__ = ["RedisStore", "connect", "store_errors"]
 
 
-class RedisStore(RedisJobs, RedisReads, RedisSupervision, RedisRecords):
+class RedisStore(RedisJobs, RedisReads, RedisSupervision, RedisRecords, RedisStealing):
     """Every role of the store contract, on one Redis connection pool."""

@@ -104,6 +104,22 @@ class RecoverArgs(_Retention):
     lease: str  # '' when no lease is to be dropped
 
 
+class StealArgs(TypedDict):
+    """``steal.lua``: where to look, and claim.lua's fields for the thief."""
+
+    types: list[str]  # compute types whose offers may be taken
+    whole: int
+    probes: int
+    now: float
+    worker: str
+    warden: str
+    token: str
+    lease_until: float
+    max_bytes: int
+    retention: int
+    inline_limit: int
+
+
 ScriptArgs = (
     TenantArgs
     | WatchArgs
@@ -114,4 +130,5 @@ ScriptArgs = (
     | FinishArgs
     | KillArgs
     | RecoverArgs
+    | StealArgs
 )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 import redis.exceptions as rexc
 
 from picloud_compat.config.compute_types import queue_key
@@ -52,6 +53,29 @@ PENDING_ARGS_TTL = 3600
 def lease_member(chunk: ChunkRef, worker: str) -> str:
     """The lease hash's member for `chunk` run by `worker` (score: lease expiry)."""
     return f"{chunk.key}|{worker}"
+
+
+def claimed(client: redis.Redis, chunk: ChunkRef, reply: list[Any]) -> Claim:
+    """claim.lua's reply (also the tail of steal.lua's) as a Claim, big arguments fetched."""
+    claim = Claim(int(reply[0]), kill_generation=int(reply[1]))
+    # (jid, attempt, spec id, args) per job; args are nil when kept in their own key.
+    rows = [reply[i : i + 4] for i in range(2, len(reply), 4)]
+    big = [int(row[0]) for row in rows if row[3] is None]
+    fetched: dict[int, bytes] = {}
+    if big:
+        with store_errors("fetching arguments"):
+            blobs = client.mget([keys.args(chunk.tenant, jid) for jid in big])
+        fetched = {jid: as_blob(blob) or b"" for jid, blob in zip(big, blobs, strict=True)}
+    for jid, attempt, spec_id, args in rows:
+        claim.jobs.append(
+            ClaimedJob(
+                int(jid),
+                int(attempt),
+                spec_id.decode(),
+                fetched[int(jid)] if args is None else args,
+            )
+        )
+    return claim
 
 
 class RedisJobs(RedisBase):
@@ -142,26 +166,7 @@ class RedisJobs(RedisBase):
             "retention": s.retention_seconds,
             "inline_limit": s.inline_result_limit,
         }
-        reply = self._run("claim", record, (), "claiming jobs")
-        claim = Claim(int(reply[0]), kill_generation=int(reply[1]))
-        # (jid, attempt, spec id, args) per job; args are nil when kept in their own key.
-        rows = [reply[i : i + 4] for i in range(2, len(reply), 4)]
-        big = [int(row[0]) for row in rows if row[3] is None]
-        fetched: dict[int, bytes] = {}
-        if big:
-            with store_errors("fetching arguments"):
-                blobs = self.redis.mget([keys.args(chunk.tenant, jid) for jid in big])
-            fetched = {jid: as_blob(blob) or b"" for jid, blob in zip(big, blobs, strict=True)}
-        for jid, attempt, spec_id, args in rows:
-            claim.jobs.append(
-                ClaimedJob(
-                    int(jid),
-                    int(attempt),
-                    spec_id.decode(),
-                    fetched[int(jid)] if args is None else args,
-                )
-            )
-        return claim
+        return claimed(self.redis, chunk, self._run("claim", record, (), "claiming jobs"))
 
     def finish(
         self,

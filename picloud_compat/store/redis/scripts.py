@@ -42,6 +42,7 @@ NAMES = (
     "recover",
     "append_output",
     "unfinished",
+    "steal",
 )
 ERROR_PREFIX = "PCERR"
 

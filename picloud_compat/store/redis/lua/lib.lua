@@ -98,11 +98,27 @@ local function finalize(t, jid, retention, external_args)
   if external_args ~= false then redis.call('EXPIRE', K.args(t, jid), retention) end
 end
 
+-- A published chunk is also offered to job processes that finish their own chunk
+-- (work stealing, `steal.lua`), in the queue's order: priority step, then age. A few
+-- random offers are dropped if their chunk left the ledger (all its jobs finished), so
+-- the set stays near the number of unfinished chunks even where nothing steals.
+local function offer(ck, queue, now)
+  local sep = string.find(queue, ':', 1, true)
+  local ctype, step = queue, 0
+  if sep then ctype, step = string.sub(queue, 1, sep - 1), tonumber(string.sub(queue, sep + 1)) end
+  local skey = K.stealable(ctype)
+  redis.call('ZADD', skey, step * 1e10 + now, ck)
+  for _, old in ipairs(redis.call('ZRANDMEMBER', skey, 3)) do
+    if redis.call('HEXISTS', K.ledger(), old) == 0 then redis.call('ZREM', skey, old) end
+  end
+end
+
 local function publish(ck, queue, tpl, gen, now)
   local msg = string.gsub(tpl, '@TAG@', ck .. '#' .. gen)
   redis.call('LPUSH', queue, msg)
   redis.call('HSET', K.ledger(), ck, cmsgpack.pack({queue, tpl, gen, now}))
   redis.call('ZADD', K.ledger_times(), now, ck)
+  offer(ck, queue, now)
 end
 
 local function unledger(ck)
@@ -213,5 +229,66 @@ local function unfinished_jobs(t)
     end
     if not open then redis.call('SREM', ukey, chunk) end
   end
+  return out
+end
+
+-- Move queued jobs of a chunk to processing for one runner, and lease the chunk (the
+-- body of claim.lua, shared with steal.lua). C: the fields claim.lua's A documents.
+local function claim_jobs(C)
+  local t, now, token = C.tenant, C.now, C.token
+  local first, count = C.first, C.count
+  local i = C.start
+  local out = {0, tonumber(redis.call('GET', K.kill_generation(C.worker)) or '0')}
+  if redis.call('SISMEMBER', K.inactive_tenants(), t) == 1 then
+    -- a deactivated key's queued jobs never run
+    for jid = first + i, first + count - 1 do
+      if redis.call('HGET', K.job(t, jid), 'status') == 'queued' then
+        fail_job(t, jid, 'queued', 'error', 'API key deactivated', now, C.retention, C.inline_limit)
+      end
+    end
+    flush_notices()
+    out[1] = count
+    return out
+  end
+  local taken, bytes = 0, 0
+  local refreshed = {}
+  -- Claiming renews the TTL of what the jobs need (spec, function) for another
+  -- retention period, so nothing expires under jobs that are about to run.
+  local function refresh(sid)
+    if refreshed[sid] then return end
+    refreshed[sid] = true
+    local skey = K.options(t, sid)
+    local doc = redis.call('GET', skey)
+    if doc then
+      redis.call('EXPIRE', skey, C.retention)
+      local fn = cjson.decode(doc)[SPEC.fn]
+      if fn then redis.call('EXPIRE', K['function'](t, fn), C.retention) end
+    end
+  end
+  while i < count and taken < C.max_jobs and bytes < C.max_bytes do
+    local jid = first + i
+    local jk = K.job(t, jid)
+    local cur = redis.call('HMGET', jk, 'status', 'opts', 'att', 'a', 'ax')
+    if cur[1] == 'queued' then
+      local att = (tonumber(cur[3]) or 0) + 1
+      move(jk, jid, 'queued', 'processing', 'started', now, 'worker', C.worker,
+           'warden', C.warden, 'token', token, 'att', att)
+      refresh(cur[2])
+      local a = cur[4]  -- false when the arguments live in their own key (big)
+      if a then
+        bytes = bytes + #a
+      else
+        bytes = bytes + redis.call('STRLEN', K.args(t, jid))
+      end
+      taken = taken + 1
+      out[#out + 1] = jid
+      out[#out + 1] = att
+      out[#out + 1] = cur[2]
+      out[#out + 1] = a
+    end
+    i = i + 1
+  end
+  out[1] = i
+  if taken > 0 then redis.call('HSET', K.leases(), C.lease, C.lease_until) end
   return out
 end

@@ -1,0 +1,123 @@
+"""Which jobs a thief takes (``lua/steal.lua``), on a real Redis with no worker: chunks
+are published by a real client, and claims by hand put them in each state a thief can
+find them in."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+from picloud_compat.client.jobs import Client
+from picloud_compat.client.session import cluster_client
+from picloud_compat.errors import NoWorkersWarning
+from picloud_compat.settings import Settings
+from picloud_compat.store import keys
+from picloud_compat.store.records import ChunkRef
+from picloud_compat.store.redis import RedisStore
+from picloud_compat.store.redis.stealing import WHOLE_CHUNK
+from tests import jobfuncs as jf
+from tests.conftest import SIGNING_KEY
+
+THIEF = "thief-host:1"
+OWNER = "owner-host:2"
+
+
+@pytest.fixture
+def client(redis_server) -> Iterator[Client]:
+    url = redis_server.url.rsplit("/", 1)[0] + "/9"  # no worker reads this database
+    c = cluster_client(Settings(server_url=url, signing_key=SIGNING_KEY), "steal")
+    store: RedisStore = c.store  # type: ignore[assignment]
+    store.redis.flushdb()
+    try:
+        yield c
+    finally:
+        store.redis.flushdb()
+        c.hub.close()
+
+
+def published(c: Client, n: int, **options) -> list[ChunkRef]:
+    """Submit `n` no-op jobs on c2 (no worker serves it); their chunks, in jid order
+    (8 of them: n/8 jobs each, as for 2 processes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoWorkersWarning)
+        jids = c.map(jf.noop, range(n), _type="c2", **options)
+    store: RedisStore = c.store  # type: ignore[assignment]
+    chunks = [ChunkRef.parse(k.decode()) for k in store.redis.hkeys(keys.LEDGER)]
+    return sorted((ch for ch in chunks if jids[0] <= ch.first <= jids[-1]), key=lambda ch: ch.first)
+
+
+def only(c: Client, chunk: ChunkRef) -> ChunkRef:
+    """Withdraw every offer but `chunk`'s (a map makes 8 chunks, taken oldest first)."""
+    store: RedisStore = c.store  # type: ignore[assignment]
+    others = [m for m in store.redis.zrange(keys.stealable("c2"), 0, -1) if m != chunk.key.encode()]
+    if others:
+        store.redis.zrem(keys.stealable("c2"), *others)
+    return chunk
+
+
+def claim(c: Client, chunk: ChunkRef, start: int, count: int, worker: str = OWNER) -> None:
+    """`worker` claims `count` queued jobs of `chunk` from index `start`."""
+    taken = c.store.claim(chunk, start, count, 1 << 30, worker, worker, "tok")
+    assert len(taken.jobs) == count
+
+
+def steal(c: Client) -> tuple[ChunkRef, int] | None:
+    """The chunk a thief serving c2 takes from, and the index of the job it claimed."""
+    store: RedisStore = c.store  # type: ignore[assignment]
+    found = store.steal(["c2"], THIEF, THIEF, "thief-token", 1 << 20)
+    if found is None:
+        return None
+    chunk, taken = found
+    assert len(taken.jobs) == 1
+    return chunk, taken.jobs[0].jid - chunk.first
+
+
+def test_a_small_unstarted_chunk_is_taken_whole(client):
+    chunk = published(client, 16)[0]
+    assert chunk.count == 2
+    assert steal(client) == (chunk, 0)  # the oldest offer
+    assert client.info(chunk.first, ["worker"])[chunk.first]["worker"] == THIEF
+
+
+def test_a_big_unstarted_chunk_is_left_to_its_message(client):
+    chunks = published(client, 8 * (WHOLE_CHUNK + 8))
+    assert all(ch.count > WHOLE_CHUNK for ch in chunks)
+    assert steal(client) is None
+    claim(client, chunks[1], 0, 1)  # started: now its back half may be taken
+    assert steal(client) == (chunks[1], 1 + (chunks[1].count - 1) // 2)
+
+
+def test_the_back_half_of_a_chunk_in_progress(client):
+    chunk = only(client, published(client, 72)[3])
+    assert chunk.count == 9
+    claim(client, chunk, 0, 1)  # the owner runs job 0; 1..8 wait behind it
+    assert steal(client) == (chunk, 5)  # takes 5..8
+    client.store.claim(chunk, 6, 3, 1 << 30, THIEF, THIEF, "thief-token")  # 6..8 too
+    assert steal(client) == (chunk, 3)  # of 1..4 left: 3..4
+    client.store.claim(chunk, 4, 1, 1 << 30, THIEF, THIEF, "thief-token")
+    assert steal(client) == (chunk, 2)  # of 1..2 left
+    assert steal(client) == (chunk, 1)
+    assert steal(client) is None  # nothing queued: the offer is gone
+    store: RedisStore = client.store  # type: ignore[assignment]
+    assert store.redis.zcard(keys.stealable("c2")) == 0
+
+
+def test_a_queued_run_in_the_middle_of_a_big_chunk_is_found(client):
+    chunk = only(client, published(client, 800)[2])
+    assert chunk.count == 100
+    claim(client, chunk, 0, 10)  # the owner's front
+    tail = chunk.count - 7
+    claim(client, chunk, tail, 7, worker=THIEF)  # an earlier thief's back
+    found = steal(client)
+    assert found is not None and found[0] == chunk
+    # the run 10..tail-1 is queued: its back half is taken
+    assert found[1] == 10 + (tail - 10) // 2
+
+
+def test_higher_priorities_are_taken_first(client):
+    (low,) = published(client, 1, _priority=9)
+    (high,) = published(client, 1, _priority=1)
+    assert steal(client) == (high, 0)
+    assert steal(client) == (low, 0)
