@@ -106,15 +106,22 @@ def status(ctx: click.Context, jids: list[int] | None) -> None:
     if not jids:
         from picloud_compat.client.session import get_client
 
-        served = get_client().services()
+        client = get_client()
+        served = client.services()
+        prebuilt = {t: client.prebuilt(s) for t, s in served.items()}
         emit(
             ctx,
             {
-                t: {"processes": s.processes, "runtimes": list(s.runtimes)}
+                t: {
+                    "processes": s.processes,
+                    "runtimes": list(s.runtimes),
+                    "prebuilt_environments": prebuilt[t],
+                }
                 for t, s in served.items()
             },
             "\n".join(
                 f"{t}\t{s.processes} processes ({', '.join(s.runtimes) or '-'})"
+                + (f"; environments built: {', '.join(prebuilt[t])}" if prebuilt[t] else "")
                 if s.processes
                 else f"{t}\tno live workers: jobs of this type wait"
                 for t, s in served.items()

@@ -8,6 +8,7 @@ import sys
 import click
 
 from picloud_compat.config.compute_types import QUEUES
+from picloud_compat.environments.prebuilt import PREBUILT_ENV
 
 WORKER_FLAGS = ["--without-gossip", "--without-mingle", "-P", "prefork"]
 
@@ -56,13 +57,40 @@ def worker_argv(
 )
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--name", "-n", help="Celery node name (default celery@hostname).")
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    envvar="PICLOUD_WORKER_ENVS",
+    metavar="[KEY:]NAME",
+    help="Environment (_env) to build before taking jobs, or find built in env_dir "
+    "(e.g. baked into the image); NAME is PICLOUD_API_KEY's, KEY:NAME another key's.",
+)
 def worker(
-    types: tuple[str, ...], concurrency: int | None, loglevel: str, name: str | None
+    types: tuple[str, ...],
+    concurrency: int | None,
+    loglevel: str,
+    name: str | None,
+    envs: tuple[str, ...],
 ) -> None:
     """Run a prefork Celery worker for the given compute types."""
     chosen = list(QUEUES) if "all" in types else list(dict.fromkeys(types))
+    if envs:
+        os.environ[PREBUILT_ENV] = ",".join(_prebuilt(envs))
     argv = worker_argv(chosen, concurrency, loglevel, name)
     os.execv(argv[0], argv)
+
+
+def _prebuilt(references: tuple[str, ...]) -> list[str]:
+    """Build the environments before Celery starts; a clear exit if one cannot be."""
+    from picloud_compat.environments.prebuilt import prebuild
+    from picloud_compat.errors import CloudException
+    from picloud_compat.runner.process import cluster_store, worker_settings
+
+    try:
+        return prebuild(references, worker_settings(), cluster_store(), click.echo)
+    except (CloudException, ValueError) as exc:
+        raise click.ClickException(f"cannot serve environment: {exc}") from None
 
 
 @click.command("beat")

@@ -16,8 +16,10 @@ from typing import Any
 
 from celery import signals
 
+from picloud_compat.environments.prebuilt import PREBUILT_ENV, registered
 from picloud_compat.runner import process, slots
 from picloud_compat.runner.state_file import DRAIN_MARKER, worker_name
+from picloud_compat.runner.stealing import QUEUES_ENV
 from picloud_compat.workers.supervisor import Supervisor
 
 log = logging.getLogger("picloud.worker")
@@ -39,6 +41,9 @@ def _prepare(sender: Any = None, **_: Any) -> None:
     _state_dir = Path(tempfile.mkdtemp(prefix=f"picloud-worker-{os.getpid()}-"))
     os.environ[process.STATE_DIR_ENV] = str(_state_dir)
     os.environ[process.WARDEN_ENV] = worker_name()
+    amqp = getattr(getattr(sender, "app", None), "amqp", None)
+    if amqp is not None:  # the -Q selection: idle processes steal only work of these
+        os.environ[QUEUES_ENV] = ",".join(sorted(amqp.queues.consume_from or ()))
     slots.prepare(_state_dir, int(getattr(sender, "concurrency", 0) or 1))
 
 
@@ -58,6 +63,7 @@ def _start_supervisor(sender: Any = None, **_: Any) -> None:
         queues,
         concurrency,
         settings.lease_seconds,
+        environments=registered(os.environ.get(PREBUILT_ENV)),
     )
     _supervisor.start()
     log.info("picloud worker %s ready on %s (concurrency %s)", worker_name(), queues, concurrency)

@@ -42,12 +42,16 @@ class Supervisor(threading.Thread):
         *,
         wait: float = 0.25,
         check: Callable[[], None] | None = None,
+        environments: Sequence[str] = (),
     ) -> None:
+        """`environments`: those built before the worker started (``--env``), which
+        its registrations name."""
         super().__init__(name="picloud-supervisor", daemon=True)
         self.store = store
         self.warden_name = name
         self.queues = tuple(queues)
         self.concurrency = concurrency
+        self.environments = tuple(environments)
         self.lease_seconds = lease_seconds
         self.warden = Warden(state_dir, self._kill_with_reason)
         self._wait = wait
@@ -81,7 +85,9 @@ class Supervisor(threading.Thread):
 
     def _heartbeat(self, now: float) -> None:
         busy = len(self.warden.running())  # processes holding a chunk now
-        info = WorkerInfo(self.warden_name, self.queues, self.concurrency, now, RUNTIME, busy)
+        info = WorkerInfo(
+            self.warden_name, self.queues, self.concurrency, now, RUNTIME, busy, self.environments
+        )
         self.store.heartbeat(info)
         self.store.renew_leases(self.warden.leased_chunks(), self.lease_seconds)
         for line in self.store.reap(now):

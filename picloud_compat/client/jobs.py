@@ -208,6 +208,12 @@ class Client:
         """Per compute type: the live processes serving it and their runtimes."""
         return {name: self.store.service(name) for name in COMPUTE_TYPES}
 
+    def prebuilt(self, service: QueueService) -> list[str]:
+        """This key's environments that workers of `service` built before starting
+        (``picloud worker --env``); others build theirs on first use."""
+        prefix = f"{self.tenant}:"
+        return [e[len(prefix) :] for e in service.environments if e.startswith(prefix)]
+
     def status(self, jids: Any) -> str | list[str]:
         """Status of a jid, or the list of statuses of a list of jids."""
         single, ids = jidlib.normalize(jids)

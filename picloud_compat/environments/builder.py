@@ -70,6 +70,14 @@ def _checked_root(root: Path) -> None:
             f"env_dir {root} must be a directory owned by uid {os.geteuid()} and writable by "
             "no one else"
         )
+    if os.geteuid() == 0:  # executors run as other users: they must reach the builds
+        for directory in (root.resolve(), *root.resolve().parents):
+            if not directory.stat().st_mode & 0o001:
+                raise EnvBuildFailed(
+                    f"env_dir {root}: jobs run under other uids, which cannot enter "
+                    f"{directory} (mode {directory.stat().st_mode & 0o777:o}); choose an "
+                    "env_dir others can reach, or chmod o+x that directory"
+                )
 
 
 class EnvBuilder:

@@ -235,6 +235,7 @@ class WorkerInfo:
     seen: float
     runtime: str = ""  # Python and cloudpickle versions its job processes run
     busy: int = 0  # of its processes, how many were running a chunk at the heartbeat
+    environments: tuple[str, ...] = ()  # built before it started (KEY:NAME): --env
 
 
 RUNTIME_BUCKETS = (0.01, 0.1, 1.0, 10.0, 60.0, 600.0, 3600.0)
@@ -264,6 +265,7 @@ class QueueService:
     processes: int
     runtimes: tuple[str, ...] = ()
     largest: int = 0  # processes of the biggest live worker: the most `_cores` one job gets
+    environments: tuple[str, ...] = ()  # prebuilt by some of them (KEY:NAME)
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,7 @@ class RedisReads(RedisBase):
                     seen,
                     str(info.get("runtime", "")),
                     int(info.get("busy", 0)),
+                    tuple(str(e) for e in info.get("envs", ())),
                 )
             except (ValueError, KeyError, TypeError):
                 continue
@@ -248,6 +249,7 @@ class RedisReads(RedisBase):
                             known.processes + worker.concurrency,
                             tuple(sorted(runtimes)),
                             max(known.largest, worker.concurrency),
+                            tuple(sorted({*known.environments, *worker.environments})),
                         )
                 cached = self._concurrency_cache = (now, per_queue)
         return cached[1].get(queue, QueueService(0))

@@ -169,6 +169,7 @@ class RedisSupervision(RedisBase):
             "seen": info.seen,
             "runtime": info.runtime,
             "busy": info.busy,
+            "envs": list(info.environments),
         }
         with store_errors("registering a worker"):
             self.redis.hset(keys.WORKERS, info.name, json.dumps(doc))

@@ -97,8 +97,10 @@ class TenantScope:
             return self._tenant_call(method, args)
         if method == "concurrency":
             return self.store.concurrency(str(args[0]) if args else "")
-        if method == "service":
-            return self.store.service(str(args[0]) if args else "")
+        if method == "service":  # with this key's prebuilt environments only
+            service = self.store.service(str(args[0]) if args else "")
+            mine = tuple(e for e in service.environments if e.startswith(f"{self.tenant}:"))
+            return dataclasses.replace(service, environments=mine)
         if method in RUNNER_METHODS and self._runner is not None:
             return self._runner_call(method, args)
         if method.startswith(("files_", "cron_")) and self._services is not None:

@@ -50,7 +50,8 @@ RECORDS: tuple[type[Any], ...] = (
     Account,
     QueueService,
 )
-"""Record classes by extension code (their position): append only, never reorder."""
+"""Record classes by extension code (their position): append only, never reorder; and
+a record's new fields go last, with a default."""
 _CODE = {cls: code for code, cls in enumerate(RECORDS)}
 _FIELD_NAMES = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in RECORDS}
 _TUPLE_FIELDS = {
@@ -80,14 +81,18 @@ def _ext_hook(code: int, data: bytes) -> Any:
         raise WireError(f"unknown record type {code}")
     cls = RECORDS[code]
     values = unpack(data)
-    names = _FIELD_NAMES[cls]
-    if not isinstance(values, list) or len(values) != len(names):
+    if not isinstance(values, list):
         raise WireError(f"malformed {cls.__name__}")
-    fields = dict(zip(names, values, strict=True))
+    # Fields are only ever appended, with defaults: a peer a version apart (a gateway
+    # upgraded before its clients) sends fewer values, or more, and is still understood.
+    fields = dict(zip(_FIELD_NAMES[cls], values, strict=False))
     for name in _TUPLE_FIELDS[cls]:
-        if isinstance(fields[name], list):
+        if isinstance(fields.get(name), list):
             fields[name] = tuple(fields[name])
-    return cls(**fields)
+    try:
+        return cls(**fields)
+    except TypeError:  # a field without a default is missing
+        raise WireError(f"malformed {cls.__name__}") from None
 
 
 def pack(value: Any) -> bytes:
