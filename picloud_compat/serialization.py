@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from picloud_compat.errors import PICKLE_HINT, CloudException, CloudPicklingError
+from picloud_compat.settings import STORE_BLOB_CEILING
 
 if TYPE_CHECKING:
     from picloud_compat.files.blobs import BlobOffload
@@ -64,7 +65,7 @@ class Codec:
             raw = cloudpickle.dumps(func, protocol=PROTOCOL)
         except Exception as exc:
             raise _pickling_error(f"function {_describe(func)}", func, exc) from exc
-        self._check_size(len(raw), f"function {_describe(func)}")
+        self._check_size(len(raw), f"function {_describe(func)}", offloadable=False)
         return hashlib.sha256(raw).hexdigest(), self.signer.seal(raw)
 
     def arguments(
@@ -79,7 +80,7 @@ class Codec:
             # Nothing cloudpickle would add: the stdlib pickler gives the same bytes, faster.
             raw = pickle.dumps(payload, protocol=PROTOCOL)
             if len(raw) <= _SMALL:
-                self._check_size(len(raw), "arguments")
+                self._check_size(len(raw), "arguments", offloadable=False)
                 return self.signer.seal(raw)  # small: never offloaded
             fast = 2
         pickler = pickle.Pickler if fast >= 2 else cloudpickle.Pickler
@@ -147,12 +148,27 @@ class Codec:
         data: bytes = cloudpickle.dumps(obj, protocol=PROTOCOL)  # cloudpickle is untyped
         return data
 
-    def _check_size(self, size: int, what: str) -> None:
+    def _check_size(self, size: int, what: str, offloadable: bool = True) -> None:
+        """Refuse, before anything is written, what exceeds ``max_transmit_data``, or
+        what would have to sit in the job store and is too big for it."""
         if size > self.limit:
             raise CloudException(
                 f"Excessive data ({size} bytes) transmitted in {what}: the limit is "
                 f"{self.limit} bytes (max_transmit_data). Store large data with cloud.files "
                 "and pass its name instead."
+            )
+        offloaded = offloadable and self.offload is not None and size >= self.offload.threshold
+        if size > STORE_BLOB_CEILING and not offloaded:
+            where = (
+                "functions always are"
+                if not offloadable
+                else "S3 offload needs a team cluster with S3 configured"
+            )
+            raise CloudException(
+                f"Excessive data ({size} bytes) transmitted in {what}: the job store holds "
+                f"at most {STORE_BLOB_CEILING} bytes per blob, and this one would be kept "
+                f"there ({where}). Store large data with cloud.files and pass its name "
+                "instead."
             )
 
 

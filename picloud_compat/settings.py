@@ -23,8 +23,12 @@ ENV_PREFIX = "PICLOUD_"
 
 MAX_TRANSMIT_DATA = 16 * 1024 * 1024
 """Largest serialized function, argument tuple or result, in bytes."""
-MAX_TRANSMIT_CEILING = 256 * 1024 * 1024
-"""Hard ceiling for `max_transmit_data`: Redis strings stop at 512 MB."""
+MAX_TRANSMIT_CEILING = 8 * 1024**3
+"""Hard ceiling for `max_transmit_data`: what one process can reasonably pickle, seal
+and hold; beyond `STORE_BLOB_CEILING` only arguments and results offloaded to S3."""
+STORE_BLOB_CEILING = 256 * 1024 * 1024
+"""The biggest blob kept in the job store itself (Redis strings stop at 512 MB): every
+function, and arguments and results where nothing offloads them to S3."""
 RETENTION_SECONDS = 7 * 24 * 3600
 """How long a finished job's record, result and output are kept (about 0.5 KB a job)."""
 MAX_ATTEMPTS = 3

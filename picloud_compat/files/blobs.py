@@ -15,12 +15,15 @@ isolated clients (which hold none) keep every blob in the store.
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any
 
 from picloud_compat.errors import AuthenticityError
 from picloud_compat.settings import Settings
 
 REF = b"PCREF1:"
+MULTIPART_ABOVE = 64 * 1024 * 1024
+"""Blobs bigger than this are uploaded in parts (boto3's transfer manager)."""
 _CLUSTER_SCHEMES = ("redis://", "rediss://", "sentinel://", "unix://")
 
 
@@ -57,7 +60,10 @@ class BlobOffload:
         key = self.prefix + hashlib.sha256(data).hexdigest()
         ensure_bucket(self._s3, self.endpoint, self.bucket)
         with s3_errors("storing a big argument or result"):
-            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+            if len(data) <= MULTIPART_ABOVE:
+                self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+            else:  # in parts, in parallel (one PUT stops at 5 GB)
+                self._s3.upload_fileobj(io.BytesIO(data), self.bucket, key)
         return REF + key.encode()
 
     def incoming(self, blob: bytes | memoryview) -> bytes | memoryview:

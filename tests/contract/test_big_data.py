@@ -48,3 +48,28 @@ def test_a_reference_outside_the_tenants_prefix_is_refused(cloud, mode) -> None:
         codec.load(REF + b"blobs/someone-else/" + b"0" * 64)
     with pytest.raises(AuthenticityError, match="outside this key's"):
         codec.load(REF + codec.offload.prefix.encode() + b"../x")
+
+
+def _length(data: bytes) -> int:
+    return len(data)
+
+
+def test_data_bigger_than_redis_holds_travels_through_s3(client, mode) -> None:  # type: ignore[no-untyped-def]
+    """On a team cluster max_transmit_data may exceed what the job store holds: a
+    257 MiB argument goes to S3; elsewhere it is refused before anything is submitted."""
+    from picloud_compat.client.jobs import Client
+    from picloud_compat.errors import CloudException
+    from picloud_compat.settings import STORE_BLOB_CEILING
+
+    data = b"\x01" * (STORE_BLOB_CEILING + 2**20)
+    settings = client.settings.replace(max_transmit_data=2 * len(data))
+    big = Client(settings, client.store, client.tenant, client.mode, owns=False)
+    try:
+        if mode != "cluster":
+            with pytest.raises(CloudException, match="S3 offload needs a team cluster"):
+                big.call(_length, data)
+            return
+        jid = big.call(_length, data)
+        assert big.result(jid, timeout=150) == len(data)
+    finally:
+        big.close()

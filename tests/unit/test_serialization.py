@@ -13,6 +13,7 @@ from picloud_compat.errors import (
     CloudPicklingError,
 )
 from picloud_compat.serialization import Codec
+from picloud_compat.settings import STORE_BLOB_CEILING
 from picloud_compat.signing import Signer
 
 SECRET = "unit-test-secret-" + "x" * 16
@@ -211,3 +212,21 @@ def test_unsigned_pickle_is_never_loaded(codec: Codec) -> None:
         codec.load(pickle.dumps("evil"), "exception")
     with pytest.raises(AuthenticityError):
         codec.load_arguments(pickle.dumps(((1,),)))
+
+
+def test_what_the_job_store_would_keep_is_capped_below_max_transmit_data() -> None:
+    """max_transmit_data may exceed what Redis holds; where nothing offloads to S3 (the
+    simulator, isolated clients), a blob over the store's ceiling is refused up front."""
+    codec = fresh(limit=2 * STORE_BLOB_CEILING)
+    big = b"x" * (STORE_BLOB_CEILING + 1024)
+    with pytest.raises(CloudException, match="S3 offload needs a team cluster") as info:
+        codec.arguments((big,))
+    assert str(STORE_BLOB_CEILING) in str(info.value)
+    with pytest.raises(CloudException, match="the job store holds at most"):
+        codec.result(big)
+
+    def holds_big() -> int:
+        return len(big)
+
+    with pytest.raises(CloudException, match="functions always are"):
+        codec.function(holds_big)
