@@ -94,7 +94,11 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from picloud_compat.simulator.cluster import LocalCluster
 
     files = tmp_path_factory.mktemp("simfiles")
-    cluster = LocalCluster(Settings(signing_key=SIGNING_KEY, num_procs=2, files_dir=str(files)))
+    cluster = LocalCluster(
+        Settings(
+            signing_key=SIGNING_KEY, num_procs=2, files_dir=str(files), env_dir=str(ENV_DIR)
+        )
+    )
     yield cluster
     cluster.close()
 

@@ -4,7 +4,7 @@ PiCloud's environments were machine images set up over ssh; here an environment 
 list of pip requirements (as Ray's ``runtime_env`` and Modal's ``Image.pip_install``),
 built by each worker on first use and cached. So ``create`` takes ``requirements``, and
 the image-editing calls (``modify``, ``save``, ``ssh``, ...) say they do not apply.
-On the simulator, jobs run in your own interpreter: install what they need there.
+The simulator builds and runs them the same way, on this machine.
 """
 
 from __future__ import annotations

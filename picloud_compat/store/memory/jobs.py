@@ -93,22 +93,30 @@ class MemoryJobs(MemoryState):
                 self._publish(t, first, count, sub.priority)
             return first
 
-    def next_chunk(self, timeout: float, worker: str) -> ChunkRef | None:
-        """Block up to `timeout` for the most urgent queued chunk (the simulator's
-        broker). The chunk is held by `worker` until it ends, so a worker that dies
-        before even claiming it does not lose it (see `recover_worker`)."""
+    def next_chunk(self, timeout: float, worker: str, env: str = "") -> ChunkRef | None:
+        """Block up to `timeout` for the most urgent queued chunk of environment `env`
+        ('' none, else ``KEY:NAME``): the simulator's broker. The chunk is held by
+        `worker` until it ends, so a worker that dies before even claiming it does not
+        lose it (see `recover_worker`)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while not self._queue and not self._closed:
+            queue = self._queues[env]
+            while not queue and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
                 self._work.wait(remaining)
-            if not self._queue:
+            if not queue:
                 return None
-            chunk = heapq.heappop(self._queue)[2]
+            chunk = heapq.heappop(queue)[2]
             self._held[worker].add(chunk)
             return chunk
+
+    def queued_environments(self) -> list[str]:
+        """Environments (``KEY:NAME``) with chunks queued: the simulator starts
+        processes of their interpreters."""
+        with self._lock:
+            return sorted(env for env, queue in self._queues.items() if env and queue)
 
     def claim(
         self,

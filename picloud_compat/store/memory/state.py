@@ -15,6 +15,7 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
+from picloud_compat.jobspec import JobSpec
 from picloud_compat.settings import Settings
 from picloud_compat.status import FINISHED, STALLED_MESSAGE, can_move
 from picloud_compat.store import keys
@@ -56,7 +57,9 @@ class MemoryState:
         self._watchers: dict[Key, set[str]] = defaultdict(set)
         self._unfinished: dict[str, set[int]] = defaultdict(set)
         self._notices: dict[tuple[str, str], deque[Notice]] = defaultdict(deque)
-        self._queue: list[tuple[int, int, ChunkRef]] = []  # (priority, seq, chunk)
+        # the simulator's broker: per environment ('' none, else KEY:NAME, whose jobs
+        # only processes of that environment's interpreter take), (priority, seq, chunk)
+        self._queues: dict[str, list[tuple[int, int, ChunkRef]]] = defaultdict(list)
         self._seq = itertools.count()
         self._ledger: dict[str, int] = {}  # chunk key -> priority
         self._kills: deque[KillRequest] = deque()
@@ -95,8 +98,17 @@ class MemoryState:
     def _publish(self, t: str, first: int, count: int, priority: int) -> None:
         chunk = ChunkRef(t, first, count)
         self._ledger[chunk.key] = priority
-        heapq.heappush(self._queue, (priority, next(self._seq), chunk))
-        self._work.notify()
+        self._enqueue(chunk, priority)
+
+    def _enqueue(self, chunk: ChunkRef, priority: int) -> None:
+        """Queue `chunk` for the processes of its environment (its spec's ``env``)."""
+        job = self._jobs.get((chunk.tenant, chunk.first), {})
+        doc = self._specs.get((chunk.tenant, job.get("opts", "")))
+        env = JobSpec.from_json(doc).env if doc else None
+        heapq.heappush(
+            self._queues[f"{chunk.tenant}:{env}" if env else ""], (priority, next(self._seq), chunk)
+        )
+        self._work.notify_all()  # waiters wait on different queues
 
     def _release(self, t: str, chunk: str) -> None:
         w = self._waiting.pop((t, chunk))

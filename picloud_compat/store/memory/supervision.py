@@ -3,7 +3,6 @@ leases and reaping have nothing to do; recovery is the same as on Redis."""
 
 from __future__ import annotations
 
-import heapq
 import time
 from collections.abc import Sequence
 
@@ -81,8 +80,7 @@ class MemorySupervision(MemoryState):
                 self._stats["lost"] += loss.errored
             statuses = [self._jobs[(t, j)]["status"] for j in chunk.jids if (t, j) in self._jobs]
             if "queued" in statuses and chunk.key in self._ledger:
-                heapq.heappush(self._queue, (self._ledger[chunk.key], next(self._seq), chunk))
-                self._work.notify()
+                self._enqueue(chunk, self._ledger[chunk.key])
                 loss.republished = True
             elif all(s in FINISHED for s in statuses):
                 self._ledger.pop(chunk.key, None)
@@ -123,7 +121,7 @@ class MemorySupervision(MemoryState):
         """The simulator's figures, shaped as Redis's (backlog by the chunks' own type)."""
         with self._lock:
             backlog = {(name, step): 0 for name in COMPUTE_TYPES for step in PRIORITY_STEPS}
-            for priority, _, chunk in self._queue:
+            for priority, _, chunk in (e for q in self._queues.values() for e in q):
                 job = self._jobs.get((chunk.tenant, chunk.first), {})
                 doc = self._specs.get((chunk.tenant, job.get("opts", "")))
                 kind = JobSpec.from_json(doc).type if doc else DEFAULT_TYPE
