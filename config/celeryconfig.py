@@ -15,6 +15,8 @@ Why each non-default matters:
   job's function name (the shadow name) in Flower.
 - ``imports``: the worker loads its lifecycle hooks (supervisor thread, registration)
   itself, so the ``tasks`` package never imports ``workers``.
+- ``worker_pool``: Celery's prefork pool, whose idle processes also take fresh jobs
+  without waiting for the message (`workers.pool`; ``-P prefork`` gives the plain one).
 - worker events off by default: publishing them costs ~1 ms per message on this class
   of machine. Flower enables them on running workers by itself (its ``enable_events``
   option, on by default); ``PICLOUD_TASK_EVENTS=1`` forces them on.
@@ -31,6 +33,8 @@ from picloud_compat.store.redis.sentinel import SCHEME as SENTINEL_SCHEME
 from picloud_compat.store.redis.sentinel import SentinelURL
 
 WORKER_MODULES = ["picloud_compat.workers.lifecycle"]
+FAST_START_POOL = "picloud_compat.workers.pool:TaskPool"
+"""Celery's prefork pool whose idle processes also take fresh jobs (`workers.pool`)."""
 """Loaded by Celery when a worker starts (the ``imports`` setting): the supervisor."""
 
 
@@ -75,4 +79,5 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": True,
         "worker_enable_remote_control": True,
         "imports": WORKER_MODULES,
+        "worker_pool": FAST_START_POOL,
     }

@@ -14,6 +14,7 @@ and ``@TAG@`` (a delivery tag unique to each publication of the chunk).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -43,7 +44,22 @@ def chunk_template(
     env: str | None = None,
 ) -> str:
     """A message for the chunk (tenant, @JID@, count), with placeholders left in; jobs
-    of an environment name it (``"e"``), so a worker routes them without a read."""
+    of an environment name it (``"e"``), so a worker routes them without a read. Kept
+    for the next submit alike (a loop of `call`s makes the same one each time)."""
+    return _template(os.getpid(), tenant, count, queue, priority, display_name, label, env)
+
+
+@functools.lru_cache(maxsize=256)
+def _template(
+    pid: int,
+    tenant: str,
+    count: int,
+    queue: str,
+    priority: int,
+    display_name: str,
+    label: str | None,
+    env: str | None,
+) -> str:
     extra = f', "e": {json.dumps(env)}' if env else ""
     spec = f'{{"t": {json.dumps(tenant)}, "j": {JID}, "n": {count}{extra}}}'
     body = (
@@ -69,7 +85,7 @@ def chunk_template(
         "parent_id": None,
         "argsrepr": argsrepr,
         "kwargsrepr": "{}",
-        "origin": f"{_ORIGIN}:{os.getpid()}",
+        "origin": f"{_ORIGIN}:{pid}",
         "ignore_result": True,
         "replaced_task_nesting": 0,
         "stamped_headers": None,

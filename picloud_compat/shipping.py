@@ -19,7 +19,7 @@ import importlib.metadata
 import sys
 import sysconfig
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,14 @@ def _top_level(module_name: str | None) -> str | None:
 
 def local_modules_of(roots: Iterable[Any]) -> set[str]:
     """Top-level names of the local modules `roots` reach, transitively."""
-    found: set[str] = set()
+    return _walk(roots, set(), _add_package_reach)
+
+
+def _walk(
+    roots: Iterable[Any], found: set[str], add: Callable[[str, set[str], list[Any]], None]
+) -> set[str]:
+    """The local top-level names reached from `roots` (added to `found`); `add(top,
+    found, stack)` is called once per new local top-level name."""
     seen: set[int] = set()
     stack = list(roots)
     while stack:
@@ -78,17 +85,14 @@ def local_modules_of(roots: Iterable[Any]) -> set[str]:
             continue
         seen.add(id(obj))
         if isinstance(obj, types.ModuleType):
-            top = _top_level(obj.__name__)
-            if top and top not in found and _is_local_top_level(top):
-                found.add(top)
-                stack.extend(_module_members(top))
+            _note(obj.__name__, found, stack, add)
             continue
         if isinstance(obj, types.FunctionType):
-            _note(obj.__module__, found, stack)
+            _note(obj.__module__, found, stack, add)
             if _is_user_code(obj.__module__):
                 stack.extend(_function_references(obj))
         elif isinstance(obj, type):
-            _note(obj.__module__, found, stack)
+            _note(obj.__module__, found, stack, add)
             if _is_user_code(obj.__module__):
                 stack.extend(v for v in vars(obj).values() if isinstance(v, types.FunctionType))
         elif isinstance(obj, types.MethodType):
@@ -103,30 +107,80 @@ def local_modules_of(roots: Iterable[Any]) -> set[str]:
     return found
 
 
+def _note(
+    module_name: str | None,
+    found: set[str],
+    stack: list[Any],
+    add: Callable[[str, set[str], list[Any]], None],
+) -> None:
+    top = _top_level(module_name)
+    if top and top not in found and _is_local_top_level(top):
+        add(top, found, stack)
+
+
+def _add_members(top: str, found: set[str], stack: list[Any]) -> None:
+    """Walk everything a newly reached local package defines."""
+    found.add(top)
+    stack.extend(_module_members(top))
+
+
+def _add_package_reach(top: str, found: set[str], stack: list[Any]) -> None:
+    """Add what walking a newly reached local package reaches (cached: `_package_reach`)."""
+    found |= _package_reach(top)
+
+
+_reach_cache: dict[str, tuple[tuple[tuple[int, int, int], ...], frozenset[str]]] = {}
+_modules_cache: dict[str, tuple[int, list[types.ModuleType]]] = {}
+
+
+def _package_reach(top: str) -> frozenset[str]:
+    """The local top-level names reached by walking everything local package `top`'s
+    loaded modules define (`top` included). Walking them is most of what shipping costs
+    per call (a user's package can be large), so the answer is kept while every package
+    it names still has the same modules holding the same objects."""
+    cached = _reach_cache.get(top)
+    if cached is not None and cached[0] == _state(cached[1]):
+        return cached[1]
+    reach = frozenset(_walk(_module_members(top), {top}, _add_members))
+    _reach_cache[top] = (_state(reach), reach)
+    return reach
+
+
+def _state(tops: Iterable[str]) -> tuple[tuple[int, int, int], ...]:
+    """What the loaded modules of packages `tops` hold, cheaply: a new module, a new
+    name or a name bound to another object changes it."""
+    return tuple(
+        (id(module), len(namespace), sum(map(id, namespace.values())))
+        for top in sorted(tops)
+        for module in _package_modules(top)
+        for namespace in (vars(module),)
+    )
+
+
+def _package_modules(top: str) -> list[types.ModuleType]:
+    """The loaded modules of package `top` (looked up again when any module loads)."""
+    size = len(sys.modules)
+    cached = _modules_cache.get(top)
+    if cached is None or cached[0] != size:
+        modules = [
+            m
+            for name, m in list(sys.modules.items())
+            if m is not None and (name == top or name.startswith(top + "."))
+        ]
+        cached = _modules_cache[top] = (size, modules)
+    return cached[1]
+
+
 def _is_user_code(module_name: str | None) -> bool:
     """Only the user's code is walked; installed libraries are never traversed."""
     top = _top_level(module_name)
     return top == "__main__" or (top is not None and _is_local_top_level(top))
 
 
-def _note(module_name: str | None, found: set[str], stack: list[Any]) -> None:
-    top = _top_level(module_name)
-    if top and top not in found and _is_local_top_level(top):
-        found.add(top)
-        stack.extend(_module_members(top))
-
-
 def _module_members(top: str) -> list[Any]:
     """Everything defined in (or imported into) a local package's loaded modules."""
-    members: list[Any] = []
-    for name, module in list(sys.modules.items()):
-        if module is not None and (name == top or name.startswith(top + ".")):
-            members.extend(
-                v
-                for v in vars(module).values()
-                if isinstance(v, types.ModuleType | types.FunctionType | type)
-            )
-    return members
+    kinds = types.ModuleType | types.FunctionType | type
+    return [v for m in _package_modules(top) for v in vars(m).values() if isinstance(v, kinds)]
 
 
 def _function_references(func: types.FunctionType) -> list[Any]:

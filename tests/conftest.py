@@ -95,9 +95,7 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     files = tmp_path_factory.mktemp("simfiles")
     cluster = LocalCluster(
-        Settings(
-            signing_key=SIGNING_KEY, num_procs=2, files_dir=str(files), env_dir=str(ENV_DIR)
-        )
+        Settings(signing_key=SIGNING_KEY, num_procs=2, files_dir=str(files), env_dir=str(ENV_DIR))
     )
     yield cluster
     cluster.close()

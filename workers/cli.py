@@ -10,7 +10,8 @@ import click
 from picloud_compat.config.compute_types import QUEUES
 from picloud_compat.environments.prebuilt import PREBUILT_ENV
 
-WORKER_FLAGS = ["--without-gossip", "--without-mingle", "-P", "prefork"]
+WORKER_FLAGS = ["--without-gossip", "--without-mingle"]
+"""The pool is the configuration's (``worker_pool``: prefork with a fast start)."""
 
 
 def worker_argv(

@@ -90,6 +90,10 @@ class Supervisor(threading.Thread):
         )
         self.store.heartbeat(info)
         self.store.renew_leases(self.warden.leased_chunks(), self.lease_seconds)
+        for pid in self.warden.lost():  # at once, not when the leases lapse
+            loss = self.store.recover_worker(worker_name(pid), f"worker lost: process {pid} died")
+            if loss.requeued or loss.errored:
+                log.warning("job process %s died; %s", pid, loss)
         for line in self.store.reap(now):
             log.warning("%s", line)
 

@@ -40,12 +40,14 @@ class Warden:
     ) -> None:
         self.state_dir = state_dir
         self._kill_with_reason = kill_with_reason
+        self._lost: list[int] = []
 
     def running(self) -> list[ProcessState]:
         """State records of the live job processes this warden supervises.
 
-        The file of a process that is gone is removed: its chunks' leases then lapse and
-        the reaper recovers them (nothing else would: not a nested job it was running).
+        The file of a process that is gone is removed, and its pid kept for `lost`: what
+        it held is recovered then (not only chunks of a Celery task: a nested job it was
+        running, jobs it took while idle), or by the reaper once its leases lapse.
         """
         out = []
         for path in self.state_dir.iterdir():
@@ -53,11 +55,17 @@ class Warden:
                 continue  # not a state file (the drain marker)
             if not _alive(int(path.name)):
                 path.unlink(missing_ok=True)
+                self._lost.append(int(path.name))
                 continue
             state = read_state(path)
             if state:
                 out.append(state)
         return out
+
+    def lost(self) -> list[int]:
+        """Pids of job processes found gone since the last call."""
+        lost, self._lost = self._lost, []
+        return lost
 
     def leased_chunks(self) -> list[tuple[ChunkRef, str]]:
         """(chunk, worker) of every chunk a live job process holds."""

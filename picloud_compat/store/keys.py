@@ -45,6 +45,8 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     # chunks of a compute type whose queued jobs idle job processes may take (work
     # stealing): a sorted set of chunk keys by the time they were offered
     "stealable": ("pc:steal:{queue}", ("queue",)),
+    # a token per published chunk of a compute type: wakes one idle pool process
+    "wake": ("pc:wake:{queue}", ("queue",)),
     # live workers: worker id -> JSON {queues, concurrency, seen}
     "workers": ("pc:workers", ()),
     # kill requests for one worker's pool children (list of packed requests)
@@ -176,6 +178,11 @@ def kill_generation(worker: str) -> str:
 def stealable(queue: str) -> str:
     """Chunks of compute type `queue` offered to idle job processes (work stealing)."""
     return _render("stealable", queue=queue)
+
+
+def wake(queue: str) -> str:
+    """Wake-up tokens for idle pool processes serving `queue` (`workers.pool`)."""
+    return _render("wake", queue=queue)
 
 
 def cron(t: str, label: str) -> str:

@@ -109,6 +109,29 @@ def test_ship_by_value_registers_modules(local_package: LocalPackage) -> None:
     assert ship_by_value(local_package.work) == shipped
 
 
+def test_a_package_changed_since_the_last_call_is_walked_again(
+    local_package: LocalPackage, tmp_path: Path
+) -> None:
+    """What a package reaches is remembered between calls (walking it is most of the
+    cost of a call), but not past a change: rebinding a name of the user's module to
+    another local package's function, or importing a new local module into it."""
+    before = local_modules_of([local_package.work])
+    (local_package.root / "extra_mod.py").write_text("def f():\n    return 1\n")
+    (local_package.root / "other_mod.py").write_text("def g():\n    return 2\n")
+    deep = sys.modules[local_package.deep]
+    try:
+        extra = importlib.import_module("extra_mod")
+        deep.TWO = extra.f  # a name bound anew
+        assert local_modules_of([local_package.work]) == before | {"extra_mod"}
+        deep.other = importlib.import_module("other_mod")  # a new name
+        assert local_modules_of([local_package.work]) == before | {"extra_mod", "other_mod"}
+        del deep.TWO, deep.other
+        assert local_modules_of([local_package.work]) == before
+    finally:
+        sys.modules.pop("extra_mod", None)
+        sys.modules.pop("other_mod", None)
+
+
 def test_shipped_function_runs_where_its_package_is_not_importable(
     local_package: LocalPackage, tmp_path: Path
 ) -> None:

@@ -108,6 +108,9 @@ local function offer(ck, queue, now)
   if sep then ctype, step = string.sub(queue, 1, sep - 1), tonumber(string.sub(queue, sep + 1)) end
   local skey = K.stealable(ctype)
   redis.call('ZADD', skey, step * 1e10 + now, ck)
+  -- and wake an idle pool process (a hint: the claims decide; a few are kept at most)
+  redis.call('LPUSH', K.wake(ctype), 1)
+  redis.call('LTRIM', K.wake(ctype), 0, 7)
   for _, old in ipairs(redis.call('ZRANDMEMBER', skey, 3)) do
     if redis.call('HEXISTS', K.ledger(), old) == 0 then redis.call('ZREM', skey, old) end
   end

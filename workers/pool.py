@@ -1,0 +1,83 @@
+"""Celery's prefork pool, with a fast start for fresh jobs (``-P`` of `picloud worker`).
+
+A job's Celery message reaches a pool process through the worker's main process, which
+costs a millisecond or more on top of the job store's own round trips. Every published
+chunk also pushes a wake-up token (``pc:wake:<type>``), so an idle pool process of this
+pool waits on two things at once: its pipe from the main process, as Celery's does, and
+the wake-up list. Woken, it takes the fresh chunk as a thief would (`runner.stealing`),
+claiming its jobs atomically, and runs them; the chunk's message, when it arrives,
+finds them claimed and runs nothing. Every job still has its Celery task.
+
+Only the shared mode's pool processes do this (an executor serves one tenant, and
+chunks of an environment are never taken this way): elsewhere, and with
+``PICLOUD_FAST_START=0``, the pool is Celery's. What it costs: a message the main
+process hands to a process that is busy with a job it took itself waits for that job,
+though another process may be idle; a job of an environment could wait so (the others
+are taken by the idle process, woken by the same chunk).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+from collections.abc import Callable
+from typing import Any
+
+from celery.concurrency import asynpool, prefork
+
+log = logging.getLogger("picloud.worker")
+
+FAST_START_ENV = "PICLOUD_FAST_START"
+
+
+class FastStartWorker(asynpool.Worker):
+    """A pool process that also takes fresh jobs while it waits for Celery's."""
+
+    def _make_child_methods(self, *args: Any, **kwargs: Any) -> None:
+        super()._make_child_methods(*args, **kwargs)
+        if os.environ.get(FAST_START_ENV, "1") != "0":
+            self.wait_for_job = _waiting_for_both(self.wait_for_job, self.inq._reader, self)
+
+
+def _waiting_for_both(
+    receive: Callable[[], Any], reader: Any, worker: FastStartWorker
+) -> Callable[[], Any]:
+    """`receive` (billiard's wait for a task), which, while nothing arrives, runs fresh
+    jobs the wake-up list announces."""
+    from picloud_compat.runner.fast_start import broken, waker
+    from picloud_compat.runner.hygiene import RECYCLE_EXIT, ProcessDamaged
+
+    def wait_for_job() -> Any:
+        if worker._shutdown is not None and worker._shutdown.is_set():
+            return receive()  # billiard's own exit path
+        wake = waker()
+        if wake is None:
+            return receive()
+        try:
+            ready, _, _ = select.select([reader.fileno(), *wake.filenos()], [], [], 1.0)
+            if not ready:
+                return None
+            if reader.fileno() in ready:
+                return receive()
+            wake.run_fresh()
+        except ProcessDamaged as exc:  # as a task would: leave, and a fresh process comes
+            log.warning("replacing this pool process: %s", exc)
+            raise SystemExit(RECYCLE_EXIT) from exc
+        except Exception as exc:  # the wake-up connection: wait as Celery's pool does
+            broken(exc)
+        return None
+
+    return wait_for_job
+
+
+class FastStartPool(asynpool.AsynPool):
+    """Celery's asynchronous prefork pool of `FastStartWorker` processes."""
+
+    Worker = FastStartWorker
+
+
+class TaskPool(prefork.TaskPool):
+    """``-P picloud_compat.workers.pool:TaskPool``."""
+
+    Pool = FastStartPool
