@@ -73,7 +73,7 @@ def waiting_messages(server: RedisServer) -> int:
 
 
 def test_a_fresh_job_runs_before_its_message_arrives(cluster):
-    server, worker, c = cluster
+    _, worker, c = cluster
     with messages_held_back(worker):
         jid = c.call(jf.add, 2, 3)
         assert c.result(jid, timeout=20) == 5  # taken by an idle pool process
