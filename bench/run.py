@@ -285,6 +285,14 @@ def wait_ready(check: Callable[[], bool], what: str, timeout: float = 60) -> Non
 # -- main ---------------------------------------------------------------------------
 
 
+def worker_env(env: dict[str, str], url: str, fast_start: bool) -> dict[str, str]:
+    """The team-mode worker's environment (with the opt-in fast start: workers/pool.py)."""
+    ours = dict(env, PICLOUD_SERVER_URL=url, PICLOUD_SIGNING_KEY=SIGNING_KEY)
+    if fast_start:
+        ours["PICLOUD_FAST_START"] = "1"
+    return ours
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -294,6 +302,9 @@ def main() -> None:
     parser.add_argument("--workloads", default="W1,W2,W3,W4")
     parser.add_argument("--write", type=Path, help="append the results to this Markdown file")
     parser.add_argument("--only", default="", help="comma-separated systems to time (debugging)")
+    parser.add_argument(
+        "--fast-start", action="store_true", help="the cluster worker with PICLOUD_FAST_START=1"
+    )
     parser.add_argument(
         "--skip-isolated",
         action="store_true",
@@ -322,7 +333,7 @@ def main() -> None:
     try:
         procs.append(start_redis(tmp, port))
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        ours = dict(env, PICLOUD_SERVER_URL=f"{url}/0", PICLOUD_SIGNING_KEY=SIGNING_KEY)
+        ours = worker_env(env, f"{url}/0", args.fast_start)
         procs.append(start(worker_argv(["c1"], 2, "WARNING", None), ours, empty, tmp / "ours.log"))
         raw = dict(env, BENCH_REDIS=url, PYTHONPATH=str(ROOT), C_FORCE_ROOT="1")
         procs.append(
@@ -415,8 +426,8 @@ TARGETS = {
 def render(results, chosen, names, args, serial_times) -> str:  # type: ignore[no-untyped-def]
     lines = [
         f"### Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-        f"({args.reps} reps, W1 n={args.n}; {platform.node()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()})",
+        f"({args.reps} reps, W1 n={args.n}{'; fast start on' if args.fast_start else ''}; "
+        f"{platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()})",
         "",
     ]
     for wname in chosen:

@@ -84,6 +84,8 @@ class Settings:
     env_dir: str = ""  # where workers cache built environments (default: $TMPDIR/picloud-envs)
     executor_uid_base: int = 200_000  # executors of API key N run as uid base+N (as root)
     drain_grace: float = 30.0  # seconds a stopping worker lets running jobs finish
+    # idle pool processes take fresh jobs before their Celery message comes (workers.pool)
+    fast_start: bool = False
     metrics_token: str | None = None  # bearer token for the gateway's /metrics (else off)
     progress: str = "auto"  # bars while waiting on many jobs: auto (terminal, Jupyter), on, off
     # -- logging

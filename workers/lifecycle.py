@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from celery import signals
 
 from picloud_compat.environments.prebuilt import PREBUILT_ENV, registered
 from picloud_compat.runner import process, slots
-from picloud_compat.runner.state_file import DRAIN_MARKER, worker_name
+from picloud_compat.runner.state_file import DRAIN_MARKER, TASK_EVENTS_MARKER, worker_name
 from picloud_compat.runner.stealing import QUEUES_ENV
 from picloud_compat.workers.supervisor import Supervisor
 
@@ -63,10 +64,28 @@ def _start_supervisor(sender: Any = None, **_: Any) -> None:
         queues,
         concurrency,
         settings.lease_seconds,
+        check=_task_events_marker(consumer, _state_dir),
         environments=registered(os.environ.get(PREBUILT_ENV)),
     )
     _supervisor.start()
     log.info("picloud worker %s ready on %s (concurrency %s)", worker_name(), queues, concurrency)
+
+
+def _task_events_marker(consumer: Any, state_dir: Path) -> Callable[[], None]:
+    """A supervision hook keeping `TASK_EVENTS_MARKER` present while the worker sends
+    task events (Flower switches them on remotely: Celery's ``enable_events``)."""
+    marker = state_dir / TASK_EVENTS_MARKER
+
+    def check() -> None:
+        dispatcher = getattr(consumer, "event_dispatcher", None)
+        groups = getattr(dispatcher, "groups", None) or ()
+        on = bool(dispatcher is not None and dispatcher.enabled and "task" in groups)
+        if on and not marker.exists():
+            marker.touch()
+        elif not on:
+            marker.unlink(missing_ok=True)
+
+    return check
 
 
 @signals.worker_shutting_down.connect

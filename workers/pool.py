@@ -8,18 +8,21 @@ the wake-up list. Woken, it takes the fresh chunk as a thief would (`runner.stea
 claiming its jobs atomically, and runs them; the chunk's message, when it arrives,
 finds them claimed and runs nothing. Every job still has its Celery task.
 
-Only the shared mode's pool processes do this (an executor serves one tenant, and
-chunks of an environment are never taken this way): elsewhere, and with
-``PICLOUD_FAST_START=0``, the pool is Celery's. What it costs: a message the main
-process hands to a process that is busy with a job it took itself waits for that job,
-though another process may be idle; a job of an environment could wait so (the others
-are taken by the idle process, woken by the same chunk).
+It is off unless ``PICLOUD_FAST_START=1`` (the ``fast_start`` setting), and then only
+in the shared mode's pool processes (an executor serves one tenant, and chunks of an
+environment are never taken this way), and it pauses while the worker drains and while
+task events are on (Flower watching: then every job runs in its own Celery task, as
+Flower shows it). What it costs, and why it is not the default: Celery's main process
+counts a process as busy only while it runs a Celery task, so a message it hands to a
+process busy with a job it took itself waits for that job (the process takes no more
+once that happens), though another may be idle; Flower shows such a job's task as a
+success that ran nothing; and a worker stopped at that moment may wait for billiard's
+30 s message check before it exits.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import select
 from collections.abc import Callable
 from typing import Any
@@ -28,15 +31,15 @@ from celery.concurrency import asynpool, prefork
 
 log = logging.getLogger("picloud.worker")
 
-FAST_START_ENV = "PICLOUD_FAST_START"
-
 
 class FastStartWorker(asynpool.Worker):
     """A pool process that also takes fresh jobs while it waits for Celery's."""
 
     def _make_child_methods(self, *args: Any, **kwargs: Any) -> None:
         super()._make_child_methods(*args, **kwargs)
-        if os.environ.get(FAST_START_ENV, "1") != "0":
+        from picloud_compat.settings import Settings
+
+        if Settings.load().fast_start:
             self.wait_for_job = _waiting_for_both(self.wait_for_job, self.inq._reader, self)
 
 
@@ -60,7 +63,8 @@ def _waiting_for_both(
                 return None
             if reader.fileno() in ready:
                 return receive()
-            wake.run_fresh()
+            # stop taking more once Celery hands this process a task
+            wake.run_fresh(lambda: bool(select.select([reader.fileno()], [], [], 0)[0]))
         except ProcessDamaged as exc:  # as a task would: leave, and a fresh process comes
             log.warning("replacing this pool process: %s", exc)
             raise SystemExit(RECYCLE_EXIT) from exc

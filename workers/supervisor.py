@@ -57,6 +57,7 @@ class Supervisor(threading.Thread):
         self._wait = wait
         self._check = check
         self.stopping = threading.Event()
+        self._lost: list[int] = []
 
     def _kill_with_reason(self, tenant: str, jid: int, reason: str) -> list[int]:
         return self.store.kill(tenant, [jid], reason)
@@ -90,10 +91,14 @@ class Supervisor(threading.Thread):
         )
         self.store.heartbeat(info)
         self.store.renew_leases(self.warden.leased_chunks(), self.lease_seconds)
-        for pid in self.warden.lost():  # at once, not when the leases lapse
+        # Processes found gone one heartbeat ago: Celery has recovered a task's chunk by
+        # now, with the exit's cause; this catches the rest (jobs taken while idle, a
+        # nested job) long before the leases lapse.
+        for pid in self._lost:
             loss = self.store.recover_worker(worker_name(pid), f"worker lost: process {pid} died")
             if loss.requeued or loss.errored:
                 log.warning("job process %s died; %s", pid, loss)
+        self._lost = self.warden.lost()
         for line in self.store.reap(now):
             log.warning("%s", line)
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from picloud_compat.runner import process
+from picloud_compat.runner.state_file import DRAIN_MARKER, TASK_EVENTS_MARKER
 from picloud_compat.runner.stealing import QUEUES_ENV
 from picloud_compat.store import keys
 
@@ -42,6 +44,7 @@ class Waker:
         client = connect(settings.server_url or "", settings)
         self._connection: Any = client.connection_pool.make_connection()
         self._lists = [keys.wake(queue) for queue in served]
+        self.state_dir = job_process.identity.state_dir
         self._pending = False
         self.failed_at = 0.0
 
@@ -52,13 +55,13 @@ class Waker:
             self._pending = True
         return [self._connection._sock.fileno()]
 
-    def run_fresh(self) -> None:
+    def run_fresh(self, interrupted: Callable[[], bool]) -> None:
         """The socket is readable: read the pop's reply, and if a token came, run what
-        fresh work there is (until none is left)."""
+        fresh work there is (until none is left, or `interrupted()`)."""
         token = self._connection.read_response()
         self._pending = False
         if token is not None:
-            self._job_process.take_work()
+            self._job_process.take_work(interrupted)
 
     def close(self) -> None:
         self._connection.disconnect()
@@ -82,8 +85,13 @@ def waker() -> Waker | None:
                 _waker = Waker(job_process, served)
         except Exception:
             log.exception("no fast start in this pool process")
-    if _waker is not None and time.monotonic() - _waker.failed_at < RETRY_AFTER:
+    if _waker is None or time.monotonic() - _waker.failed_at < RETRY_AFTER:
         return None
+    state_dir = _waker.state_dir
+    if state_dir is not None and (
+        (state_dir / DRAIN_MARKER).exists() or (state_dir / TASK_EVENTS_MARKER).exists()
+    ):
+        return None  # draining, or Flower watching: every job in its own Celery task
     return _waker
 
 

@@ -111,11 +111,12 @@ class JobProcess:
         self._failed = failed + stolen_failed
         return ran + stolen
 
-    def take_work(self) -> int:
-        """Run jobs of offered chunks (a woken idle process: `runner.fast_start`)."""
+    def take_work(self, interrupted: Callable[[], bool]) -> int:
+        """Run jobs of offered chunks (a woken idle process: `runner.fast_start`) until
+        none is left or `interrupted()`."""
         if self.thief is None:
             return 0
-        ran, _ = self.thief.take(self.runner, "")
+        ran, _ = self.thief.take(self.runner, "", interrupted)
         return ran
 
     @property

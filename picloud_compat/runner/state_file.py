@@ -18,6 +18,9 @@ from typing import Protocol
 
 DRAIN_MARKER = "draining"
 """A file in the worker's state dir: present once the worker was told to stop."""
+TASK_EVENTS_MARKER = "task-events"
+"""A file in the worker's state dir: present while the worker sends task events (Flower
+switched them on), which pauses the fast start (`runner.fast_start`)."""
 
 
 def drain_check(state_dir: Path | None) -> Callable[[], bool]:

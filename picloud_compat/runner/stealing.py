@@ -56,13 +56,19 @@ class Thief:
         self._served = list(served)
         self._draining = draining
 
-    def take(self, runner: ChunkRunner, compute_type: str) -> tuple[int, list[tuple[int, str]]]:
-        """Run stolen jobs until none is left: (jobs run, those that failed)."""
+    def take(
+        self,
+        runner: ChunkRunner,
+        compute_type: str,
+        interrupted: Callable[[], bool] = lambda: False,
+    ) -> tuple[int, list[tuple[int, str]]]:
+        """Run stolen jobs until none is left (or `interrupted()`): (jobs run, those
+        that failed)."""
         served = self._served or ([compute_type] if compute_type else [])
         ran: int = 0
         failed: list[tuple[int, str]] = []
         for _ in range(STEALS_PER_MESSAGE if served else 0):
-            if self._draining():
+            if self._draining() or interrupted():
                 break
             token = secrets.token_hex(8)
             identity = runner.identity

@@ -6,8 +6,11 @@ other."""
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +20,7 @@ import pytest
 
 from picloud_compat.client.session import cluster_client
 from picloud_compat.config.compute_types import queue_keys
+from picloud_compat.runner.state_file import TASK_EVENTS_MARKER
 from picloud_compat.settings import Settings
 from tests import jobfuncs as jf
 from tests.conftest import SIGNING_KEY, ensure_redis_server
@@ -47,7 +51,7 @@ def drained(server: RedisServer) -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path):
-    server, worker, client = start_cluster(tmp_path)
+    server, worker, client = start_cluster(tmp_path, PICLOUD_FAST_START="1")
     try:
         yield server, worker, client
     finally:
@@ -119,8 +123,8 @@ def test_a_job_whose_idle_process_dies_is_run_again_at_once(cluster, tmp_path: P
     assert c.info(jid, ["attempts"])[jid]["attempts"] == 2
 
 
-def test_the_fast_start_can_be_turned_off(tmp_path: Path):
-    server, worker, c = start_cluster(tmp_path, PICLOUD_FAST_START="0")
+def test_the_fast_start_is_off_by_default(tmp_path: Path):
+    server, worker, c = start_cluster(tmp_path)
     try:
         with messages_held_back(worker):
             jid = c.call(jf.add, 2, 3)
@@ -131,3 +135,36 @@ def test_the_fast_start_can_be_turned_off(tmp_path: Path):
         c.hub.close()
         worker.stop()
         server.stop()
+
+
+def test_the_fast_start_pauses_while_flower_watches(cluster):
+    """With task events on (Flower switches them on remotely), every job runs in its own
+    Celery task, which is what Flower shows."""
+    server, worker, c = cluster
+    assert worker.proc is not None
+    env = dict(os.environ, PICLOUD_SERVER_URL=server.url, PICLOUD_SIGNING_KEY=SIGNING_KEY)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "picloud_compat.tasks.app",
+            "control",
+            "enable_events",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    marker = f"/tmp/picloud-worker-{worker.proc.pid}-*/{TASK_EVENTS_MARKER}"
+    deadline = time.monotonic() + 20
+    while not glob.glob(marker):
+        assert time.monotonic() < deadline, "the worker never noted its task events"
+        time.sleep(0.1)
+    with messages_held_back(worker):
+        jid = c.call(jf.add, 2, 3)
+        time.sleep(2)
+        assert c.status(jid) == "queued"
+    assert c.result(jid, timeout=30) == 5
