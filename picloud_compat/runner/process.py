@@ -104,9 +104,6 @@ class JobProcess:
             return ran
         ran = self.runner.run(chunk)
         failed = self.runner.failed
-        if not ran:  # thieves ran it before its message came: they take what is left
-            self._failed = failed
-            return 0
         stolen, stolen_failed = self.thief.take(self.runner, compute_type)
         self._failed = failed + stolen_failed
         return ran + stolen
