@@ -21,7 +21,15 @@ import time
 from pathlib import Path
 
 from bench import workloads as wl
-from bench.run import SIGNING_KEY, free_port, start, start_redis, stop, wait_ready
+from bench.run import (
+    SIGNING_KEY,
+    free_port,
+    start,
+    start_redis,
+    stop,
+    wait_ready,
+    worker_env,
+)
 from picloud_compat.workers.cli import worker_argv
 
 
@@ -49,8 +57,8 @@ def main() -> None:
     procs = []
     try:
         procs.append(start_redis(tmp, port))
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env |= {"PICLOUD_SERVER_URL": url, "PICLOUD_SIGNING_KEY": SIGNING_KEY}
+        plain = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env = worker_env(plain, url, fast_start=False)
         argv = worker_argv(["c1"], args.processes, "WARNING", None)
         procs.append(start(argv, env, empty, tmp / "worker.log"))
         r = redis.Redis(port=port)

@@ -34,6 +34,7 @@ def task_id(tenant: str, first: int | str, count: int) -> str:
     return f"{tenant}.{first}.{count}"
 
 
+@functools.lru_cache(maxsize=256)
 def chunk_template(
     tenant: str,
     count: int,
@@ -45,21 +46,8 @@ def chunk_template(
 ) -> str:
     """A message for the chunk (tenant, @JID@, count), with placeholders left in; jobs
     of an environment name it (``"e"``), so a worker routes them without a read. Kept
-    for the next submit alike (a loop of `call`s makes the same one each time)."""
-    return _template(os.getpid(), tenant, count, queue, priority, display_name, label, env)
-
-
-@functools.lru_cache(maxsize=256)
-def _template(
-    pid: int,
-    tenant: str,
-    count: int,
-    queue: str,
-    priority: int,
-    display_name: str,
-    label: str | None,
-    env: str | None,
-) -> str:
+    for the next submit alike (a loop of `call`s makes the same one each time); a forked
+    child forgets them, since they name the sending process."""
     extra = f', "e": {json.dumps(env)}' if env else ""
     spec = f'{{"t": {json.dumps(tenant)}, "j": {JID}, "n": {count}{extra}}}'
     body = (
@@ -85,7 +73,7 @@ def _template(
         "parent_id": None,
         "argsrepr": argsrepr,
         "kwargsrepr": "{}",
-        "origin": f"{_ORIGIN}:{pid}",
+        "origin": f"{_ORIGIN}:{os.getpid()}",
         "ignore_result": True,
         "replaced_task_nesting": 0,
         "stamped_headers": None,
@@ -107,6 +95,9 @@ def _template(
         "properties": properties,
     }
     return json.dumps(envelope)
+
+
+os.register_at_fork(after_in_child=chunk_template.cache_clear)
 
 
 def fill(template: str, first: int, tag: str | None = None) -> str:

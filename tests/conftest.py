@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,28 @@ def tenant() -> str:
 
 def make_cluster_client(settings: Settings, tenant: str) -> Client:
     return clients.cluster_client(settings, tenant)
+
+
+@contextmanager
+def private_cluster(
+    tmp_path: Path, tenant: str, **worker_env: str
+) -> Iterator[tuple[RedisServer, Worker, Client]]:
+    """A redis-server, a 2-process worker on c1 and a client of its own, for tests that
+    stop, signal or count what the worker does (stopped by pid when the test ends)."""
+    ensure_redis_server()
+    server = RedisServer(tmp_path)
+    server.start()
+    worker = Worker(server.url, SIGNING_KEY, tmp_path, concurrency=2, queues="c1", env=worker_env)
+    client = clients.cluster_client(
+        Settings(server_url=server.url, signing_key=SIGNING_KEY), tenant
+    )
+    try:
+        worker.start()
+        yield server, worker, client
+    finally:
+        client.hub.close()
+        worker.stop()
+        server.stop()
 
 
 def make_simulator_client(cluster: object, tenant: str) -> Client:

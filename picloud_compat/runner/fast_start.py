@@ -22,7 +22,7 @@ from typing import Any
 
 from picloud_compat.runner import process
 from picloud_compat.runner.state_file import DRAIN_MARKER, TASK_EVENTS_MARKER
-from picloud_compat.runner.stealing import QUEUES_ENV
+from picloud_compat.runner.stealing import served_types
 from picloud_compat.store import keys
 
 log = logging.getLogger("picloud.runner")
@@ -80,7 +80,7 @@ def waker() -> Waker | None:
         _checked_pid, _waker = pid, None
         try:
             job_process = process.celery_job_process()
-            served = [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
+            served = served_types()
             if isinstance(job_process, process.JobProcess) and served:
                 _waker = Waker(job_process, served)
         except Exception:

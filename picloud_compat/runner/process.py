@@ -29,7 +29,7 @@ from picloud_compat.runner.state_file import (
     drain_check,
     worker_name,
 )
-from picloud_compat.runner.stealing import QUEUES_ENV, StealingStore, Thief
+from picloud_compat.runner.stealing import StealingStore, Thief, served_types
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.signing import Signer
@@ -98,15 +98,13 @@ class JobProcess:
     def run(self, chunk: ChunkRef, compute_type: str = "") -> int:
         """Run the chunk's still-queued jobs, then (with stealing) jobs of other chunks;
         how many ran here."""
-        if self.thief is None:
-            ran = self.runner.run(chunk)
-            self._failed = self.runner.failed
-            return ran
         ran = self.runner.run(chunk)
-        failed = self.runner.failed
-        stolen, stolen_failed = self.thief.take(self.runner, compute_type)
-        self._failed = failed + stolen_failed
-        return ran + stolen
+        self._failed = self.runner.failed
+        if self.thief is not None:
+            stolen, stolen_failed = self.thief.take(self.runner, compute_type)
+            self._failed = self._failed + stolen_failed
+            ran += stolen
+        return ran
 
     def take_work(self, interrupted: Callable[[], bool]) -> int:
         """Run jobs of offered chunks (a woken idle process: `runner.fast_start`) until
@@ -198,8 +196,7 @@ def celery_job_process(
         def job_client(tenant: str) -> Client:
             return Client(settings, store, tenant, mode, owns=False)
 
-        served = [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
         existing = _celery_processes[pid] = JobProcess(
-            settings, store, identity, job_client, stealing=store, served=served
+            settings, store, identity, job_client, stealing=store, served=served_types()
         )
     return existing

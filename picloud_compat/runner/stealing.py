@@ -17,6 +17,7 @@ executor serves one tenant and one environment.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -32,6 +33,11 @@ STEALS_PER_MESSAGE = 64
 and monitoring moves on even while there is always something to steal."""
 QUEUES_ENV = "PICLOUD_WORKER_QUEUES"
 """Set by the worker's main process before forking: the queues (compute types) it serves."""
+
+
+def served_types() -> list[str]:
+    """The compute types this worker serves (`QUEUES_ENV`), in a pool process."""
+    return [q for q in os.environ.get(QUEUES_ENV, "").split(",") if q]
 
 
 class StealingStore(Protocol):

@@ -18,27 +18,23 @@ from pathlib import Path
 
 import pytest
 
-from picloud_compat.client.session import cluster_client
+from picloud_compat.client.jobs import Client
 from picloud_compat.config.compute_types import queue_keys
 from picloud_compat.runner.state_file import TASK_EVENTS_MARKER
-from picloud_compat.settings import Settings
 from tests import jobfuncs as jf
-from tests.conftest import SIGNING_KEY, ensure_redis_server
+from tests.conftest import SIGNING_KEY, private_cluster
 from tests.harness import RedisServer, Worker
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def start_cluster(tmp_path: Path, **env: str):
-    ensure_redis_server()
-    server = RedisServer(tmp_path)
-    server.start()
-    worker = Worker(server.url, SIGNING_KEY, tmp_path, concurrency=2, queues="c1", env=env)
-    worker.start()
-    client = cluster_client(Settings(server_url=server.url, signing_key=SIGNING_KEY), "fast")
-    client.result(client.map(jf.noop, range(4)), timeout=60)  # every process is up
-    drained(server)
-    return server, worker, client
+@contextmanager
+def warm_cluster(tmp_path: Path, **env: str) -> Iterator[tuple[RedisServer, Worker, Client]]:
+    """A private cluster whose every pool process has run a job and whose queue is empty."""
+    with private_cluster(tmp_path, "fast", **env) as (server, worker, client):
+        client.result(client.map(jf.noop, range(4)), timeout=60)
+        drained(server)
+        yield server, worker, client
 
 
 def drained(server: RedisServer) -> None:
@@ -51,13 +47,8 @@ def drained(server: RedisServer) -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path):
-    server, worker, client = start_cluster(tmp_path, PICLOUD_FAST_START="1")
-    try:
-        yield server, worker, client
-    finally:
-        client.hub.close()
-        worker.stop()
-        server.stop()
+    with warm_cluster(tmp_path, PICLOUD_FAST_START="1") as parts:
+        yield parts
 
 
 @contextmanager
@@ -124,17 +115,12 @@ def test_a_job_whose_idle_process_dies_is_run_again_at_once(cluster, tmp_path: P
 
 
 def test_the_fast_start_is_off_by_default(tmp_path: Path):
-    server, worker, c = start_cluster(tmp_path)
-    try:
+    with warm_cluster(tmp_path) as (_, worker, c):
         with messages_held_back(worker):
             jid = c.call(jf.add, 2, 3)
             time.sleep(2)
             assert c.status(jid) == "queued"  # only its message starts it
         assert c.result(jid, timeout=30) == 5
-    finally:
-        c.hub.close()
-        worker.stop()
-        server.stop()
 
 
 def test_the_fast_start_pauses_while_flower_watches(cluster):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from picloud_compat.client.session import cluster_client
 from picloud_compat.environments.registry import EnvRegistry
 from picloud_compat.errors import NoWorkersWarning
 from picloud_compat.settings import Settings
@@ -16,8 +15,7 @@ from picloud_compat.store import keys
 from picloud_compat.store.records import ChunkRef
 from picloud_compat.store.redis import RedisStore
 from tests import jobfuncs as jf
-from tests.conftest import SIGNING_KEY, ensure_redis_server
-from tests.harness import RedisServer, Worker
+from tests.conftest import private_cluster
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -26,18 +24,8 @@ SLOW = 6.0
 
 @pytest.fixture
 def cluster(tmp_path: Path):
-    ensure_redis_server()
-    server = RedisServer(tmp_path)
-    server.start()
-    worker = Worker(server.url, SIGNING_KEY, tmp_path, concurrency=2, queues="c1")
-    worker.start()
-    client = cluster_client(Settings(server_url=server.url, signing_key=SIGNING_KEY), "thief")
-    try:
-        yield server, worker, client
-    finally:
-        client.hub.close()
-        worker.stop()
-        server.stop()
+    with private_cluster(tmp_path, "thief") as parts:
+        yield parts
 
 
 def chunk_of(client, jid: int) -> ChunkRef:
