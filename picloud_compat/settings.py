@@ -86,6 +86,9 @@ class Settings:
     drain_grace: float = 30.0  # seconds a stopping worker lets running jobs finish
     # idle pool processes take fresh jobs before their Celery message comes (workers.pool)
     fast_start: bool = False
+    # seconds a pool process that ran out of work waits for fresh work before it goes
+    # back to Celery (runner.stealing); 0: it goes back at once
+    steal_linger: float = 0.003
     metrics_token: str | None = None  # bearer token for the gateway's /metrics (else off)
     progress: str = "auto"  # bars while waiting on many jobs: auto (terminal, Jupyter), on, off
     # -- logging
@@ -117,6 +120,10 @@ class Settings:
         if self.isolation not in ("shared", "tenant"):
             raise ConfigurationError(
                 f"isolation must be 'shared' or 'tenant', got {self.isolation!r}"
+            )
+        if not 0 <= self.steal_linger <= 1:
+            raise ConfigurationError(
+                f"steal_linger must be between 0 and 1 second, got {self.steal_linger}"
             )
         if self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")

@@ -117,14 +117,16 @@ def make_cluster_client(settings: Settings, tenant: str) -> Client:
 
 @contextmanager
 def private_cluster(
-    tmp_path: Path, tenant: str, **worker_env: str
+    tmp_path: Path, tenant: str, concurrency: int = 2, **worker_env: str
 ) -> Iterator[tuple[RedisServer, Worker, Client]]:
-    """A redis-server, a 2-process worker on c1 and a client of its own, for tests that
-    stop, signal or count what the worker does (stopped by pid when the test ends)."""
+    """A redis-server, a worker on c1 (2 processes) and a client of its own, for tests
+    that stop, signal or count what the worker does (stopped by pid when the test ends)."""
     ensure_redis_server()
     server = RedisServer(tmp_path)
     server.start()
-    worker = Worker(server.url, SIGNING_KEY, tmp_path, concurrency=2, queues="c1", env=worker_env)
+    worker = Worker(
+        server.url, SIGNING_KEY, tmp_path, concurrency=concurrency, queues="c1", env=worker_env
+    )
     client = clients.cluster_client(
         Settings(server_url=server.url, signing_key=SIGNING_KEY), tenant
     )

@@ -29,7 +29,8 @@ from picloud_compat.runner.state_file import (
     drain_check,
     worker_name,
 )
-from picloud_compat.runner.stealing import StealingStore, Thief, served_types
+from picloud_compat.runner.stealing import StealingStore, Thief, WakeUpSource, served_types
+from picloud_compat.runner.wake_ups import process_wake_ups
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.signing import Signer
@@ -83,7 +84,13 @@ class JobProcess:
             cores=cores,
             refusal=refusal,
         )
-        self.thief = Thief(stealing, served, draining) if stealing is not None else None
+        self.thief = None
+        if stealing is not None:
+
+            def wake_ups() -> WakeUpSource | None:
+                return process_wake_ups(settings, served)
+
+            self.thief = Thief(stealing, served, draining, wake_ups, settings.steal_linger)
         self._failed: list[tuple[int, str]] = []
         helping.register_runner(self.runner)
         session.set_job_client_factory(job_client)
@@ -111,7 +118,7 @@ class JobProcess:
         none is left or `interrupted()`."""
         if self.thief is None:
             return 0
-        ran, _ = self.thief.take(self.runner, "", interrupted)
+        ran, _ = self.thief.take(self.runner, "", interrupted, linger=False)
         return ran
 
     @property

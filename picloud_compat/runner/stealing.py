@@ -12,6 +12,15 @@ The thief runs stolen jobs as an ordinary runner of that chunk (its own claims, 
 and outcomes), so kills, leases, recovery and draining work as for any chunk. Only jobs
 that run in the pool process itself are stolen (the shared mode, no ``_env``): an
 executor serves one tenant and one environment.
+
+Lingering: when nothing offered is queued at all, the thief waits a few milliseconds
+(``steal_linger``) for a wake-up token (`runner.wake_ups`) before it goes back to
+Celery. A program that calls and waits in a loop submits its next job within a
+millisecond of the last result, and a lingering process starts it without the trip
+through the worker's main process. It lingers only then: offered jobs that only their
+message runs (a big unstarted chunk) send it back at once, so a message never waits on
+a lingering process that has nothing to do, beyond the linger itself when it was
+published just after the look.
 """
 
 from __future__ import annotations
@@ -19,12 +28,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from picloud_compat.errors import ConnectionFailed
 from picloud_compat.runner.chunk import MAX_BATCH_BYTES, ChunkRunner
-from picloud_compat.store.records import ChunkRef, Claim
+from picloud_compat.store.records import ChunkRef, Claim, StealMiss
 
 log = logging.getLogger("picloud.runner")
 
@@ -45,9 +55,17 @@ class StealingStore(Protocol):
 
     def steal(
         self, compute_types: Sequence[str], worker: str, warden: str, token: str, max_bytes: int
-    ) -> tuple[ChunkRef, Claim] | None:
+    ) -> tuple[ChunkRef, Claim] | StealMiss:
         """An offered chunk with queued jobs, the first of its back half claimed for
-        `worker` under `token`; None if there is none."""
+        `worker` under `token`; else why there is none."""
+        ...
+
+
+class WakeUpSource(Protocol):
+    """Where a lingering thief hears of fresh work (`runner.wake_ups`)."""
+
+    def wait(self, seconds: float) -> bool:
+        """Whether a wake-up token arrives within `seconds`."""
         ...
 
 
@@ -55,24 +73,35 @@ class Thief:
     """Runs jobs of offered chunks in a process that has finished its own."""
 
     def __init__(
-        self, store: StealingStore, served: Sequence[str], draining: Callable[[], bool]
+        self,
+        store: StealingStore,
+        served: Sequence[str],
+        draining: Callable[[], bool],
+        wake_ups: Callable[[], WakeUpSource | None] = lambda: None,
+        linger: float = 0.0,
     ) -> None:
-        """`served`: the compute types of the worker (only their jobs are taken)."""
+        """`served`: the compute types of the worker (only their jobs are taken);
+        `wake_ups()`: this process's wake-up source, made on first linger; `linger`:
+        seconds to wait for fresh work when nothing is queued (see module doc)."""
         self._store = store
         self._served = list(served)
         self._draining = draining
+        self._wake_ups = wake_ups
+        self._linger = linger
 
     def take(
         self,
         runner: ChunkRunner,
         compute_type: str,
         interrupted: Callable[[], bool] = lambda: False,
+        linger: bool = True,
     ) -> tuple[int, list[tuple[int, str]]]:
         """Run stolen jobs until none is left (or `interrupted()`): (jobs run, those
-        that failed)."""
+        that failed). With `linger`, wait a little for fresh work before giving up."""
         served = self._served or ([compute_type] if compute_type else [])
         ran: int = 0
         failed: list[tuple[int, str]] = []
+        idle_since = time.monotonic()
         for _ in range(STEALS_PER_MESSAGE if served else 0):
             if self._draining() or interrupted():
                 break
@@ -85,9 +114,20 @@ class Thief:
             except ConnectionFailed:
                 log.debug("no stealing while the store is unreachable", exc_info=True)
                 break
-            if found is None:
+            if isinstance(found, StealMiss):
+                if found is StealMiss.QUIET and linger and self._fresh_work(idle_since):
+                    continue
                 break
             chunk, claim = found
             ran += runner.run(chunk, (token, claim))
             failed += runner.failed
+            idle_since = time.monotonic()
         return ran, failed
+
+    def _fresh_work(self, idle_since: float) -> bool:
+        """Whether a wake-up comes before the linger since `idle_since` runs out."""
+        left = idle_since + self._linger - time.monotonic()
+        if left <= 0 or self._draining():
+            return False
+        source = self._wake_ups()
+        return source is not None and source.wait(left)

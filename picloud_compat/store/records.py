@@ -5,6 +5,7 @@ A store deals in these records and in sealed bytes; it never unpickles anything.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -153,6 +154,15 @@ class Claim:
     next_index: int
     jobs: list[ClaimedJob] = field(default_factory=list)
     kill_generation: int = 0  # the worker's, read with the claim (see RunnerStore)
+
+
+class StealMiss(enum.Enum):
+    """Why a steal took nothing (`runner.stealing`)."""
+
+    QUIET = "quiet"
+    """No offered job is queued: new work will announce itself with a wake-up token."""
+    PENDING = "pending"
+    """Offered jobs are queued that only their chunk's message will run."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from picloud_compat.client.session import cluster_client
 from picloud_compat.errors import NoWorkersWarning
 from picloud_compat.settings import Settings
 from picloud_compat.store import keys
-from picloud_compat.store.records import ChunkRef
+from picloud_compat.store.records import ChunkRef, Outcome, StealMiss
 from picloud_compat.store.redis import RedisStore
 from picloud_compat.store.redis.stealing import WHOLE_CHUNK
 from tests import jobfuncs as jf
@@ -63,12 +63,13 @@ def claim(c: Client, chunk: ChunkRef, start: int, count: int, worker: str = OWNE
     assert len(taken.jobs) == count
 
 
-def steal(c: Client) -> tuple[ChunkRef, int] | None:
-    """The chunk a thief serving c2 takes from, and the index of the job it claimed."""
+def steal(c: Client) -> tuple[ChunkRef, int] | StealMiss:
+    """The chunk a thief serving c2 takes from, and the index of the job it claimed;
+    else why it took nothing."""
     store: RedisStore = c.store  # type: ignore[assignment]
     found = store.steal(["c2"], THIEF, THIEF, "thief-token", 1 << 20)
-    if found is None:
-        return None
+    if isinstance(found, StealMiss):
+        return found
     chunk, taken = found
     assert len(taken.jobs) == 1
     return chunk, taken.jobs[0].jid - chunk.first
@@ -84,7 +85,7 @@ def test_a_small_unstarted_chunk_is_taken_whole(client):
 def test_a_big_unstarted_chunk_is_left_to_its_message(client):
     chunks = published(client, 8 * (WHOLE_CHUNK + 8))
     assert all(ch.count > WHOLE_CHUNK for ch in chunks)
-    assert steal(client) is None
+    assert steal(client) is StealMiss.PENDING  # their messages will come: do not linger
     claim(client, chunks[1], 0, 1)  # started: now its back half may be taken
     assert steal(client) == (chunks[1], 1 + (chunks[1].count - 1) // 2)
 
@@ -99,7 +100,7 @@ def test_the_back_half_of_a_chunk_in_progress(client):
     client.store.claim(chunk, 4, 1, 1 << 30, THIEF, THIEF, "thief-token")
     assert steal(client) == (chunk, 2)  # of 1..2 left
     assert steal(client) == (chunk, 1)
-    assert steal(client) is None  # nothing queued: the offer is gone
+    assert steal(client) is StealMiss.QUIET  # nothing queued: the offer is gone
     store: RedisStore = client.store  # type: ignore[assignment]
     assert store.redis.zcard(keys.stealable("c2")) == 0
 
@@ -111,7 +112,7 @@ def test_a_queued_run_in_the_middle_of_a_big_chunk_is_found(client):
     tail = chunk.count - 7
     claim(client, chunk, tail, 7, worker=THIEF)  # an earlier thief's back
     found = steal(client)
-    assert found is not None and found[0] == chunk
+    assert not isinstance(found, StealMiss) and found[0] == chunk
     # the run 10..tail-1 is queued: its back half is taken
     assert found[1] == 10 + (tail - 10) // 2
 
@@ -121,3 +122,29 @@ def test_higher_priorities_are_taken_first(client):
     (high,) = published(client, 1, _priority=1)
     assert steal(client) == (high, 0)
     assert steal(client) == (low, 0)
+
+
+def test_nothing_offered_is_quiet(client):
+    assert steal(client) is StealMiss.QUIET
+
+
+def test_offers_beyond_those_a_steal_looks_at_are_pending(client):
+    running = published(client, 8 * 20)  # 8 chunks whose every job is running ...
+    for chunk in running:
+        claim(client, chunk, 0, chunk.count)
+    assert steal(client) is StealMiss.PENDING  # ... the oldest 8 offers: maybe more behind
+    waiting = published(client, 8 * 40)  # ... and 8 newer ones too big to take whole
+    assert all(ch.count > WHOLE_CHUNK for ch in waiting)
+    # whose messages will run them: a thief that lingered for new work would hold them up
+    assert steal(client) is StealMiss.PENDING
+
+
+def test_an_offer_leaves_the_set_when_its_chunk_finishes(client):
+    (chunk,) = published(client, 1)
+    store: RedisStore = client.store  # type: ignore[assignment]
+    assert store.redis.zscore(keys.stealable("c2"), chunk.key) is not None
+    claim(client, chunk, 0, 1)
+    outcome = Outcome(jid=chunk.first, token="tok", status="done")
+    store.finish(chunk, [outcome], OWNER, end=True, ran_all=True)
+    assert store.redis.zscore(keys.stealable("c2"), chunk.key) is None
+    assert steal(client) is StealMiss.QUIET  # and a thief finds nothing, cheaply

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from picloud_compat.store.records import ChunkRef, Claim
+from picloud_compat.store.records import ChunkRef, Claim, StealMiss
 from picloud_compat.store.redis.arguments import StealArgs
 from picloud_compat.store.redis.base import RedisBase
 from picloud_compat.store.redis.jobs import claimed
@@ -34,10 +34,10 @@ class RedisStealing(RedisBase):
 
     def steal(
         self, compute_types: Sequence[str], worker: str, warden: str, token: str, max_bytes: int
-    ) -> tuple[ChunkRef, Claim] | None:
+    ) -> tuple[ChunkRef, Claim] | StealMiss:
         """The first offered chunk of `compute_types` with queued jobs (and no
         environment), with the first job of its back half claimed for `worker` under
-        `token` (the claim's `next_index` is where the thief goes on); None if none."""
+        `token` (the claim's `next_index` is where the thief goes on); else why not."""
         now = time.time()
         s = self.settings
         record: StealArgs = {
@@ -54,8 +54,8 @@ class RedisStealing(RedisBase):
             "inline_limit": s.inline_result_limit,
         }
         reply = self._run("steal", record, (), "looking for work to steal")
-        if not reply:
-            return None
+        if not isinstance(reply, list):
+            return StealMiss.PENDING if reply else StealMiss.QUIET
         key = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
         chunk = ChunkRef.parse(key)
         return chunk, claimed(self.redis, chunk, reply[1:])

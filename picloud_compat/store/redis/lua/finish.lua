@@ -66,7 +66,7 @@ if A.ending ~= 0 then
   -- after a recovery another worker may hold some of its jobs again.
   local trusted = A.ending == 2 and (not entry or cmsgpack.unpack(entry)[3] == 0)
   if trusted or chunk_finished(t, A.first, A.count) then
-    unledger(ck)
+    unledger(ck, entry)
     redis.call('SREM', K.unfinished(t), A.first .. '+' .. A.count)
   end
 end

@@ -99,20 +99,24 @@ local function finalize(t, jid, retention, external_args)
 end
 
 -- A published chunk is also offered to job processes that finish their own chunk
--- (work stealing, `steal.lua`), in the queue's order: priority step, then age. A few
--- random offers are dropped if their chunk left the ledger (all its jobs finished), so
--- the set stays near the number of unfinished chunks even where nothing steals.
-local function offer(ck, queue, now)
+-- (work stealing, `steal.lua`), in the queue's order: priority step, then age. The offer
+-- leaves the set with the chunk's ledger entry (`unledger`), or when a steal finds
+-- nothing left in it.
+local function queue_type(queue)
   local sep = string.find(queue, ':', 1, true)
-  local ctype, step = queue, 0
-  if sep then ctype, step = string.sub(queue, 1, sep - 1), tonumber(string.sub(queue, sep + 1)) end
-  local skey = K.stealable(ctype)
-  redis.call('ZADD', skey, step * 1e10 + now, ck)
-  -- and wake an idle pool process (a hint: the claims decide; a few are kept at most)
-  redis.call('LPUSH', K.wake(ctype), 1)
-  redis.call('LTRIM', K.wake(ctype), 0, 7)
-  for _, old in ipairs(redis.call('ZRANDMEMBER', skey, 3)) do
-    if redis.call('HEXISTS', K.ledger(), old) == 0 then redis.call('ZREM', skey, old) end
+  if not sep then return queue, 0 end
+  return string.sub(queue, 1, sep - 1), tonumber(string.sub(queue, sep + 1))
+end
+
+local WAKE_TOKENS = 8  -- tokens kept on a wake-up list nobody waits on
+
+local function offer(ck, queue, now)
+  local ctype, step = queue_type(queue)
+  redis.call('ZADD', K.stealable(ctype), step * 1e10 + now, ck)
+  -- and wake a waiting pool process (a hint: the claims decide)
+  local wake = K.wake(ctype)
+  if redis.call('LPUSH', wake, 1) > WAKE_TOKENS then
+    redis.call('LTRIM', wake, 0, WAKE_TOKENS - 1)
   end
 end
 
@@ -124,9 +128,14 @@ local function publish(ck, queue, tpl, gen, now)
   offer(ck, queue, now)
 end
 
-local function unledger(ck)
+-- The chunk left the ledger (`entry`: its ledger value): it is over, so no longer offered.
+local function unledger(ck, entry)
   redis.call('HDEL', K.ledger(), ck)
   redis.call('ZREM', K.ledger_times(), ck)
+  if entry then
+    local ctype = queue_type(cmsgpack.unpack(entry)[1])
+    redis.call('ZREM', K.stealable(ctype), ck)
+  end
 end
 
 local function chunk_range(chunk)

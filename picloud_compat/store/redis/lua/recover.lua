@@ -52,7 +52,7 @@ if any_queued and entry then
   publish(ck, e[1], e[2], e[3] + 1, now)
   republished = 1
 elseif not any_open then
-  unledger(ck)
+  unledger(ck, entry)
 end
 flush_notices()
 return {requeued, errored, republished}

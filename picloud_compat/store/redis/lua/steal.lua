@@ -7,8 +7,10 @@
 --    unstarted chunk taken whole may have), probes (about how many jobs of a chunk are
 --    looked at), and claim.lua's fields for the thief: now,
 --    worker, warden, token, lease_until, max_bytes, retention, inline_limit.
--- Returns {chunk key, claim.lua's reply...} or false. Offers with nothing left to take,
--- and chunks of an environment (run only by its executors), leave the set.
+-- Returns {chunk key, claim.lua's reply...}; else 1 if offered jobs wait for their
+-- chunk's message (a chunk too big to take whole, or beyond the offers looked at), or 0
+-- if nothing offered is queued (new work will push a wake-up token). Offers with nothing
+-- left to take, and chunks of an environment (run only by its executors), leave the set.
 local function status(t, jid)
   return redis.call('HGET', K.job(t, jid), 'status')
 end
@@ -38,7 +40,8 @@ local function tail_run(t, first, count)
 end
 
 -- Where the thief starts in chunk (t, first, count), or nil and whether the offer is
--- spent. A runner claims from the front, so an unstarted chunk has its first job queued.
+-- spent, and whether its queued jobs wait for its message. A runner claims from the
+-- front, so an unstarted chunk has its first job queued.
 local function start_of(t, first, count, ck)
   if status(t, first) == 'queued' then
     -- Small and unstarted: taken whole (its message, when it comes, finds nothing to
@@ -46,20 +49,25 @@ local function start_of(t, first, count, ck)
     -- its message: its jobs are many and quick, the trip is a small part of its run,
     -- and the message would then scan every job for nothing.
     if count <= A.whole then return 0, false end
-    return nil, false
+    return nil, false, true
   end
   local lo, hi = tail_run(t, first, count)
   if lo then return lo + math.floor((hi - lo + 1) / 2), false end
   -- nothing found: spent if every job was looked at, or the chunk is over
-  return nil, count <= A.probes or redis.call('HEXISTS', K.ledger(), ck) == 0
+  return nil, count <= A.probes or redis.call('HEXISTS', K.ledger(), ck) == 0, false
 end
 
+local OFFERS_LOOKED_AT = 8
+local pending = 0
 for _, queue in ipairs(A.types) do
   local skey = K.stealable(queue)
-  for _, ck in ipairs(redis.call('ZRANGE', skey, 0, 7)) do
+  local offers = redis.call('ZRANGE', skey, 0, OFFERS_LOOKED_AT - 1)
+  if #offers == OFFERS_LOOKED_AT then pending = 1 end  -- there may be more behind
+  for _, ck in ipairs(offers) do
     local t, first, count = string.match(ck, '^(.*)/(%d+)%+(%d+)$')
     first, count = tonumber(first), tonumber(count)
-    local start, spent = start_of(t, first, count, ck)
+    local start, spent, waits = start_of(t, first, count, ck)
+    if waits then pending = 1 end
     if start then
       local opts = redis.call('HGET', K.job(t, first + start), 'opts')
       local doc = opts and redis.call('GET', K.options(t, opts))
@@ -74,9 +82,10 @@ for _, queue in ipairs(A.types) do
         table.insert(claim, 1, ck)
         return claim
       end
-      spent = true  -- an environment's: never ours
+      spent = true  -- an environment's: never ours (its executors' message is coming)
+      pending = 1
     end
     if spent then redis.call('ZREM', skey, ck) end
   end
 end
-return false
+return pending

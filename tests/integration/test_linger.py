@@ -1,0 +1,91 @@
+"""The linger after stealing (`runner.stealing`, ``steal_linger``) on a real prefork
+worker: a process that ran out of work waits a little for fresh work, and runs a job
+submitted meanwhile without its Celery message (the worker's main process is stopped
+with SIGSTOP to hold messages back); it goes back to Celery at once when new work is
+left to its message; and with the linger off, only the message runs a job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests import jobfuncs as jf
+from tests.conftest import private_cluster
+from tests.harness import Worker
+
+pytestmark = pytest.mark.timeout(120)
+
+LINGER = "1.0"  # long, so what a test does next happens while the process lingers
+
+
+@contextmanager
+def messages_held_back(worker: Worker) -> Iterator[None]:
+    """The worker's main process stopped: no Celery message reaches a pool process."""
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(worker.proc.pid, signal.SIGCONT)
+
+
+def task_lines(worker: Worker, tenant: str, jid: int) -> list[str]:
+    """Celery's log lines for the task of the chunk starting at `jid`."""
+    tag = f"[{tenant}.{jid}.1] succeeded"
+    return [line for line in worker.log.read_text().splitlines() if tag in line]
+
+
+def task_line(worker: Worker, tenant: str, jid: int) -> str:
+    deadline = time.monotonic() + 20
+    while not task_lines(worker, tenant, jid):
+        assert time.monotonic() < deadline, f"the task of job {jid} never ended"
+        time.sleep(0.05)
+    (line,) = task_lines(worker, tenant, jid)
+    return line
+
+
+def test_a_lingering_process_runs_the_next_call_without_its_message(tmp_path: Path):
+    with private_cluster(tmp_path, "linger", PICLOUD_STEAL_LINGER=LINGER) as parts:
+        _, worker, c = parts
+        first = c.call(jf.add, 1, 1)
+        assert c.result(first, timeout=30) == 2  # its process now lingers
+        time.sleep(0.2)  # past the steal it makes right after its chunk
+        with messages_held_back(worker):
+            jid = c.call(jf.add, 2, 3)
+            assert c.result(jid, timeout=0.9) == 5
+        # the lingering task ran both jobs; the late message found nothing left to run
+        assert task_line(worker, c.tenant, first).endswith(": 2")
+        assert task_line(worker, c.tenant, jid).endswith(": 0")
+        assert c.info(jid, ["attempts"])[jid]["attempts"] == 1
+
+
+def test_with_the_linger_off_only_the_message_runs_a_job(tmp_path: Path):
+    with private_cluster(tmp_path, "nolinger", PICLOUD_STEAL_LINGER="0") as parts:
+        _, worker, c = parts
+        assert c.result(c.call(jf.add, 1, 1), timeout=30) == 2
+        time.sleep(0.2)  # past the steal its process makes right after its chunk
+        with messages_held_back(worker):
+            jid = c.call(jf.add, 2, 3)
+            time.sleep(1.0)
+            assert c.status(jid) == "queued"
+        assert c.result(jid, timeout=30) == 5
+
+
+def test_a_process_stops_lingering_for_work_left_to_its_message(tmp_path: Path):
+    # one process: while it lingers, nothing else can run the chunks' messages
+    with private_cluster(tmp_path, "linger", concurrency=1, PICLOUD_STEAL_LINGER=LINGER) as parts:
+        _, _, c = parts
+        assert c.result(c.call(jf.add, 1, 1), timeout=30) == 2  # its process now lingers
+        submitted = time.time()
+        # chunks of 80 jobs: too big to take whole, so their messages run them
+        jids = c.map(jf.noop, range(320))
+        assert c.result(jids, timeout=60) == list(range(320))
+        finished = c.info(jids[0], ["finished"])[jids[0]]["finished"]
+        waited = finished.timestamp() - submitted
+        assert waited < 0.5, f"the first message waited {waited:.2f} s for the lingering process"
