@@ -108,6 +108,8 @@ class Settings:
     simulator_rest_port: int = 0  # the simulator's local gateway (0: any free port)
     # -- admin credentials for cloud.account
     admin_password: str | None = None
+    # failed dashboard sign-ins allowed per client address in 5 minutes (dashboard.throttle)
+    sign_in_attempts: int = 10
 
     def __post_init__(self) -> None:
         if self.max_transmit_data <= 0 or self.max_transmit_data > MAX_TRANSMIT_CEILING:
@@ -125,6 +127,8 @@ class Settings:
             raise ConfigurationError(
                 f"steal_linger must be between 0 and 1 second, got {self.steal_linger}"
             )
+        if self.sign_in_attempts < 1:
+            raise ConfigurationError(f"sign_in_attempts must be >= 1, got {self.sign_in_attempts}")
         if self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -198,6 +200,30 @@ class Worker:
         self.proc = None
 
 
+@contextmanager
+def messages_held_back(worker: Worker) -> Iterator[None]:
+    """The worker's main process stopped (SIGSTOP): no Celery message reaches a pool
+    process, while the pool processes themselves run on."""
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(worker.proc.pid, signal.SIGCONT)
+
+
+def enable_task_events(redis_url: str, signing_key: str, worker: Worker) -> None:
+    """Switch the worker's task events on, as Flower does, and wait until it noted them."""
+    from picloud_compat.runner.state_file import TASK_EVENTS_MARKER
+
+    assert worker.proc is not None
+    env = dict(os.environ, PICLOUD_SERVER_URL=redis_url, PICLOUD_SIGNING_KEY=signing_key)
+    argv = [sys.executable, "-m", "celery", "-A", "picloud_compat.tasks.app", "control"]
+    subprocess.run([*argv, "enable_events"], env=env, check=True, capture_output=True, timeout=60)
+    marker = f"/tmp/picloud-worker-{worker.proc.pid}-*/{TASK_EVENTS_MARKER}"
+    wait_for(lambda: glob.glob(marker), 20, "the worker to note its task events")
+
+
 class MotoServer:
     """A real S3 API (moto) on loopback, for `cloud.files`."""
 
@@ -299,8 +325,8 @@ class Gateway:
             PICLOUD_SERVER_URL=redis_url,
             PICLOUD_SIGNING_KEY=signing_key,
             PICLOUD_GATEWAY_URL=f"http://127.0.0.1:{self.port}",
-            **(env or {}),
         )
+        self.env.update(env or {})
         self.env.pop("PYTHONPATH", None)
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -24,12 +24,21 @@ from starlette.responses import Response
 
 from picloud_compat.accounts import AccountRegistry
 from picloud_compat.client.jobs import Client
-from picloud_compat.dashboard.auth import NotSignedIn, NotVisible, Sessions, StaleForm
+from picloud_compat.dashboard.auth import (
+    HSTS,
+    SECURITY_HEADERS,
+    NotSignedIn,
+    NotVisible,
+    Sessions,
+    StaleForm,
+    secure_transport,
+)
 from picloud_compat.dashboard.cluster_pages import cluster_routes
 from picloud_compat.dashboard.context import HERE, PREFIX, Dashboard, DashboardStore
 from picloud_compat.dashboard.job_pages import job_routes
 from picloud_compat.dashboard.listing import BadFilter
 from picloud_compat.dashboard.session_pages import session_routes
+from picloud_compat.dashboard.throttle import TooManySignIns
 from picloud_compat.errors import CloudException, ConnectionFailed, UnknownJobError
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import SupervisionStore
@@ -64,7 +73,8 @@ def mount_dashboard(
 
 
 def _route_class(dash: Dashboard) -> type[APIRoute]:
-    """Routes whose failures become pages: the gateway's JSON errors are for its API."""
+    """Routes whose failures become pages (the gateway's JSON errors are for its API),
+    and whose responses carry the security headers (`auth.SECURITY_HEADERS`)."""
 
     class DashboardRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -72,9 +82,13 @@ def _route_class(dash: Dashboard) -> type[APIRoute]:
 
             async def page(request: Request) -> Response:
                 try:
-                    return await handle(request)
+                    response = await handle(request)
                 except Exception as exc:
-                    return _failure_page(dash, request, exc)
+                    response = _failure_page(dash, request, exc)
+                response.headers.update(SECURITY_HEADERS)
+                if secure_transport(dash.settings, request):
+                    response.headers["Strict-Transport-Security"] = HSTS
+                return response
 
             return page
 
@@ -85,6 +99,7 @@ def _failure_page(dash: Dashboard, request: Request, exc: Exception) -> Response
     failures: list[tuple[type[Exception] | tuple[type[Exception], ...], int, Any]] = [
         (NotSignedIn, 401, None),
         (StaleForm, 403, None),
+        (TooManySignIns, 429, None),
         ((NotVisible, UnknownJobError), 404, "Not found: no such job or key here."),
         (ConnectionFailed, 503, UNAVAILABLE),
         (BadFilter, 400, None),
@@ -94,6 +109,9 @@ def _failure_page(dash: Dashboard, request: Request, exc: Exception) -> Response
     for kinds, status, message in failures:
         if isinstance(exc, kinds):
             text = message or str(getattr(exc, "parameter", exc))
-            return dash.error(request, status, text)
+            response = dash.error(request, status, text)
+            if isinstance(exc, TooManySignIns):
+                response.headers["Retry-After"] = str(exc.retry_after)
+            return response
     log.exception("dashboard page %s failed", request.url.path)
     return dash.error(request, 500, "The page failed; the gateway's log has the details.")

@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from picloud_compat.client.jobs import Client
 from picloud_compat.dashboard.auth import Sessions, Viewer
 from picloud_compat.dashboard.listing import ListingStore
+from picloud_compat.dashboard.throttle import SignInThrottle
 from picloud_compat.settings import Settings
 from picloud_compat.signing import Signer
 from picloud_compat.store.contract import RecordStore, SupervisionStore
@@ -48,6 +49,7 @@ class Dashboard:
         self.sessions = sessions
         self.client_for = client_for
         self.cluster = cluster  # None where there is no cluster to show (the simulator)
+        self.throttle = SignInThrottle(settings.sign_in_attempts)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.filters["when"] = when
         self.templates.env.filters["seconds"] = seconds

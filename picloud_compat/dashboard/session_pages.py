@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from picloud_compat.dashboard.auth import COOKIE, SESSION_SECONDS, StaleForm
+from picloud_compat.dashboard.auth import COOKIE, SESSION_SECONDS, StaleForm, secure_transport
 from picloud_compat.dashboard.context import PREFIX, Dashboard
 from picloud_compat.errors import InvalidCredentials
 
@@ -47,11 +47,15 @@ def session_routes(router: APIRouter, dash: Dashboard) -> None:
         secret: Annotated[Text, Form()] = None,
     ) -> Response:
         _same_site(request)
+        address = request.client.host if request.client else ""
+        name = (api_key or "").strip()[:100]
+        dash.throttle.check(address, name)
         try:
             if not api_key or not secret or len(api_key) > 100 or len(secret) > 200:
                 raise InvalidCredentials("missing or oversized credentials")
             cookie = dash.sessions.sign_in(api_key, secret)
         except InvalidCredentials:
+            dash.throttle.failed(address, name)
             return dash.render(request, "login.html", None, status=401, failed=True)
         response = RedirectResponse(f"{PREFIX}/jobs", status_code=303)
         response.set_cookie(
@@ -60,7 +64,7 @@ def session_routes(router: APIRouter, dash: Dashboard) -> None:
             max_age=SESSION_SECONDS,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=secure_transport(dash.settings, request),
             path=PREFIX,
         )
         return response

@@ -24,9 +24,11 @@ from picloud_compat.runner import helping
 from picloud_compat.runner.chunk import ChunkRunner
 from picloud_compat.runner.slots import Cores
 from picloud_compat.runner.state_file import (
+    TASK_EVENTS_MARKER,
     JobStateSink,
     RunnerIdentity,
     drain_check,
+    marker_check,
     worker_name,
 )
 from picloud_compat.runner.stealing import StealingStore, Thief, WakeUpSource, served_types
@@ -90,7 +92,9 @@ class JobProcess:
             def wake_ups() -> WakeUpSource | None:
                 return process_wake_ups(settings, served)
 
-            self.thief = Thief(stealing, served, draining, wake_ups, settings.steal_linger)
+            watched = marker_check(identity.state_dir, TASK_EVENTS_MARKER)
+            linger = settings.steal_linger
+            self.thief = Thief(stealing, served, draining, wake_ups, linger, watched)
         self._failed: list[tuple[int, str]] = []
         helping.register_runner(self.runner)
         session.set_job_client_factory(job_client)

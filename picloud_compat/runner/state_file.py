@@ -20,15 +20,21 @@ DRAIN_MARKER = "draining"
 """A file in the worker's state dir: present once the worker was told to stop."""
 TASK_EVENTS_MARKER = "task-events"
 """A file in the worker's state dir: present while the worker sends task events (Flower
-switched them on), which pauses the fast start (`runner.fast_start`)."""
+switched them on), which pauses the fast start (`runner.fast_start`) and the linger
+after stealing (`runner.stealing`): Flower then shows each job in its own task."""
+
+
+def marker_check(state_dir: Path | None, marker: str) -> Callable[[], bool]:
+    """Whether the worker owning `state_dir` has `marker` (e.g. `DRAIN_MARKER`) now."""
+    if state_dir is None:
+        return lambda: False
+    path = str(state_dir / marker)
+    return lambda: os.path.exists(path)
 
 
 def drain_check(state_dir: Path | None) -> Callable[[], bool]:
     """Whether the worker owning `state_dir` is draining (scaling in)."""
-    if state_dir is None:
-        return lambda: False
-    marker = str(state_dir / DRAIN_MARKER)
-    return lambda: os.path.exists(marker)
+    return marker_check(state_dir, DRAIN_MARKER)
 
 
 def worker_name(pid: int | None = None) -> str:

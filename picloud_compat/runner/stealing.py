@@ -20,7 +20,8 @@ millisecond of the last result, and a lingering process starts it without the tr
 through the worker's main process. It lingers only then: offered jobs that only their
 message runs (a big unstarted chunk) send it back at once, so a message never waits on
 a lingering process that has nothing to do, beyond the linger itself when it was
-published just after the look.
+published just after the look. Nor does it linger while Flower watches (task events
+on), so that Flower shows each call's job in that call's task.
 """
 
 from __future__ import annotations
@@ -79,15 +80,18 @@ class Thief:
         draining: Callable[[], bool],
         wake_ups: Callable[[], WakeUpSource | None] = lambda: None,
         linger: float = 0.0,
+        watched: Callable[[], bool] = lambda: False,
     ) -> None:
         """`served`: the compute types of the worker (only their jobs are taken);
         `wake_ups()`: this process's wake-up source, made on first linger; `linger`:
-        seconds to wait for fresh work when nothing is queued (see module doc)."""
+        seconds to wait for fresh work when nothing is queued (see module doc), except
+        while `watched()` (task events on: Flower should see each job in its own task)."""
         self._store = store
         self._served = list(served)
         self._draining = draining
         self._wake_ups = wake_ups
         self._linger = linger
+        self._watched = watched
 
     def take(
         self,
@@ -127,7 +131,7 @@ class Thief:
     def _fresh_work(self, idle_since: float) -> bool:
         """Whether a wake-up comes before the linger since `idle_since` runs out."""
         left = idle_since + self._linger - time.monotonic()
-        if left <= 0 or self._draining():
+        if left <= 0 or self._draining() or self._watched():
             return False
         source = self._wake_ups()
         return source is not None and source.wait(left)

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
+from picloud_compat.errors import UnknownJobError
 from tests import jobfuncs as jf
 from tests.conftest import ADMIN_PASSWORD
 from tests.dashboard.browser import chromium
@@ -55,6 +56,10 @@ def test_a_tenant_works_with_its_jobs_in_a_browser(gateway, account, shots: Path
 
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
+        # the pages work under their Content-Security-Policy: the browser reports none
+        # of its refusals (an inline script or style would be one)
+        refused: list[str] = []
+        page.on("console", lambda m: refused.append(m.text) if "Security Policy" in m.text else 0)
         page.goto(f"{gateway.url}/dashboard/login")
         page.screenshot(path=shots / "login.png")
         page.fill("#api_key", api_key)
@@ -82,15 +87,34 @@ def test_a_tenant_works_with_its_jobs_in_a_browser(gateway, account, shots: Path
         expect(page.get_by_test_id("stdout")).to_contain_text("line 5", timeout=20_000)
         expect(page.get_by_test_id("stdout")).to_contain_text("line 30", timeout=20_000)
         page.screenshot(path=shots / "job-live-output.png", full_page=True)
-        page.on("dialog", lambda dialog: dialog.accept())
         page.get_by_test_id("kill").click()
         expect(page.get_by_test_id("status")).to_have_text("killed", timeout=20_000)
         assert client.status(running) == "killed"
+
+        # deleting asks first (dashboard.js): dismissed, nothing is sent
+        questions: list[str] = []
+        accept = False
+
+        def answer(dialog: Dialog) -> None:
+            questions.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        page.on("dialog", answer)
+        page.get_by_test_id("delete").click()
+        expect(page.get_by_test_id("status")).to_have_text("killed")
+        assert questions == [f"Delete job {running} and its result?"]
+        assert client.status(running) == "killed"
+        accept = True
+        page.get_by_test_id("delete").click()
+        expect(page).to_have_url(re.compile(r"/dashboard/jobs$"))
+        with pytest.raises(UnknownJobError):
+            client.status(running)
 
         page.goto(f"{gateway.url}/dashboard/workers")
         expect(page.get_by_test_id("queues")).to_contain_text("c1")
         page.goto(f"{gateway.url}/dashboard/usage")
         expect(page.get_by_test_id("usage")).to_contain_text(time.strftime("%Y-%m-%d"))
+        assert refused == []
 
 
 def test_the_admin_pages_in_a_browser(gateway, account, shots: Path) -> None:  # type: ignore[no-untyped-def]

@@ -6,11 +6,6 @@ other."""
 
 from __future__ import annotations
 
-import glob
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +15,9 @@ import pytest
 
 from picloud_compat.client.jobs import Client
 from picloud_compat.config.compute_types import queue_keys
-from picloud_compat.runner.state_file import TASK_EVENTS_MARKER
 from tests import jobfuncs as jf
 from tests.conftest import SIGNING_KEY, private_cluster
-from tests.harness import RedisServer, Worker
+from tests.harness import RedisServer, Worker, enable_task_events, messages_held_back
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -49,17 +43,6 @@ def drained(server: RedisServer) -> None:
 def cluster(tmp_path: Path):
     with warm_cluster(tmp_path, PICLOUD_FAST_START="1") as parts:
         yield parts
-
-
-@contextmanager
-def messages_held_back(worker: Worker) -> Iterator[None]:
-    """The worker's main process stopped: no Celery message reaches a pool process."""
-    assert worker.proc is not None
-    os.kill(worker.proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(worker.proc.pid, signal.SIGCONT)
 
 
 def waiting_messages(server: RedisServer) -> int:
@@ -127,28 +110,7 @@ def test_the_fast_start_pauses_while_flower_watches(cluster):
     """With task events on (Flower switches them on remotely), every job runs in its own
     Celery task, which is what Flower shows."""
     server, worker, c = cluster
-    assert worker.proc is not None
-    env = dict(os.environ, PICLOUD_SERVER_URL=server.url, PICLOUD_SIGNING_KEY=SIGNING_KEY)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "picloud_compat.tasks.app",
-            "control",
-            "enable_events",
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    marker = f"/tmp/picloud-worker-{worker.proc.pid}-*/{TASK_EVENTS_MARKER}"
-    deadline = time.monotonic() + 20
-    while not glob.glob(marker):
-        assert time.monotonic() < deadline, "the worker never noted its task events"
-        time.sleep(0.1)
+    enable_task_events(server.url, SIGNING_KEY, worker)
     with messages_held_back(worker):
         jid = c.call(jf.add, 2, 3)
         time.sleep(2)

@@ -83,7 +83,7 @@ def test_flower_lists_jobs_by_function_and_label(
         def failed() -> dict | None:
             tasks = httpx.get(f"{base}/api/tasks", timeout=2).json()
             for task in tasks.values():
-                if task.get("name", "").endswith("[checks]") and task.get("state") == "FAILURE":
+                if (task.get("name") or "").endswith("[checks]") and task.get("state") == "FAILURE":
                     return task
             return None
 
@@ -99,7 +99,7 @@ def test_flower_lists_jobs_by_function_and_label(
         def revoked() -> dict | None:
             tasks = httpx.get(f"{base}/api/tasks", timeout=2).json()
             for task in tasks.values():
-                if task.get("name", "").endswith("[victim]") and task.get("state") == "REVOKED":
+                if (task.get("name") or "").endswith("[victim]") and task.get("state") == "REVOKED":
                     return task
             return None
 

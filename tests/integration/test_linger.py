@@ -6,33 +6,18 @@ left to its message; and with the linger off, only the message runs a job."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests import jobfuncs as jf
-from tests.conftest import private_cluster
-from tests.harness import Worker
+from tests.conftest import SIGNING_KEY, private_cluster
+from tests.harness import Worker, enable_task_events, messages_held_back
 
 pytestmark = pytest.mark.timeout(120)
 
 LINGER = "1.0"  # long, so what a test does next happens while the process lingers
-
-
-@contextmanager
-def messages_held_back(worker: Worker) -> Iterator[None]:
-    """The worker's main process stopped: no Celery message reaches a pool process."""
-    assert worker.proc is not None
-    os.kill(worker.proc.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(worker.proc.pid, signal.SIGCONT)
 
 
 def task_lines(worker: Worker, tenant: str, jid: int) -> list[str]:
@@ -89,3 +74,17 @@ def test_a_process_stops_lingering_for_work_left_to_its_message(tmp_path: Path):
         finished = c.info(jids[0], ["finished"])[jids[0]]["finished"]
         waited = finished.timestamp() - submitted
         assert waited < 0.5, f"the first message waited {waited:.2f} s for the lingering process"
+
+
+def test_no_linger_while_flower_watches(tmp_path: Path):
+    """With task events on, each call's job runs in that call's task, as Flower shows."""
+    with private_cluster(tmp_path, "linger", PICLOUD_STEAL_LINGER=LINGER) as parts:
+        server, worker, c = parts
+        enable_task_events(server.url, SIGNING_KEY, worker)
+        assert c.result(c.call(jf.add, 1, 1), timeout=30) == 2
+        time.sleep(0.2)  # past the steal its process makes right after its chunk
+        with messages_held_back(worker):
+            jid = c.call(jf.add, 2, 3)
+            time.sleep(0.6)  # within the linger, had it lingered
+            assert c.status(jid) == "queued"
+        assert c.result(jid, timeout=30) == 5

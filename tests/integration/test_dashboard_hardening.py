@@ -1,0 +1,138 @@
+"""The dashboard's defences besides tenant separation, over real HTTP against real
+gateway processes: the security headers and pages without inline script, the sign-in
+throttle (from two loopback addresses), sessions that end when the admin password
+changes, and Secure cookies behind a TLS proxy."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from picloud_compat.accounts import AccountRegistry
+from picloud_compat.settings import Settings
+from picloud_compat.store.redis import RedisStore
+from tests.conftest import ADMIN_PASSWORD, SIGNING_KEY
+from tests.dashboard.session import DashboardSession
+from tests.harness import Gateway, RedisServer
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.cluster]
+
+COOKIE = "picloud_dashboard"
+
+
+@pytest.fixture
+def key(cluster_settings: Settings) -> Iterator[tuple[str, str]]:
+    """A fresh API key and its secret."""
+    store = RedisStore.from_url(cluster_settings.server_url or "", cluster_settings)
+    yield AccountRegistry(store, cluster_settings).create_key("hardening")
+    store.close()
+
+
+@contextmanager
+def own_gateway(redis_server: RedisServer, tmp_path: Path, **env: str) -> Iterator[Gateway]:
+    """A gateway of the test's own (its throttle counts and settings are not shared)."""
+    settings = {"PICLOUD_ADMIN_PASSWORD": ADMIN_PASSWORD, **env}
+    gateway = Gateway(redis_server.url, SIGNING_KEY, tmp_path, env=settings)
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+def session_from(url: str, address: str) -> DashboardSession:
+    """A dashboard session whose connections come from loopback `address`."""
+    session = DashboardSession(url)
+    session.http = httpx.Client(
+        base_url=url,
+        follow_redirects=False,
+        timeout=30,
+        transport=httpx.HTTPTransport(local_address=address),
+    )
+    return session
+
+
+def test_pages_carry_security_headers_and_no_inline_script(gateway, key) -> None:  # type: ignore[no-untyped-def]
+    s = DashboardSession(gateway.url)
+    assert s.sign_in(*key).status_code == 303
+    for path in ("/dashboard/login", "/dashboard/jobs", "/dashboard/workers", "/dashboard/jobs/1"):
+        r = s.get(path)
+        policy = r.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy, path
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["cache-control"] == "no-store"
+        assert "strict-transport-security" not in r.headers  # plain HTTP here
+        # what the policy forbids is not used: no inline script or handler, no style
+        assert not re.search(r"<script(?![^>]*\bsrc=)", r.text), path
+        assert not re.search(r"\son[a-z]+\s*=", r.text), path
+        assert not re.search(r"<style|\sstyle\s*=", r.text), path
+    assert s.get("/dashboard/static/dashboard.js").status_code == 200
+    s.close()
+
+
+def test_repeated_failed_sign_ins_are_refused_for_a_while(redis_server, tmp_path: Path, key):  # type: ignore[no-untyped-def]
+    api_key, secret = key
+    with own_gateway(redis_server, tmp_path, PICLOUD_SIGN_IN_ATTEMPTS="3") as gateway:
+        attacker = session_from(gateway.url, "127.0.0.1")
+        for _ in range(3):
+            assert attacker.sign_in("admin", "guess").status_code == 401
+        # over the limit: refused before the credentials are checked, right ones too
+        refused = attacker.sign_in("admin", ADMIN_PASSWORD)
+        assert refused.status_code == 429
+        assert 200 < int(refused.headers["retry-after"]) <= 300
+        assert "too many failed sign-ins" in refused.text
+        assert attacker.sign_in(api_key, secret).status_code == 429
+        # another address is not held up by this one's failures
+        other = session_from(gateway.url, "127.0.0.2")
+        assert other.sign_in(api_key, secret).status_code == 303
+        # a name failed from many addresses is throttled too (5 x the per-address limit)
+        for n in range(3, 3 + 4):
+            s = session_from(gateway.url, f"127.0.0.{n}")
+            for _ in range(3 if n < 6 else 2):
+                assert s.sign_in("admin", "guess").status_code == 401
+            s.close()
+        assert other.sign_in("admin", ADMIN_PASSWORD).status_code == 303  # 14 failures
+        assert session_from(gateway.url, "127.0.0.9").sign_in("admin", "x").status_code == 401
+        assert other.sign_in("admin", ADMIN_PASSWORD).status_code == 429  # 15
+        attacker.close()
+        other.close()
+
+
+def test_a_new_admin_password_ends_earlier_admin_sessions(redis_server, tmp_path: Path):  # type: ignore[no-untyped-def]
+    with own_gateway(redis_server, tmp_path) as gateway:
+        s = DashboardSession(gateway.url)
+        assert s.sign_in("admin", ADMIN_PASSWORD).status_code == 303
+        cookie = s.http.cookies[COOKIE]
+        s.close()
+
+    def admin_page(gateway: Gateway) -> int:
+        s = DashboardSession(gateway.url)
+        s.http.cookies.set(COOKIE, cookie, path="/dashboard")
+        status = s.get("/dashboard/workers").status_code
+        s.close()
+        return status
+
+    with own_gateway(redis_server, tmp_path) as restarted:  # same password: still signed in
+        assert admin_page(restarted) == 200
+    with own_gateway(redis_server, tmp_path, PICLOUD_ADMIN_PASSWORD="a-new-one") as changed:
+        assert admin_page(changed) == 303  # sent to sign in again
+
+
+def test_cookies_are_secure_when_the_public_address_is_https(redis_server, tmp_path: Path, key):  # type: ignore[no-untyped-def]
+    # TLS ends at a proxy in front: this gateway sees plain HTTP from an address it
+    # does not trust for forwarded headers, but its public address is HTTPS
+    public = {"PICLOUD_GATEWAY_URL": "https://jobs.example.com"}
+    with own_gateway(redis_server, tmp_path, **public) as gateway:
+        s = DashboardSession(gateway.url)
+        r = s.sign_in(*key)
+        assert r.status_code == 303
+        assert "secure" in r.headers["set-cookie"].lower()
+        assert r.headers["strict-transport-security"].startswith("max-age=")
+        s.close()
