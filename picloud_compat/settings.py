@@ -110,6 +110,8 @@ class Settings:
     admin_password: str | None = None
     # failed dashboard sign-ins allowed per client address in 5 minutes (dashboard.throttle)
     sign_in_attempts: int = 10
+    # dashboard page requests a second per signed-in key, in bursts of 5 s worth
+    dashboard_rate: float = 20.0
 
     def __post_init__(self) -> None:
         if self.max_transmit_data <= 0 or self.max_transmit_data > MAX_TRANSMIT_CEILING:
@@ -127,6 +129,8 @@ class Settings:
             raise ConfigurationError(
                 f"steal_linger must be between 0 and 1 second, got {self.steal_linger}"
             )
+        if not self.dashboard_rate > 0:
+            raise ConfigurationError(f"dashboard_rate must be > 0, got {self.dashboard_rate}")
         if self.sign_in_attempts < 1:
             raise ConfigurationError(f"sign_in_attempts must be >= 1, got {self.sign_in_attempts}")
         if self.max_attempts < 1:

@@ -276,9 +276,10 @@ def gateway(
         env={
             "PICLOUD_S3_ENDPOINT_URL": s3_server.url,
             "PICLOUD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            # the suite signs in wrongly on purpose, and fuzzes the sign-in form, all from
-            # 127.0.0.1: the throttle has its own tests and gateways
+            # the suite signs in wrongly on purpose, fuzzes the sign-in form and pages a
+            # million jobs, all from 127.0.0.1: the limits have their own tests and gateways
             "PICLOUD_SIGN_IN_ATTEMPTS": "1000000",
+            "PICLOUD_DASHBOARD_RATE": "1000000",  # likewise the per-key request rate
         },
     )
     g.start()

@@ -38,7 +38,7 @@ from picloud_compat.dashboard.context import HERE, PREFIX, Dashboard, DashboardS
 from picloud_compat.dashboard.job_pages import job_routes
 from picloud_compat.dashboard.listing import BadFilter
 from picloud_compat.dashboard.session_pages import session_routes
-from picloud_compat.dashboard.throttle import TooManySignIns
+from picloud_compat.dashboard.throttle import TooManyRequests
 from picloud_compat.errors import CloudException, ConnectionFailed, UnknownJobError
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import SupervisionStore
@@ -99,7 +99,7 @@ def _failure_page(dash: Dashboard, request: Request, exc: Exception) -> Response
     failures: list[tuple[type[Exception] | tuple[type[Exception], ...], int, Any]] = [
         (NotSignedIn, 401, None),
         (StaleForm, 403, None),
-        (TooManySignIns, 429, None),
+        (TooManyRequests, 429, None),
         ((NotVisible, UnknownJobError), 404, "Not found: no such job or key here."),
         (ConnectionFailed, 503, UNAVAILABLE),
         (BadFilter, 400, None),
@@ -110,7 +110,7 @@ def _failure_page(dash: Dashboard, request: Request, exc: Exception) -> Response
         if isinstance(exc, kinds):
             text = message or str(getattr(exc, "parameter", exc))
             response = dash.error(request, status, text)
-            if isinstance(exc, TooManySignIns):
+            if isinstance(exc, TooManyRequests):
                 response.headers["Retry-After"] = str(exc.retry_after)
             return response
     log.exception("dashboard page %s failed", request.url.path)

@@ -23,6 +23,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 
 from picloud_compat.accounts import ADMIN_USER, AccountRegistry
+from picloud_compat.dashboard.throttle import RequestLimiter
 from picloud_compat.errors import CloudException, ConfigurationError, InvalidCredentials
 from picloud_compat.settings import Settings
 
@@ -80,6 +81,7 @@ class Sessions:
         self._fingerprint_key = hmac.new(key.encode(), b"credential", "sha256").digest()
         self.accounts = accounts
         self.settings = settings
+        self.limiter = RequestLimiter(settings.dashboard_rate)
 
     def _fingerprint(self, credential: str) -> str:
         """Names the credential a session was made with, revealing nothing of it."""
@@ -107,7 +109,13 @@ class Sessions:
         )
 
     def viewer(self, request: Request) -> Viewer:
-        """The request's viewer; NotSignedIn without a valid, current session."""
+        """The request's viewer; NotSignedIn without a valid, current session, and
+        TooManyRequests past the viewer's request rate (`throttle.RequestLimiter`)."""
+        viewer = self._viewer(request)
+        self.limiter.take(viewer.api_key or ADMIN_USER)
+        return viewer
+
+    def _viewer(self, request: Request) -> Viewer:
         raw = request.cookies.get(COOKIE)
         if not raw:
             raise NotSignedIn("sign in first")

@@ -1,4 +1,11 @@
-"""Failed sign-ins are counted, and too many refuse further tries for a while.
+"""Limits on how fast one party may use the dashboard.
+
+`RequestLimiter`: each signed-in key (and the admin) may make `dashboard_rate` page
+requests a second, with bursts of five seconds' worth, so that one tenant's scripted
+clicking cannot load the job store for everyone (every page reads Redis).
+
+`SignInThrottle`: failed sign-ins are counted, and too many refuse further tries for a
+while.
 
 API secrets are long random tokens, but the admin's password is chosen by a person, so
 guessing must be slow. Failures are counted per client address, and per name signed
@@ -28,12 +35,46 @@ MAX_TRACKED = 100_000
 """Addresses and names tracked at most (the oldest are forgotten past this)."""
 
 
-class TooManySignIns(CloudException):
-    """Sign-ins refused for a while after repeated failures (answered 429)."""
+BURST_SECONDS = 5.0
+"""A key may spend this many seconds' worth of requests at once."""
+
+
+class TooManyRequests(CloudException):
+    """Refused for now (answered 429 with Retry-After)."""
+
+    def __init__(self, what: str, retry_after: float) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(f"{what}: try again in {self.retry_after} s", status=429)
+
+
+class TooManySignIns(TooManyRequests):
+    """Sign-ins refused for a while after repeated failures."""
 
     def __init__(self, retry_after: float) -> None:
-        self.retry_after = max(1, int(retry_after + 0.999))
-        super().__init__(f"too many failed sign-ins: try again in {self.retry_after} s", status=429)
+        super().__init__("too many failed sign-ins", retry_after)
+
+
+class RequestLimiter:
+    """A token bucket per name: `rate` requests a second, bursts of `BURST_SECONDS`."""
+
+    def __init__(self, rate: float) -> None:
+        self._rate = rate
+        self._capacity = max(1.0, rate * BURST_SECONDS)
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def take(self, name: str) -> None:
+        """Spend one request of `name`'s; TooManyRequests if it has none left."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, when = self._buckets.get(name, (self._capacity, now))
+            tokens = min(self._capacity, tokens + (now - when) * self._rate)
+            if tokens < 1:
+                self._buckets[name] = (tokens, now)
+                raise TooManyRequests("too many requests", (1 - tokens) / self._rate)
+            if len(self._buckets) >= MAX_TRACKED and name not in self._buckets:
+                del self._buckets[next(iter(self._buckets))]
+            self._buckets[name] = (tokens - 1, now)
 
 
 class SignInThrottle:

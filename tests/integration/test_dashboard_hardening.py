@@ -1,7 +1,7 @@
 """The dashboard's defences besides tenant separation, over real HTTP against real
 gateway processes: the security headers and pages without inline script, the sign-in
-throttle (from two loopback addresses), sessions that end when the admin password
-changes, and Secure cookies behind a TLS proxy."""
+throttle (from several loopback addresses), the per-key request rate, sessions that end
+when the admin password changes, and Secure cookies behind a TLS proxy."""
 
 from __future__ import annotations
 
@@ -26,11 +26,17 @@ COOKIE = "picloud_dashboard"
 
 
 @pytest.fixture
-def key(cluster_settings: Settings) -> Iterator[tuple[str, str]]:
-    """A fresh API key and its secret."""
+def keys(cluster_settings: Settings) -> Iterator[list[tuple[str, str]]]:
+    """Two fresh API keys and their secrets."""
     store = RedisStore.from_url(cluster_settings.server_url or "", cluster_settings)
-    yield AccountRegistry(store, cluster_settings).create_key("hardening")
+    registry = AccountRegistry(store, cluster_settings)
+    yield [registry.create_key("hardening-a"), registry.create_key("hardening-b")]
     store.close()
+
+
+@pytest.fixture
+def key(keys: list[tuple[str, str]]) -> tuple[str, str]:
+    return keys[0]
 
 
 @contextmanager
@@ -136,3 +142,25 @@ def test_cookies_are_secure_when_the_public_address_is_https(redis_server, tmp_p
         assert "secure" in r.headers["set-cookie"].lower()
         assert r.headers["strict-transport-security"].startswith("max-age=")
         s.close()
+
+
+def test_each_key_has_its_own_request_rate(redis_server, tmp_path: Path, keys):  # type: ignore[no-untyped-def]
+    with own_gateway(redis_server, tmp_path, PICLOUD_DASHBOARD_RATE="1") as gateway:
+        busy, calm = DashboardSession(gateway.url), DashboardSession(gateway.url)
+        assert busy.sign_in(*keys[0]).status_code == 303
+        assert calm.sign_in(*keys[1]).status_code == 303
+        # a burst of 5 s worth (5 pages) passes, then the key must slow down
+        responses = [busy.get("/dashboard/workers") for _ in range(5)]
+        assert [r.status_code for r in responses] == [200] * 5
+        refused = None
+        for _ in range(10):
+            r = busy.get("/dashboard/workers")
+            if r.status_code != 200:
+                refused = r
+                break
+        assert refused is not None and refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 2
+        assert "too many requests" in refused.text
+        assert calm.get("/dashboard/workers").status_code == 200  # another key: unaffected
+        busy.close()
+        calm.close()

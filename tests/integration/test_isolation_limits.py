@@ -20,6 +20,7 @@ from picloud_compat.store.records import MAX_JID, ChunkRef
 from picloud_compat.store.redis import RedisStore
 from picloud_compat.store.remote import wire
 from picloud_compat.store.remote.http import CONTENT_TYPE
+from picloud_compat.store.remote.scope import MAX_RECORDS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -83,6 +84,32 @@ def test_long_lists_and_big_bodies_are_refused_per_call(isolated_cluster) -> Non
         assert client.store.statuses(api_key, list(range(1, 120_001))) == [None] * 120_000
     finally:
         client.close()
+
+
+def test_a_tenant_keeps_a_bounded_number_of_records(isolated_cluster) -> None:  # type: ignore[no-untyped-def]
+    """Crons, REST endpoints and environments live in the shared Redis: a tenant writing
+    records around the client library's checks still cannot write without end."""
+    api_key, secret = isolated_cluster.new_key("records")
+    url, auth = isolated_cluster.gateway.url, (api_key, secret)
+    fields = {"spec": "{}", "requirements": "[]"}
+    with httpx.Client(base_url=url, auth=auth, timeout=30) as http:
+
+        def save(label: str, replace: bool = False) -> list:  # type: ignore[type-arg]
+            body = wire.pack(["save_record", [api_key, "env", label, fields, b"", replace]])
+            reply = http.post(
+                "/v1/rpc/save_record", content=body, headers={"Content-Type": CONTENT_TYPE}
+            )
+            assert reply.status_code == 200, reply.text
+            return wire.unpack(reply.content)  # type: ignore[no-any-return]
+
+        for n in range(MAX_RECORDS):
+            assert save(f"e{n}")[0] is True, n
+        refused = save("one-more")
+        assert refused[0] is False and f"already has {MAX_RECORDS} env records" in str(refused[2])
+        assert save("e7", replace=True)[0] is True  # replacing one still works
+        assert len(rpc(url, auth, "record_labels", [api_key, "env"])[1]) == MAX_RECORDS
+        odd = rpc(url, auth, "save_record", [api_key, "nonsense", "x", fields, b"", False])
+        assert odd[0] is False and "no record kind" in str(odd[2])
 
 
 def test_one_tenants_long_polls_do_not_starve_another(isolated_cluster) -> None:  # type: ignore[no-untyped-def]

@@ -13,19 +13,22 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast, get_args
 
 from picloud_compat.config.compute_types import COMPUTE_TYPES
 from picloud_compat.errors import CloudException, UnknownJobError
 from picloud_compat.jobspec import JobSpec
 from picloud_compat.store.contract import JobProcessStore
-from picloud_compat.store.records import MAX_CHUNK, ChunkRef, Outcome, Submission
+from picloud_compat.store.records import MAX_CHUNK, ChunkRef, Outcome, RecordKind, Submission
 from picloud_compat.store.remote import wire
 
 MAX_LIST = 100_000
 """Jids (or other items) one call may name; clients split longer lists."""
 MAX_POP = 10.0
 """Longest blocking pop a remote caller may ask for (it holds a server thread)."""
+MAX_RECORDS = 1000
+"""Records of one kind (crons, REST endpoints, environments) one tenant may keep: they
+live in Redis, which tenants share."""
 
 TENANT_METHODS = frozenset(
     {
@@ -118,8 +121,23 @@ class TenantScope:
         if method == "pop_notices":
             cid, timeout = rest
             rest = [cid, min(max(float(timeout), 0.0), MAX_POP)]
+        if method == "save_record" and rest:
+            self._check_room(str(rest[0]), str(rest[1]) if len(rest) > 1 else "")
         operation: Callable[..., Any] = getattr(self.store, method)
         return operation(self.tenant, *rest)
+
+    def _check_room(self, kind_name: str, label: str) -> None:
+        """A new record must fit under `MAX_RECORDS` of its kind (replacing one always can)."""
+        if kind_name not in get_args(RecordKind):
+            raise CloudException(f"save_record: no record kind {kind_name!r}")
+        kind = cast("RecordKind", kind_name)
+        if self.store.record(self.tenant, kind, label) is not None:
+            return
+        if len(self.store.record_labels(self.tenant, kind)) >= MAX_RECORDS:
+            raise CloudException(
+                f"this API key already has {MAX_RECORDS} {kind} records, the most it may "
+                "keep: delete some first"
+            )
 
     def _runner_call(self, method: str, args: list[Any]) -> Any:
         assert self._runner is not None
