@@ -81,7 +81,8 @@ class Settings:
     isolation: str = "shared"
     executors_per_process: int = 2  # executors a pool process keeps (least recent closed)
     memory_limits: str = ""  # per compute type overrides in MB, e.g. "c1=300,c2=800"
-    env_dir: str = ""  # where workers cache built environments (default: $TMPDIR/picloud-envs)
+    env_dir: str = ""  # where workers cache built environments (builder.default_env_dir)
+    env_cache_builds: int = 20  # builds kept there; the least recently used beyond are removed
     executor_uid_base: int = 200_000  # executors of API key N run as uid base+N (as root)
     drain_grace: float = 30.0  # seconds a stopping worker lets running jobs finish
     # idle pool processes take fresh jobs before their Celery message comes (workers.pool)
@@ -131,6 +132,8 @@ class Settings:
             )
         if not self.dashboard_rate > 0:
             raise ConfigurationError(f"dashboard_rate must be > 0, got {self.dashboard_rate}")
+        if self.env_cache_builds < 1:
+            raise ConfigurationError(f"env_cache_builds must be >= 1, got {self.env_cache_builds}")
         if self.sign_in_attempts < 1:
             raise ConfigurationError(f"sign_in_attempts must be >= 1, got {self.sign_in_attempts}")
         if self.max_attempts < 1:

@@ -72,10 +72,9 @@ def delete(name: str) -> None:
 def build(requirements: str) -> None:
     """Build requirements into this host's cache now (for worker images); prints the
     interpreter jobs of any environment with these requirements will run."""
-    from picloud_compat.environments.builder import EnvBuilder, default_env_dir
+    from picloud_compat.environments.builder import env_builder
     from picloud_compat.environments.spec import EnvSpec, checked_requirements
     from picloud_compat.settings import Settings
 
     spec = EnvSpec("prebuilt", checked_requirements(_read(requirements)))
-    root = Settings.load().env_dir
-    click.echo(EnvBuilder(Path(root) if root else default_env_dir()).python(spec))
+    click.echo(env_builder(Settings.load()).pin(spec))  # baked into an image: kept

@@ -19,6 +19,13 @@ twice) and is renamed into place only when complete. A failed build is remembere
 `RETRY_FAILED` seconds with its log, which is what the jobs' error shows, so a bad
 requirement does not rebuild for every chunk. Ops can prebuild environments into an
 image (``picloud env build``) by pointing ``env_dir`` at a directory baked into it.
+
+The cache keeps at most ``env_cache_builds`` builds: after each new build, the least
+recently used ones beyond that are removed, except builds in use (a pool process holds
+a shared lock on a build while it keeps an executor of it: `EnvBuilder.hold`) and
+builds a worker was started to serve (``picloud worker --env``: pinned). A tenant
+creating environment after environment therefore cannot fill the worker's disk with
+builds (uv's download cache, shared by every build, is kept).
 """
 
 from __future__ import annotations
@@ -34,9 +41,11 @@ import sysconfig
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from picloud_compat.environments.spec import EnvSpec, checked_requirements
 from picloud_compat.errors import CloudException
+from picloud_compat.settings import Settings
 
 _NETWORK = frozenset(
     {"SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"}
@@ -46,6 +55,9 @@ RETRY_FAILED = 60.0
 BUILD_TIMEOUT = 900.0
 LOG_TAIL = 4000
 READY = ".picloud-ready"
+"""In a complete build; its modification time is the build's last use."""
+PINNED = ".picloud-pinned"
+"""In a build a worker was started to serve: never evicted."""
 
 
 class EnvBuildFailed(CloudException):
@@ -58,6 +70,11 @@ def default_env_dir() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/picloud/envs")
     return Path.home() / ".cache" / "picloud" / "envs"
+
+
+def env_builder(settings: Settings) -> EnvBuilder:
+    """The builder of this host's cache (``env_dir``, ``env_cache_builds``)."""
+    return EnvBuilder(Path(settings.env_dir or default_env_dir()), settings.env_cache_builds)
 
 
 def _checked_root(root: Path) -> None:
@@ -80,11 +97,24 @@ def _checked_root(root: Path) -> None:
                 )
 
 
+class BuildHold:
+    """A build kept from eviction while its executors run (see `EnvBuilder.hold`)."""
+
+    def __init__(self, interpreter: Path, lock: IO[str]) -> None:
+        self.interpreter = interpreter
+        self._lock = lock
+
+    def release(self) -> None:
+        self._lock.close()  # closing the file drops its shared lock
+
+
 class EnvBuilder:
     """Builds and finds environments under one directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, keep: int = 20) -> None:
+        """`keep`: the most builds the cache keeps (``env_cache_builds``)."""
         self.root = root
+        self.keep = keep
 
     def python(self, spec: EnvSpec) -> Path:
         """The interpreter of `spec`'s environment, built first if needed."""
@@ -92,14 +122,67 @@ class EnvBuilder:
         _checked_root(self.root)
         target = self.root / spec.digest()
         interpreter = target / "bin" / "python"
-        if (target / READY).exists():
+        if self._used(target):
             return interpreter
         with self._locked(target):
-            if (target / READY).exists():  # another process built it meanwhile
+            if self._used(target):  # another process built it meanwhile
                 return interpreter
             self._raise_recent_failure(spec, target)
             self._build(spec, target)
+        self._evict(keeping=target.name)
         return interpreter
+
+    def hold(self, spec: EnvSpec) -> BuildHold:
+        """`python(spec)`, with the build kept from eviction until the hold's release:
+        a shared lock on the build's lock file, which eviction must take exclusively."""
+        while True:
+            interpreter = self.python(spec)
+            target = interpreter.parent.parent
+            lock = open(target.with_name(f"{target.name}.lock"), "a")  # noqa: SIM115
+            fcntl.flock(lock.fileno(), fcntl.LOCK_SH)
+            if (target / READY).exists():
+                return BuildHold(interpreter, lock)
+            lock.close()  # evicted between the two: build it again
+
+    def pin(self, spec: EnvSpec) -> Path:
+        """`python(spec)`, and never evict that build (a worker serves it by design)."""
+        interpreter = self.python(spec)
+        (interpreter.parent.parent / PINNED).touch()
+        return interpreter
+
+    @staticmethod
+    def _used(target: Path) -> bool:
+        """Whether the build is complete; if so its last use is now."""
+        try:
+            os.utime(target / READY)
+        except FileNotFoundError:
+            return False
+        except OSError:  # a read-only image's prebuilt cache: used, but not noted
+            return (target / READY).exists()
+        return True
+
+    def _evict(self, keeping: str) -> None:
+        """Remove the least recently used builds beyond `keep`, never one in use, one
+        pinned, or `keeping` (just built)."""
+        builds = []
+        for entry in self.root.iterdir():
+            if "." in entry.name or entry.name == keeping or (entry / PINNED).exists():
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                builds.append(((entry / READY).stat().st_mtime, entry))
+        excess = len(builds) + 1 - self.keep
+        for _, entry in sorted(builds):
+            if excess <= 0:
+                break
+            with open(entry.with_name(f"{entry.name}.lock"), "a") as lock:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # held: an executor of it runs, or it is being built
+                trash = entry.with_name(f"{entry.name}.evicted-{os.getpid()}")
+                entry.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            excess -= 1
 
     def _build(self, spec: EnvSpec, target: Path) -> None:
         work = target.with_name(f"{target.name}.building-{os.getpid()}")

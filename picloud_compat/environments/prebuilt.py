@@ -14,9 +14,8 @@ An environment belongs to an API key: ``--env NAME`` is the configured key's
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
-from picloud_compat.environments.builder import EnvBuilder, default_env_dir
+from picloud_compat.environments.builder import env_builder
 from picloud_compat.environments.registry import EnvRegistry
 from picloud_compat.environments.spec import checked_name
 from picloud_compat.errors import ConfigurationError
@@ -51,13 +50,13 @@ def prebuild(
     """Build each environment named (or find its build), before the worker starts;
     the ``KEY:NAME`` list to register. UnknownEnvironment or EnvBuildFailed (with the
     build's log) for the first that cannot be served."""
-    builder = EnvBuilder(Path(settings.env_dir or default_env_dir()))
+    builder = env_builder(settings)
     ready = []
     for reference in references:
         tenant, name = parse_reference(reference, settings)
         spec = EnvRegistry(store, tenant).get(name)
         say(f"environment {tenant}:{name}: building (or finding) {spec.digest()[:12]}")
-        python = builder.python(spec)
+        python = builder.pin(spec)  # served by design: never evicted
         say(f"environment {tenant}:{name}: ready ({python})")
         ready.append(f"{tenant}:{name}")
     return ready

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from picloud_compat.config.compute_types import DEFAULT_TYPE
-from picloud_compat.environments.builder import EnvBuilder, default_env_dir
+from picloud_compat.environments.builder import BuildHold, env_builder
 from picloud_compat.environments.registry import EnvRegistry
 from picloud_compat.errors import CloudException, ConfigurationError
 from picloud_compat.runner.executors import PoolStore, TenantExecutor
@@ -60,7 +60,8 @@ class ExecutorPool:
             remove_stale(socket.gethostname(), psutil.pid_exists)
         self.state = StateFile(identity.state_dir)
         self.slots = SlotLedger(identity.state_dir)  # held here for the executors
-        self._builder = EnvBuilder(Path(settings.env_dir or default_env_dir()))
+        self._builder = env_builder(settings)
+        self._holds: dict[str, BuildHold] = {}  # builds this process's executors run
         # by (tenant, compute type, environment)
         self._executors: OrderedDict[tuple[str, str, str], TenantExecutor] = OrderedDict()
         self.failed: list[tuple[int, str]] = []
@@ -123,6 +124,13 @@ class ExecutorPool:
         finally:
             self.slots.leave_chunk()
             executor.end_chunk()
+            self._release_unused()
+
+    def _release_unused(self) -> None:
+        """Let go of builds no kept executor runs (so the cache may evict them)."""
+        running = {build for _, _, build in self._executors}
+        for build in [b for b in self._holds if b not in running]:
+            self._holds.pop(build).release()
 
     def _environment(self, tenant: str, env: str) -> tuple[str, str, str | None]:
         """(build id, interpreter, refusal) for jobs of `env`: a build's (made now if
@@ -130,7 +138,10 @@ class ExecutorPool:
         fail with, as a job error carrying the build's log."""
         try:
             spec = EnvRegistry(self.store, tenant).get(env)
-            return spec.digest(), str(self._builder.python(spec)), None
+            build = spec.digest()
+            if build not in self._holds:  # kept from eviction while executors of it live
+                self._holds[build] = self._builder.hold(spec)
+            return build, str(self._holds[build].interpreter), None
         except Exception as exc:  # a record the tenant wrote may be anything
             reason = exc.parameter if isinstance(exc, CloudException) else exc
             return f"refused:{env}", sys.executable, f"environment {env!r}: {reason}"
@@ -173,6 +184,7 @@ class ExecutorPool:
         while self._executors:
             _, executor = self._executors.popitem()
             executor.close()
+        self._release_unused()
         self.state.close()
 
 

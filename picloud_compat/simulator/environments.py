@@ -21,9 +21,8 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
-from picloud_compat.environments.builder import EnvBuilder, default_env_dir
+from picloud_compat.environments.builder import env_builder
 from picloud_compat.environments.registry import EnvRegistry
 from picloud_compat.errors import CloudException
 from picloud_compat.settings import Settings
@@ -43,7 +42,7 @@ class SimulatedEnvironments:
         self._store = store
         self._settings = settings
         self._spawn = spawn
-        self._builder = EnvBuilder(Path(settings.env_dir or default_env_dir()))
+        self._builder = env_builder(settings)
         self._lock = threading.Lock()
         self._served: set[str] = set()  # built, or being built
 
