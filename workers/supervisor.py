@@ -26,6 +26,10 @@ RUNTIME_SCAN_EVERY = 0.25
 """Seconds between ``_max_runtime`` checks (each reads every job process's state file)."""
 HEARTBEAT_EVERY = 2.0
 """Seconds between worker registrations, lease renewals and reaper passes."""
+LOST_GRACE = 12.0
+"""Seconds a dead job process's jobs are left to Celery's own recovery, which names the
+exit's cause (a task's failure hook, `tasks.run`): Celery waits up to its
+``worker_lost_wait`` (10 s) for a late result before it reports a lost process."""
 
 
 class Supervisor(threading.Thread):
@@ -57,7 +61,7 @@ class Supervisor(threading.Thread):
         self._wait = wait
         self._check = check
         self.stopping = threading.Event()
-        self._lost: list[int] = []
+        self._lost: dict[int, float] = {}  # pid -> when it was found gone
 
     def _kill_with_reason(self, tenant: str, jid: int, reason: str) -> list[int]:
         return self.store.kill(tenant, [jid], reason)
@@ -91,14 +95,18 @@ class Supervisor(threading.Thread):
         )
         self.store.heartbeat(info)
         self.store.renew_leases(self.warden.leased_chunks(), self.lease_seconds)
-        # Processes found gone one heartbeat ago: Celery has recovered a task's chunk by
-        # now, with the exit's cause; this catches the rest (jobs taken while idle, a
-        # nested job) long before the leases lapse.
-        for pid in self._lost:
+        # Processes found gone `LOST_GRACE` ago: Celery has recovered a task's chunk by
+        # now, with the exit's cause; this catches the rest (jobs taken while idle) long
+        # before the leases lapse.
+        for pid, found in list(self._lost.items()):
+            if now - found < LOST_GRACE:
+                continue
+            del self._lost[pid]
             loss = self.store.recover_worker(worker_name(pid), f"worker lost: process {pid} died")
             if loss.requeued or loss.errored:
                 log.warning("job process %s died; %s", pid, loss)
-        self._lost = self.warden.lost()
+        for pid in self.warden.lost():
+            self._lost.setdefault(pid, now)
         for line in self.store.reap(now):
             log.warning("%s", line)
 
