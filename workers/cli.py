@@ -131,6 +131,9 @@ def gateway(host: str, port: int, workers: int, access_log: bool) -> None:
     """Serve published functions and jobs over HTTP (FastAPI on uvicorn)."""
     import uvicorn
 
+    # a proxy's X-Forwarded-* headers are read only from the addresses ops name (uvicorn
+    # would trust 127.0.0.1 by default: any local process could then pose as any client)
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "")
     uvicorn.run(
         "picloud_compat.rest.gateway:app_from_environment",
         factory=True,
@@ -139,6 +142,8 @@ def gateway(host: str, port: int, workers: int, access_log: bool) -> None:
         workers=workers,
         log_level="info",
         access_log=access_log,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
 
 

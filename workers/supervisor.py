@@ -9,6 +9,7 @@ reaping no-ops, and a `check` hook notices dead job processes directly.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,17 @@ LOST_GRACE = 12.0
 """Seconds a dead job process's jobs are left to Celery's own recovery, which names the
 exit's cause (a task's failure hook, `tasks.run`): Celery waits up to its
 ``worker_lost_wait`` (10 s) for a late result before it reports a lost process."""
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists now."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Supervisor(threading.Thread):
@@ -98,15 +110,19 @@ class Supervisor(threading.Thread):
         # Processes found gone `LOST_GRACE` ago: Celery has recovered a task's chunk by
         # now, with the exit's cause; this catches the rest (jobs taken while idle) long
         # before the leases lapse.
+        seen = time.monotonic()
         for pid, found in list(self._lost.items()):
-            if now - found < LOST_GRACE:
+            if seen - found < LOST_GRACE:
                 continue
-            del self._lost[pid]
+            if _alive(pid):  # the pid was reused: its jobs are not the dead process's
+                del self._lost[pid]
+                continue
             loss = self.store.recover_worker(worker_name(pid), f"worker lost: process {pid} died")
+            del self._lost[pid]  # only once recovered: a store outage retries next beat
             if loss.requeued or loss.errored:
                 log.warning("job process %s died; %s", pid, loss)
         for pid in self.warden.lost():
-            self._lost.setdefault(pid, now)
+            self._lost.setdefault(pid, seen)
         for line in self.store.reap(now):
             log.warning("%s", line)
 

@@ -155,7 +155,7 @@ def secure_transport(settings: Settings, request: Request) -> bool:
     """Whether browsers reach the dashboard over HTTPS: this request came over it, or
     the public address (``gateway_url``) is HTTPS, as behind a TLS proxy whose
     forwarded headers uvicorn does not trust."""
-    return request.url.scheme == "https" or settings.gateway_url.startswith("https://")
+    return request.url.scheme == "https" or settings.gateway_url.lower().startswith("https://")
 
 
 CONTENT_SECURITY_POLICY = "; ".join(

@@ -48,14 +48,13 @@ def session_routes(router: APIRouter, dash: Dashboard) -> None:
     ) -> Response:
         _same_site(request)
         address = request.client.host if request.client else ""
-        name = (api_key or "").strip()[:100]
-        dash.throttle.check(address, name)
+        dash.throttle.check(address)
         try:
             if not api_key or not secret or len(api_key) > 100 or len(secret) > 200:
                 raise InvalidCredentials("missing or oversized credentials")
             cookie = dash.sessions.sign_in(api_key, secret)
         except InvalidCredentials:
-            dash.throttle.failed(address, name)
+            dash.throttle.failed(address)
             return dash.render(request, "login.html", None, status=401, failed=True)
         response = RedirectResponse(f"{PREFIX}/jobs", status_code=303)
         response.set_cookie(

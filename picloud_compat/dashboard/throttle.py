@@ -4,23 +4,24 @@
 requests a second, with bursts of five seconds' worth, so that one tenant's scripted
 clicking cannot load the job store for everyone (every page reads Redis).
 
-`SignInThrottle`: failed sign-ins are counted, and too many refuse further tries for a
-while.
+`SignInThrottle`: failed sign-ins are counted per client address (an IPv6 /64 counts as
+one address), and too many refuse every sign-in from that address, right credentials
+included, until the window's oldest failure ages out. API secrets are long random
+tokens; the admin's password is chosen by a person, so guessing must be slow. Failures
+are not counted per name: a limit on the admin's name would let anyone lock the admin
+out, so the admin password must be long enough to withstand guessing from many
+addresses (the deploy guide says so). The counts live in the gateway process: each of
+several gateways (or uvicorn workers) counts its own.
 
-API secrets are long random tokens, but the admin's password is chosen by a person, so
-guessing must be slow. Failures are counted per client address, and per name signed
-in as (across addresses, with a higher limit, so that many addresses cannot guess one
-password quickly); over either limit, every sign-in from that address, or as that
-name, is refused with 429 until the window's oldest failure ages out, right
-credentials included. The counts live in the gateway process: each of several
-gateways counts its own (the limit is then per gateway).
-
-Behind a proxy the client address is the proxy's unless uvicorn trusts it
-(``FORWARDED_ALLOW_IPS``; a proxy on the same host is trusted by default).
+The client address is the connection's. `picloud gateway` lets uvicorn read a proxy's
+forwarded headers only from the addresses in ``FORWARDED_ALLOW_IPS``: trusting them from
+any local process by default would let a job on the gateway's host pose as a new
+address at every try.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import deque
@@ -29,8 +30,6 @@ from picloud_compat.errors import CloudException
 
 WINDOW_SECONDS = 300.0
 """How long a failed sign-in counts."""
-PER_NAME_FACTOR = 5
-"""A name may fail this many times the per-address limit (from any number of addresses)."""
 MAX_TRACKED = 100_000
 """Addresses and names tracked at most (the oldest are forgotten past this)."""
 
@@ -78,37 +77,36 @@ class RequestLimiter:
 
 
 class SignInThrottle:
-    """Counts failed sign-ins by client address and by name (see module doc)."""
+    """Counts failed sign-ins by client address (see module doc)."""
 
     def __init__(self, attempts: int, window: float = WINDOW_SECONDS) -> None:
         """`attempts`: failures allowed per address within `window` seconds."""
-        self._limits = {"address": attempts, "name": attempts * PER_NAME_FACTOR}
+        self._limit = attempts
         self._window = window
-        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def check(self, address: str, name: str) -> None:
-        """Raise TooManySignIns if this address or name is over its limit."""
+    def check(self, address: str) -> None:
+        """Raise TooManySignIns if this address is over its limit."""
         now = time.monotonic()
         with self._lock:
-            for kind, value in (("address", address), ("name", name)):
-                times = self._recent((kind, value), now)
-                if times is not None and len(times) >= self._limits[kind]:
-                    raise TooManySignIns(times[0] + self._window - now)
+            times = self._recent(counted_as(address), now)
+            if times is not None and len(times) >= self._limit:
+                raise TooManySignIns(times[0] + self._window - now)
 
-    def failed(self, address: str, name: str) -> None:
+    def failed(self, address: str) -> None:
         """Count one failed sign-in."""
         now = time.monotonic()
+        bucket = counted_as(address)
         with self._lock:
-            for bucket in (("address", address), ("name", name)):
-                times = self._recent(bucket, now)
-                if times is None:
-                    if len(self._failures) >= MAX_TRACKED:
-                        del self._failures[next(iter(self._failures))]
-                    times = self._failures[bucket] = deque()
-                times.append(now)
+            times = self._recent(bucket, now)
+            if times is None:
+                if len(self._failures) >= MAX_TRACKED:
+                    del self._failures[next(iter(self._failures))]
+                times = self._failures[bucket] = deque()
+            times.append(now)
 
-    def _recent(self, bucket: tuple[str, str], now: float) -> deque[float] | None:
+    def _recent(self, bucket: str, now: float) -> deque[float] | None:
         """The bucket's failures within the window (older ones dropped), if any."""
         times = self._failures.get(bucket)
         if times is None:
@@ -119,3 +117,17 @@ class SignInThrottle:
             del self._failures[bucket]
             return None
         return times
+
+
+def counted_as(address: str) -> str:
+    """What failures are counted under: the address, or its /64 for IPv6 (one host
+    commonly has a whole /64 to pick addresses from)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

@@ -31,6 +31,7 @@ builds (uv's download cache, shared by every build, is kept).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -58,6 +59,8 @@ READY = ".picloud-ready"
 """In a complete build; its modification time is the build's last use."""
 PINNED = ".picloud-pinned"
 """In a build a worker was started to serve: never evicted."""
+LOCKS = ".locks"
+"""Under the cache: the builds' lock files, in a directory only the worker can enter."""
 
 
 class EnvBuildFailed(CloudException):
@@ -100,12 +103,13 @@ def _checked_root(root: Path) -> None:
 class BuildHold:
     """A build kept from eviction while its executors run (see `EnvBuilder.hold`)."""
 
-    def __init__(self, interpreter: Path, lock: IO[str]) -> None:
+    def __init__(self, interpreter: Path, lock: IO[str] | None) -> None:
         self.interpreter = interpreter
         self._lock = lock
 
     def release(self) -> None:
-        self._lock.close()  # closing the file drops its shared lock
+        if self._lock is not None:
+            self._lock.close()  # closing the file drops its shared lock
 
 
 class EnvBuilder:
@@ -134,11 +138,14 @@ class EnvBuilder:
 
     def hold(self, spec: EnvSpec) -> BuildHold:
         """`python(spec)`, with the build kept from eviction until the hold's release:
-        a shared lock on the build's lock file, which eviction must take exclusively."""
+        a shared lock on the build's lock file, which eviction must take exclusively.
+        (In a read-only cache, baked into an image, nothing is evicted: no lock.)"""
         while True:
             interpreter = self.python(spec)
             target = interpreter.parent.parent
-            lock = open(target.with_name(f"{target.name}.lock"), "a")  # noqa: SIM115
+            lock = self._lock_file(target)
+            if lock is None:
+                return BuildHold(interpreter, None)
             fcntl.flock(lock.fileno(), fcntl.LOCK_SH)
             if (target / READY).exists():
                 return BuildHold(interpreter, lock)
@@ -147,8 +154,32 @@ class EnvBuilder:
     def pin(self, spec: EnvSpec) -> Path:
         """`python(spec)`, and never evict that build (a worker serves it by design)."""
         interpreter = self.python(spec)
-        (interpreter.parent.parent / PINNED).touch()
+        target = interpreter.parent.parent
+        lock = self._lock_file(target)
+        if lock is None:
+            return interpreter  # a read-only cache: nothing is evicted from it
+        with lock:  # eviction looks for the mark under this lock
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            if not (target / READY).exists():  # evicted meanwhile
+                return self.pin(spec)
+            (target / PINNED).touch()
         return interpreter
+
+    def _lock_file(self, target: Path) -> IO[str] | None:
+        """The build's lock file, opened; None if the cache is read-only. Lock files
+        live in a directory only the worker's user can enter: a job (another uid) that
+        could open one could lock it and stall every executor start of that build."""
+        locks = self.root / LOCKS
+        try:
+            locks.mkdir(mode=0o700, exist_ok=True)
+            if locks.stat().st_mode & 0o077 or locks.stat().st_uid != os.geteuid():
+                raise EnvBuildFailed(f"{locks} must be private to uid {os.geteuid()}")
+            fd = os.open(locks / target.name, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.EROFS:
+                return None
+            raise
+        return os.fdopen(fd, "r+")
 
     @staticmethod
     def _used(target: Path) -> bool:
@@ -166,19 +197,25 @@ class EnvBuilder:
         pinned, or `keeping` (just built)."""
         builds = []
         for entry in self.root.iterdir():
-            if "." in entry.name or entry.name == keeping or (entry / PINNED).exists():
+            if "." in entry.name or entry.name == keeping:
                 continue
-            with contextlib.suppress(FileNotFoundError):
-                builds.append(((entry / READY).stat().st_mtime, entry))
+            with contextlib.suppress(OSError):  # not a build (a file, lost+found)
+                if not (entry / PINNED).exists():
+                    builds.append(((entry / READY).stat().st_mtime, entry))
         excess = len(builds) + 1 - self.keep
         for _, entry in sorted(builds):
             if excess <= 0:
                 break
-            with open(entry.with_name(f"{entry.name}.lock"), "a") as lock:
+            lock = self._lock_file(entry)
+            if lock is None:
+                return
+            with lock:
                 try:
                     fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # held: an executor of it runs, or it is being built
+                if (entry / PINNED).exists() or not (entry / READY).exists():
+                    continue  # pinned, or evicted by another process, meanwhile
                 trash = entry.with_name(f"{entry.name}.evicted-{os.getpid()}")
                 entry.rename(trash)
             shutil.rmtree(trash, ignore_errors=True)
@@ -246,7 +283,10 @@ class EnvBuilder:
 
     @contextlib.contextmanager
     def _locked(self, target: Path) -> Iterator[None]:
-        with open(target.with_name(f"{target.name}.lock"), "a") as lock:
+        lock = self._lock_file(target)
+        if lock is None:
+            raise EnvBuildFailed(f"env_dir {self.root} is read-only and has no build of it")
+        with lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
                 yield

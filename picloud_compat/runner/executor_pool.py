@@ -89,6 +89,7 @@ class ExecutorPool:
         if executor is None:
             executor = self._start(chunk, compute_type, env, interpreter, refusal)
             if executor is None:
+                self._release_unused()
                 return 0
         if executor.refusal is None:  # one refusing jobs is not kept: the next may build
             self._executors[key] = executor

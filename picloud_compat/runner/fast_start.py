@@ -41,6 +41,10 @@ class Waker:
         self._wake_ups.broken(exc)
 
 
+def _wake_ups(job_process: process.JobProcess) -> WakeUps | None:
+    return process_wake_ups(job_process.settings, served_types(), job_process.identity.worker)
+
+
 def waker() -> Waker | None:
     """This pool process's waker; None where it does not apply (tenant isolation, a
     store other than Redis), while its connection recovers from a failure, while the
@@ -52,7 +56,7 @@ def waker() -> Waker | None:
         return None
     if not isinstance(job_process, process.JobProcess):
         return None
-    wake_ups = process_wake_ups(job_process.settings, served_types())
+    wake_ups = _wake_ups(job_process)
     if wake_ups is None or wake_ups.paused:
         return None
     state_dir = job_process.identity.state_dir
@@ -68,6 +72,6 @@ def broken(exc: BaseException) -> None:
     log.warning("fast start paused: %s", exc)
     job_process = process.celery_job_process()
     if isinstance(job_process, process.JobProcess):
-        wake_ups = process_wake_ups(job_process.settings, served_types())
+        wake_ups = _wake_ups(job_process)
         if wake_ups is not None:
             wake_ups.broken(exc)

@@ -90,7 +90,7 @@ class JobProcess:
         if stealing is not None:
 
             def wake_ups() -> WakeUpSource | None:
-                return process_wake_ups(settings, served)
+                return process_wake_ups(settings, served, identity.worker)
 
             watched = marker_check(identity.state_dir, TASK_EVENTS_MARKER)
             linger = settings.steal_linger

@@ -1,11 +1,12 @@
 """A pool process's watch on the wake-up lists of the compute types its worker serves.
 
 Every published chunk pushes a token onto its type's wake-up list (``offer`` in
-``lua/lib.lua``). A process that waits for fresh work keeps one BLPOP outstanding on
-those lists, on a connection of its own, and waits on that socket: Redis times blocked
-pops out only at its 100 ms clock, so short waits are timed here, and a pop may stay
-outstanding after the wait ends. A token that arrives meanwhile is read on the next
-wait, and costs one look for work that has been taken already. A token is only a
+``lua/lib.lua``). A process that waits for fresh work sends one BLPOP on those lists
+(and on a cancel list of its own), on a connection of its own, and waits on that socket.
+Redis times blocked pops out only at its 100 ms clock, so short waits are timed here:
+when one ends without a token, the process pushes onto its cancel list, which ends its
+pop at once. A pop left outstanding would take the next token while its process is busy
+elsewhere, and the process waiting now would not hear of the work. A token is only a
 hint: the claims decide.
 
 Used by the linger after stealing (`runner.stealing`) and the opt-in fast start
@@ -35,12 +36,14 @@ RETRY_AFTER = 5.0
 class WakeUps:
     """One process's wake-up connection."""
 
-    def __init__(self, settings: Settings, served: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, served: Sequence[str], name: str) -> None:
+        """`name`: this process's worker name (``host:pid``), naming its cancel list."""
         from picloud_compat.store.redis.connection import connect
 
-        client = connect(settings.server_url or "", settings)
-        self._connection: Any = client.connection_pool.make_connection()
-        self._lists = [keys.wake(queue) for queue in served]
+        self._client: Any = connect(settings.server_url or "", settings)
+        self._connection: Any = self._client.connection_pool.make_connection()
+        self._cancel = keys.wake_cancel(name)
+        self._lists = [*(keys.wake(queue) for queue in served), self._cancel]
         self._pending = False
         self.failed_at = 0.0
 
@@ -57,26 +60,40 @@ class WakeUps:
         return [self._connection._sock.fileno()]
 
     def read(self) -> bool:
-        """The socket is readable: read the pop's reply; whether a token came (else
-        the pop timed out)."""
-        token = self._connection.read_response()
+        """The socket is readable: read the pop's reply; whether a wake-up token came
+        (else the pop timed out, or was cancelled)."""
+        reply = self._connection.read_response()
         self._pending = False
-        return token is not None
+        if reply is None:
+            return False
+        key = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        return key != self._cancel
 
     def wait(self, seconds: float) -> bool:
-        """Whether a token arrives within `seconds` (False at once while paused)."""
+        """Whether a token arrives within `seconds` (False at once while paused); the
+        pop does not outlive the wait."""
         deadline = time.monotonic() + seconds
         try:
             while not self.paused:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return False
+                    return self.cancel()
                 ready, _, _ = select.select(self.filenos(), [], [], left)
                 if ready and self.read():
                     return True
         except Exception as exc:  # the connection: no wake-ups for a while
             self.broken(exc)
         return False
+
+    def cancel(self) -> bool:
+        """End the outstanding pop, if any; whether a token came first after all."""
+        if not self._pending:
+            return False
+        self._client.lpush(self._cancel, 1)
+        woken = self.read()
+        if woken:  # the token won the race: the cancel stays queued; drop it
+            self._client.delete(self._cancel)
+        return woken
 
     def broken(self, exc: BaseException) -> None:
         """The connection failed: drop it; waits return at once for `RETRY_AFTER`."""
@@ -93,16 +110,16 @@ _wake_ups: WakeUps | None = None
 _made_in = 0
 
 
-def process_wake_ups(settings: Settings, served: Sequence[str]) -> WakeUps | None:
+def process_wake_ups(settings: Settings, served: Sequence[str], name: str) -> WakeUps | None:
     """This process's wake-up connection (made on first use; a fork never inherits
-    one); None where it cannot be made."""
+    one); None where it cannot be made. `name`: the process's worker name."""
     global _wake_ups, _made_in
     pid = os.getpid()
     if _made_in != pid:
         _made_in, _wake_ups = pid, None
         try:
             if served:
-                _wake_ups = WakeUps(settings, served)
+                _wake_ups = WakeUps(settings, served, name)
         except Exception:
             log.exception("no wake-ups in this process")
     return _wake_ups

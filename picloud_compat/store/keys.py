@@ -47,6 +47,8 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "stealable": ("pc:steal:{queue}", ("queue",)),
     # a token per published chunk of a compute type: wakes one idle pool process
     "wake": ("pc:wake:{queue}", ("queue",)),
+    # pushed by a pool process to end its own outstanding pop on the wake-up lists
+    "wake_cancel": ("pc:wake-cancel:{worker}", ("worker",)),
     # live workers: worker id -> JSON {queues, concurrency, seen}
     "workers": ("pc:workers", ()),
     # kill requests for one worker's pool children (list of packed requests)
@@ -183,6 +185,11 @@ def stealable(queue: str) -> str:
 def wake(queue: str) -> str:
     """Wake-up tokens for idle pool processes serving `queue` (`workers.pool`)."""
     return _render("wake", queue=queue)
+
+
+def wake_cancel(worker: str) -> str:
+    """Where pool process `worker` ends its own wait for wake-up tokens (`runner.wake_ups`)."""
+    return _render("wake_cancel", worker=worker)
 
 
 def cron(t: str, label: str) -> str:

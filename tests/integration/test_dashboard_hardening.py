@@ -95,18 +95,24 @@ def test_repeated_failed_sign_ins_are_refused_for_a_while(redis_server, tmp_path
         assert 200 < int(refused.headers["retry-after"]) <= 300
         assert "too many failed sign-ins" in refused.text
         assert attacker.sign_in(api_key, secret).status_code == 429
-        # another address is not held up by this one's failures
+        # a forged forwarded address is not believed (no proxy is trusted here)
+        forged = attacker.http.post(
+            "/dashboard/login",
+            data={"api_key": "admin", "secret": ADMIN_PASSWORD},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+        assert forged.status_code == 429
+        # another address is not held up by this one's failures ...
         other = session_from(gateway.url, "127.0.0.2")
         assert other.sign_in(api_key, secret).status_code == 303
-        # a name failed from many addresses is throttled too (5 x the per-address limit)
-        for n in range(3, 3 + 4):
+        # ... and failures as one name from many addresses lock nobody out: the admin
+        # still signs in from an address that did not fail
+        for n in range(3, 9):
             s = session_from(gateway.url, f"127.0.0.{n}")
-            for _ in range(3 if n < 6 else 2):
+            for _ in range(3):
                 assert s.sign_in("admin", "guess").status_code == 401
             s.close()
-        assert other.sign_in("admin", ADMIN_PASSWORD).status_code == 303  # 14 failures
-        assert session_from(gateway.url, "127.0.0.9").sign_in("admin", "x").status_code == 401
-        assert other.sign_in("admin", ADMIN_PASSWORD).status_code == 429  # 15
+        assert other.sign_in("admin", ADMIN_PASSWORD).status_code == 303
         attacker.close()
         other.close()
 

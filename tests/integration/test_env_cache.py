@@ -60,6 +60,11 @@ def test_the_least_recently_used_build_goes_but_not_one_held(root: Path) -> None
     assert version(builder.python(A)) == "0.5.1"  # and is built again on demand
     assert cached(root) == {"a", "b"} or cached(root) == {"a", "c"}
     assert not any(".evicted-" in p.name for p in root.iterdir())
+    # the lock files are the worker's alone: a job (another uid) that could open one
+    # could lock it and stall every executor start of that build
+    locks = root / ".locks"
+    assert locks.stat().st_mode & 0o777 == 0o700
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in locks.iterdir())
 
 
 def test_a_build_a_worker_serves_is_never_evicted(root: Path) -> None:

@@ -83,7 +83,7 @@ def test_a_job_taken_while_idle_can_be_killed(cluster):
     assert c.result(c.call(jf.add, 1, 1), timeout=30) == 2  # the pool carries on
 
 
-def test_a_job_whose_idle_process_dies_is_run_again_before_its_lease_lapses(cluster, tmp_path: Path):
+def test_a_job_whose_idle_process_dies_runs_again_before_its_lease_lapses(cluster, tmp_path: Path):
     _, worker, c = cluster
     marker = tmp_path / "died"
     with messages_held_back(worker):

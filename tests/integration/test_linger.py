@@ -6,6 +6,7 @@ left to its message; and with the linger off, only the message runs a job."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -88,3 +89,31 @@ def test_no_linger_while_flower_watches(tmp_path: Path):
             time.sleep(0.6)  # within the linger, had it lingered
             assert c.status(jid) == "queued"
         assert c.result(jid, timeout=30) == 5
+
+
+def test_a_finished_wait_leaves_no_pop_to_take_the_next_token(redis_server):
+    """A pop outliving its wait would take the next token while its process is busy
+    elsewhere, and the process waiting then would not hear of the work."""
+    import threading
+
+    from picloud_compat.runner.wake_ups import WakeUps
+    from picloud_compat.settings import Settings
+    from picloud_compat.store import keys
+
+    settings = Settings(server_url=redis_server.url)
+    queue = f"linger-test-{os.getpid()}"
+    busy = WakeUps(settings, [queue], "host:1")
+    waiting = WakeUps(settings, [queue], "host:2")
+    try:
+        assert busy.wait(0.003) is False  # lingered, nothing came: back to other work
+        woken: list[bool] = []
+        thread = threading.Thread(target=lambda: woken.append(waiting.wait(5.0)))
+        thread.start()
+        time.sleep(0.2)
+        redis_server.client().lpush(keys.wake(queue), 1)
+        thread.join(10)
+        assert woken == [True]  # the process waiting now got the token
+        assert redis_server.client().llen(keys.wake_cancel("host:1")) == 0
+    finally:
+        busy.close()
+        waiting.close()
