@@ -110,6 +110,14 @@ def test_a_tenant_keeps_a_bounded_number_of_records(isolated_cluster) -> None:  
         assert len(rpc(url, auth, "record_labels", [api_key, "env"])[1]) == MAX_RECORDS
         odd = rpc(url, auth, "save_record", [api_key, "nonsense", "x", fields, b"", False])
         assert odd[0] is False and "no record kind" in str(odd[2])
+        # nor grow one without end, nor fire crons that have no record
+        many = {f"f{n}": "x" for n in range(40)}
+        grown = rpc(url, auth, "update_record", [api_key, "env", "e1", many])
+        assert grown[0] is False and "at most 32 fields" in str(grown[2])
+        huge = rpc(url, auth, "update_record", [api_key, "env", "e1", {"spec": "x" * 100_000}])
+        assert huge[0] is False and "bytes" in str(huge[2])
+        loose = rpc(url, auth, "cron_save", ["no-such-cron", "* * * * *", "c1"])
+        assert loose[0] is False and "no cron named" in str(loose[2])
 
 
 def test_one_tenants_long_polls_do_not_starve_another(isolated_cluster) -> None:  # type: ignore[no-untyped-def]

@@ -28,7 +28,10 @@ MAX_POP = 10.0
 """Longest blocking pop a remote caller may ask for (it holds a server thread)."""
 MAX_RECORDS = 1000
 """Records of one kind (crons, REST endpoints, environments) one tenant may keep: they
-live in Redis, which tenants share."""
+live in Redis, which tenants share (and every cron record may fire)."""
+MAX_RECORD_FIELDS = 32
+MAX_FIELD_BYTES = 64 * 1024
+"""A record's fields are a few short texts (a schedule, a spec, requirements)."""
 
 TENANT_METHODS = frozenset(
     {
@@ -106,6 +109,11 @@ class TenantScope:
             return dataclasses.replace(service, environments=mine)
         if method in RUNNER_METHODS and self._runner is not None:
             return self._runner_call(method, args)
+        if method == "cron_save" and self._services is not None:
+            # a beat entry fires a cron record: none without one (so they are bounded too)
+            label = str(args[0]) if args else ""
+            if self.store.record(self.tenant, "cron", label) is None:
+                raise CloudException(f"cron_save: no cron named {label!r} is registered")
         if method.startswith(("files_", "cron_")) and self._services is not None:
             return self._services.call(method, args)
         raise CloudException(f"unknown or forbidden store call {method!r}")
@@ -121,16 +129,18 @@ class TenantScope:
         if method == "pop_notices":
             cid, timeout = rest
             rest = [cid, min(max(float(timeout), 0.0), MAX_POP)]
-        if method == "save_record" and rest:
-            self._check_room(str(rest[0]), str(rest[1]) if len(rest) > 1 else "")
+        if method == "save_record" and len(rest) >= 3:
+            self._check_room(str(rest[0]), str(rest[1]))
+            _check_fields(rest[2], {})
+        if method == "update_record" and len(rest) >= 3:
+            kind = _record_kind(str(rest[0]))
+            _check_fields(rest[2], self.store.record(self.tenant, kind, str(rest[1])) or {})
         operation: Callable[..., Any] = getattr(self.store, method)
         return operation(self.tenant, *rest)
 
     def _check_room(self, kind_name: str, label: str) -> None:
         """A new record must fit under `MAX_RECORDS` of its kind (replacing one always can)."""
-        if kind_name not in get_args(RecordKind):
-            raise CloudException(f"save_record: no record kind {kind_name!r}")
-        kind = cast("RecordKind", kind_name)
+        kind = _record_kind(kind_name)
         if self.store.record(self.tenant, kind, label) is not None:
             return
         if len(self.store.record_labels(self.tenant, kind)) >= MAX_RECORDS:
@@ -174,6 +184,26 @@ class TenantScope:
 
 
 _ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as `environments.spec`
+
+
+def _record_kind(name: str) -> RecordKind:
+    """A record kind named by a caller; CloudException for any other name."""
+    if name not in get_args(RecordKind):
+        raise CloudException(f"no record kind {name!r}")
+    return cast("RecordKind", name)
+
+
+def _check_fields(fields: Any, existing: dict[str, str]) -> None:
+    """Fields a caller writes into a record: few and short, merged or not."""
+    if not isinstance(fields, dict):
+        raise CloudException("record fields must be a map of texts")
+    for name, value in fields.items():
+        if not isinstance(name, str) or not isinstance(value, str | bytes) or len(name) > 64:
+            raise CloudException(f"record field {str(name)[:64]!r}: not a short name and a text")
+        if len(value) > MAX_FIELD_BYTES:
+            raise CloudException(f"record field {name!r}: over {MAX_FIELD_BYTES} bytes")
+    if len(set(existing) | set(fields)) > MAX_RECORD_FIELDS:
+        raise CloudException(f"a record has at most {MAX_RECORD_FIELDS} fields")
 
 
 def _checked_submission(sub: Any) -> Submission:
