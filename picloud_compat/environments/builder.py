@@ -197,6 +197,8 @@ class EnvBuilder:
         pinned, or `keeping` (just built)."""
         builds = []
         for entry in self.root.iterdir():
+            if _leftover(entry):  # of an eviction or a build whose process died
+                shutil.rmtree(entry, ignore_errors=True)
             if "." in entry.name or entry.name == keeping:
                 continue
             with contextlib.suppress(OSError):  # not a build (a file, lost+found)
@@ -292,6 +294,22 @@ class EnvBuilder:
                 yield
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _leftover(entry: Path) -> bool:
+    """A directory an eviction, or a build whose process died, left behind."""
+    name = entry.name
+    if ".evicted-" in name:
+        return True
+    if ".building-" not in name:
+        return False
+    try:
+        os.kill(int(name.rsplit("-", 1)[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OSError):
+        return False
+    return False
 
 
 def _uv() -> str:

@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from picloud_compat.environments.builder import env_builder
+from picloud_compat.environments.builder import BuildHold, env_builder
 from picloud_compat.environments.registry import EnvRegistry
 from picloud_compat.errors import CloudException
 from picloud_compat.settings import Settings
@@ -45,6 +45,9 @@ class SimulatedEnvironments:
         self._builder = env_builder(settings)
         self._lock = threading.Lock()
         self._served: set[str] = set()  # built, or being built
+        # builds this simulator's processes run, kept from eviction for its life (the
+        # locks go with the process)
+        self._holds: dict[str, BuildHold] = {}
 
     def serve(self) -> None:
         """Start building each environment whose chunks wait for processes."""
@@ -67,7 +70,13 @@ class SimulatedEnvironments:
         try:
             spec = EnvRegistry(self._store, tenant).get(name)
             digest = spec.digest()
-            interpreter, refusal = str(self._builder.python(spec)), None
+            with self._lock:
+                held = self._holds.get(digest)
+            if held is None:
+                held = self._builder.hold(spec)
+                with self._lock:
+                    self._holds.setdefault(digest, held)
+            interpreter, refusal = str(held.interpreter), None
         except Exception as exc:  # a record, a build: anything may fail; the jobs say why
             reason = exc.parameter if isinstance(exc, CloudException) else exc
             interpreter, refusal = sys.executable, f"environment {name!r}: {reason}"

@@ -70,6 +70,10 @@ def test_the_least_recently_used_build_goes_but_not_one_held(root: Path) -> None
 def test_a_build_a_worker_serves_is_never_evicted(root: Path) -> None:
     builder = EnvBuilder(root, keep=1)
     builder.pin(A)  # picloud worker --env / picloud env build
+    # what a crash can leave: a build whose process died, an eviction cut short
+    (root / f"{B.digest()}.building-999999999").mkdir()
+    (root / f"{C.digest()}.evicted-999999999").mkdir()
     builder.python(B)
     builder.python(C)
     assert cached(root) == {"a", "c"}
+    assert not [p.name for p in root.iterdir() if ".building-" in p.name or ".evicted-" in p.name]
