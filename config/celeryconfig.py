@@ -10,6 +10,9 @@ Why each non-default matters:
   messages as it has free processes, so chunks are not hoarded behind a slow job.
 - ``task_reject_on_worker_lost: False``: a lost process is handled by our recovery
   (attempt cap, restartable flag), not by Celery's one-shot requeue.
+- ``worker_lost_wait: 1``: Celery reports a lost pool process only after waiting this
+  long for a result it might still have sent (10 s by default); ours go to the job
+  store, never through Celery, so the wait only delays recovery (`tasks.run`).
 - priorities: ten steps, ``:`` separator, lower runs first (PiCloud's `_priority`).
 - ``task_send_sent_event: False``: a late task-sent event would overwrite the
   job's function name (the shadow name) in Flower.
@@ -33,6 +36,8 @@ from picloud_compat.store.redis.sentinel import SCHEME as SENTINEL_SCHEME
 from picloud_compat.store.redis.sentinel import SentinelURL
 
 WORKER_MODULES = ["picloud_compat.workers.lifecycle"]
+WORKER_LOST_WAIT = 1.0
+"""Seconds Celery waits for a lost pool process's result before reporting it lost."""
 FAST_START_POOL = "picloud_compat.workers.pool:TaskPool"
 """Celery's prefork pool whose idle processes also take fresh jobs (`workers.pool`)."""
 """Loaded by Celery when a worker starts (the ``imports`` setting): the supervisor."""
@@ -69,6 +74,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": False,
+        "worker_lost_wait": WORKER_LOST_WAIT,
         "worker_prefetch_multiplier": 1,
         "task_default_queue": "c1",
         "task_default_priority": DEFAULT_PRIORITY,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from picloud_compat.config.celeryconfig import WORKER_LOST_WAIT
 from picloud_compat.runner.state_file import worker_name
 from picloud_compat.signing import RUNTIME
 from picloud_compat.store.contract import SupervisionStore
@@ -27,10 +28,10 @@ RUNTIME_SCAN_EVERY = 0.25
 """Seconds between ``_max_runtime`` checks (each reads every job process's state file)."""
 HEARTBEAT_EVERY = 2.0
 """Seconds between worker registrations, lease renewals and reaper passes."""
-LOST_GRACE = 12.0
+LOST_GRACE = WORKER_LOST_WAIT + 3.0
 """Seconds a dead job process's jobs are left to Celery's own recovery, which names the
-exit's cause (a task's failure hook, `tasks.run`): Celery waits up to its
-``worker_lost_wait`` (10 s) for a late result before it reports a lost process."""
+exit's cause (a task's failure hook, `tasks.run`): Celery reports a lost process
+``worker_lost_wait`` after it found it gone."""
 
 
 def _alive(pid: int) -> bool:
