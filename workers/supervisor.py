@@ -9,11 +9,12 @@ reaping no-ops, and a `check` hook notices dead job processes directly.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import psutil
 
 from picloud_compat.config.celeryconfig import WORKER_LOST_WAIT
 from picloud_compat.runner.state_file import worker_name
@@ -30,19 +31,9 @@ HEARTBEAT_EVERY = 2.0
 """Seconds between worker registrations, lease renewals and reaper passes."""
 LOST_GRACE = WORKER_LOST_WAIT + 3.0
 """Seconds a dead job process's jobs are left to Celery's own recovery, which names the
-exit's cause (a task's failure hook, `tasks.run`): Celery reports a lost process
-``worker_lost_wait`` after it found it gone."""
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists now."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+exit's cause (a task's failure hook, `tasks.run`): Celery reports a lost process at its
+first pool check (`workers.pool.MAINTAIN_EVERY`) ``worker_lost_wait`` after it found it
+gone."""
 
 
 class Supervisor(threading.Thread):
@@ -115,7 +106,7 @@ class Supervisor(threading.Thread):
         for pid, found in list(self._lost.items()):
             if seen - found < LOST_GRACE:
                 continue
-            if _alive(pid):  # the pid was reused: its jobs are not the dead process's
+            if psutil.pid_exists(pid):  # the pid was reused: its jobs are not the dead process's
                 del self._lost[pid]
                 continue
             loss = self.store.recover_worker(worker_name(pid), f"worker lost: process {pid} died")

@@ -44,6 +44,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 from picloud_compat.environments.spec import EnvSpec, checked_requirements
 from picloud_compat.errors import CloudException
 from picloud_compat.settings import Settings
@@ -303,13 +305,8 @@ def _leftover(entry: Path) -> bool:
         return True
     if ".building-" not in name:
         return False
-    try:
-        os.kill(int(name.rsplit("-", 1)[1]), 0)
-    except ProcessLookupError:
-        return True
-    except (ValueError, OSError):
-        return False
-    return False
+    pid = name.rsplit("-", 1)[1]
+    return pid.isdigit() and not psutil.pid_exists(int(pid))
 
 
 def _uv() -> str:

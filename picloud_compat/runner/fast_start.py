@@ -25,7 +25,6 @@ class Waker:
     def __init__(self, job_process: process.JobProcess, wake_ups: WakeUps) -> None:
         self._job_process = job_process
         self._wake_ups = wake_ups
-        self.state_dir = job_process.identity.state_dir
 
     def filenos(self) -> list[int]:
         """The socket to watch beside Celery's pipe."""
@@ -38,6 +37,8 @@ class Waker:
             self._job_process.take_work(interrupted)
 
     def broken(self, exc: BaseException) -> None:
+        """The wake-up connection failed: wait like a plain pool process for a while."""
+        log.warning("fast start paused: %s", exc)
         self._wake_ups.broken(exc)
 
 
@@ -65,13 +66,3 @@ def waker() -> Waker | None:
     ):
         return None  # draining, or Flower watching: every job in its own Celery task
     return Waker(job_process, wake_ups)
-
-
-def broken(exc: BaseException) -> None:
-    """The wake-up connection failed: wait like a plain pool process for a while."""
-    log.warning("fast start paused: %s", exc)
-    job_process = process.celery_job_process()
-    if isinstance(job_process, process.JobProcess):
-        wake_ups = _wake_ups(job_process)
-        if wake_ups is not None:
-            wake_ups.broken(exc)
