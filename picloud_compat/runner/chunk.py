@@ -35,7 +35,7 @@ from picloud_compat.runner.state_file import (
 from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RunnerStore
-from picloud_compat.store.records import ChunkRef, Claim, ClaimedJob, Outcome
+from picloud_compat.store.records import ChunkRef, Claim, ClaimedJob, Outcome, Settlement
 
 log = logging.getLogger("picloud.runner")
 
@@ -84,6 +84,8 @@ class ChunkRunner:
         self._damage: list[str] = []
         self._depth = 0  # chunks running in this process now (helping nests them)
         self._failed: list[tuple[int, str]] = []
+        self.unsettled: Settlement | None = None
+        """A chunk's end left for the next store call to carry (`run`'s settle_later)."""
         self.failed: list[tuple[int, str]] = []
         """Jobs of the last outermost chunk that ended `error`: (jid, last line of the
         exception), for what Flower shows of the chunk."""
@@ -92,24 +94,37 @@ class ChunkRunner:
         """This process stops running jobs."""
         self._state.close()
 
-    def run(self, chunk: ChunkRef, stolen: tuple[str, Claim] | None = None) -> int:
+    def run(
+        self, chunk: ChunkRef, stolen: tuple[str, Claim] | None = None, settle_later: bool = False
+    ) -> int:
         """Run every still-queued job of `chunk` (a thief: the `stolen` claim made under
         its token, then on from there); return how many ran here. The outermost chunk
-        (not one a job helps with) holds one of the worker's core slots."""
+        (not one a job helps with) holds one of the worker's core slots.
+
+        With `settle_later`, the chunk's last outcomes and its end are left in
+        `unsettled` for the caller's next store call to carry (a thief's steal); the
+        caller must `settle()` them if it makes none."""
         outermost = self._depth == 0
         if outermost:
             self._cores.enter_chunk()
         try:
-            return self._run(chunk, stolen)
+            return self._run(chunk, stolen, settle_later and outermost)
         finally:
             if outermost:
                 self._cores.leave_chunk()
 
-    def _run(self, chunk: ChunkRef, stolen: tuple[str, Claim] | None) -> int:
+    def settle(self) -> None:
+        """Record what `run(settle_later=True)` left unsettled, if no steal carried it."""
+        settlement, self.unsettled = self.unsettled, None
+        if settlement is not None:
+            self._flush(settlement.chunk, settlement.outcomes, end=True, ran_all=settlement.ran_all)
+
+    def _run(self, chunk: ChunkRef, stolen: tuple[str, Claim] | None, settle_later: bool) -> int:
         token, first_claim = stolen or (secrets.token_hex(8), None)
         codec = self.codec_for(chunk.tenant)
         ck = chunk.key
         index, batch, ran, claimed = 0, 1, 0, 0
+        ended = False  # an advance that claimed nothing ended the chunk
         pending: list[Outcome] = []
         oldest = 0.0
         self._state.push(ck)
@@ -121,17 +136,10 @@ class ChunkRunner:
                 if self._draining():
                     unstarted = [j.jid for j in first_claim.jobs] if first_claim else []
                     return self._hand_back(chunk, unstarted, pending, token, ran)
-                claim = first_claim or retrying(
-                    self.store.claim,
-                    chunk,
-                    index,
-                    batch,
-                    MAX_BATCH_BYTES,
-                    self.identity.worker,
-                    self.identity.warden,
-                    token,
-                )
-                first_claim = None
+                # outcomes not recorded yet ride with the claim (an empty one ends the chunk)
+                claim = first_claim or self._claim(chunk, pending, index, batch, token)
+                ended = first_claim is None and bool(pending) and not claim.jobs
+                first_claim, pending = None, []
                 index = claim.next_index
                 generation = claim.kill_generation  # read with the claim, atomically
                 claimed += len(claim.jobs)
@@ -166,9 +174,11 @@ class ChunkRunner:
                     # died with it unrecorded, the job would be failed as "worker lost".
                     restartable = spec.restartable
                     due = slow or not restartable or len(pending) >= MAX_BATCH
-                    # (the chunk's last outcome goes with its end, in one round trip)
-                    last = position + 1 == len(jobs) and index >= chunk.count
-                    if self._damage or (due and not last):
+                    # The chunk's last outcome goes with its end, and an outcome followed
+                    # by a claim goes with that claim: each in one round trip.
+                    batch_done = position + 1 == len(jobs)
+                    claims_next = index < chunk.count if batch_done else slow
+                    if self._damage or (due and not batch_done and not claims_next):
                         self._flush(chunk, pending)
                         pending = []
                     position += 1
@@ -189,13 +199,57 @@ class ChunkRunner:
                         claimed -= len(rest)
                         index = rest[0] - chunk.first
                         break
-            self._flush(chunk, pending, end=True, ran_all=claimed == chunk.count)
+            self._end(chunk, pending, claimed == chunk.count, settle_later, ended)
             return ran
         finally:
             self._state.pop()
             self._depth -= 1
             if self._depth == 0:
                 self.failed = self._failed
+
+    def _end(
+        self,
+        chunk: ChunkRef,
+        pending: list[Outcome],
+        ran_all: bool,
+        settle_later: bool,
+        ended: bool,
+    ) -> None:
+        """Record the chunk's last outcomes and end it, or leave that to `unsettled`
+        (nothing to do if `ended`: the last claim, carrying the last outcomes, did)."""
+        if ended:
+            return
+        if settle_later:
+            self.unsettled = Settlement(chunk, pending, self.identity.worker, ran_all)
+        else:
+            self._flush(chunk, pending, end=True, ran_all=ran_all)
+
+    def _claimant(self, token: str) -> tuple[int, str, str, str]:
+        """A claim's arguments after (chunk, start, max_jobs): who claims, and how much."""
+        return MAX_BATCH_BYTES, self.identity.worker, self.identity.warden, token
+
+    def _claim(
+        self, chunk: ChunkRef, outcomes: list[Outcome], index: int, batch: int, token: str
+    ) -> Claim:
+        """Claim the next jobs, recording `outcomes` in the same round trip (`advance`);
+        if the store refuses those, record them the careful way (`_flush`), then claim."""
+        if not outcomes:
+            return retrying(self.store.claim, chunk, index, batch, *self._claimant(token))
+        try:
+            return retrying(
+                self.store.advance,
+                chunk,
+                outcomes,
+                index,
+                batch,
+                *self._claimant(token),
+                patience=OUTCOME_RETRY,
+            )
+        except ConnectionFailed:
+            raise
+        except Exception:
+            self._flush(chunk, outcomes)
+            return retrying(self.store.claim, chunk, index, batch, *self._claimant(token))
 
     def _hand_back(
         self, chunk: ChunkRef, unstarted: list[int], pending: list[Outcome], token: str, ran: int

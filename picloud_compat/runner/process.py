@@ -109,13 +109,18 @@ class JobProcess:
     def run(self, chunk: ChunkRef, compute_type: str = "") -> int:
         """Run the chunk's still-queued jobs, then (with stealing) jobs of other chunks;
         how many ran here."""
-        ran = self.runner.run(chunk)
-        self._failed = self.runner.failed
-        if self.thief is not None:
+        if self.thief is None:
+            ran = self.runner.run(chunk)
+            self._failed = self.runner.failed
+            return ran
+        try:  # the chunk's end rides with the thief's first steal
+            ran = self.runner.run(chunk, settle_later=True)
+            self._failed = self.runner.failed
             stolen, stolen_failed = self.thief.take(self.runner, compute_type)
-            self._failed = self._failed + stolen_failed
-            ran += stolen
-        return ran
+        finally:
+            self.runner.settle()
+        self._failed = self._failed + stolen_failed
+        return ran + stolen
 
     def take_work(self, interrupted: Callable[[], bool]) -> int:
         """Run jobs of offered chunks (a woken idle process: `runner.fast_start`) until

@@ -35,7 +35,7 @@ from typing import Protocol
 
 from picloud_compat.errors import ConnectionFailed
 from picloud_compat.runner.chunk import MAX_BATCH_BYTES, ChunkRunner
-from picloud_compat.store.records import ChunkRef, Claim, StealMiss
+from picloud_compat.store.records import ChunkRef, Claim, Settlement, StealMiss
 
 log = logging.getLogger("picloud.runner")
 
@@ -55,10 +55,17 @@ class StealingStore(Protocol):
     """The store's side of work stealing."""
 
     def steal(
-        self, compute_types: Sequence[str], worker: str, warden: str, token: str, max_bytes: int
+        self,
+        compute_types: Sequence[str],
+        worker: str,
+        warden: str,
+        token: str,
+        max_bytes: int,
+        settle: Settlement | None = None,
     ) -> tuple[ChunkRef, Claim] | StealMiss:
         """An offered chunk with queued jobs, the first of its back half claimed for
-        `worker` under `token`; else why there is none."""
+        `worker` under `token`; else why there is none. `settle` (the thief's previous
+        chunk) is recorded and ended first, in the same round trip."""
         ...
 
 
@@ -102,6 +109,18 @@ class Thief:
     ) -> tuple[int, list[tuple[int, str]]]:
         """Run stolen jobs until none is left (or `interrupted()`): (jobs run, those
         that failed). With `linger`, wait a little for fresh work before giving up."""
+        try:
+            return self._take(runner, compute_type, interrupted, linger)
+        finally:
+            runner.settle()  # what no steal carried (the last chunk's end, or any left)
+
+    def _take(
+        self,
+        runner: ChunkRunner,
+        compute_type: str,
+        interrupted: Callable[[], bool],
+        linger: bool,
+    ) -> tuple[int, list[tuple[int, str]]]:
         served = self._served or ([compute_type] if compute_type else [])
         ran: int = 0
         failed: list[tuple[int, str]] = []
@@ -111,19 +130,26 @@ class Thief:
                 break
             token = secrets.token_hex(8)
             identity = runner.identity
+            settle = runner.unsettled  # the last chunk's end rides with this steal
             try:
                 found = self._store.steal(
-                    served, identity.worker, identity.warden, token, MAX_BATCH_BYTES
+                    served, identity.worker, identity.warden, token, MAX_BATCH_BYTES, settle
                 )
             except ConnectionFailed:
                 log.debug("no stealing while the store is unreachable", exc_info=True)
                 break
+            except Exception:
+                if settle is None:
+                    raise
+                runner.settle()  # the store refused what it carried: the careful way
+                continue
+            runner.unsettled = None
             if isinstance(found, StealMiss):
                 if found is StealMiss.QUIET and linger and self._fresh_work(idle_since):
                     continue
                 break
             chunk, claim = found
-            ran += runner.run(chunk, (token, claim))
+            ran += runner.run(chunk, (token, claim), settle_later=True)
             failed += runner.failed
             idle_since = time.monotonic()
         return ran, failed

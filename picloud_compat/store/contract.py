@@ -142,6 +142,22 @@ class RunnerStore(Protocol):
         claimed every job of the chunk), the chunk's ledger entry."""
         ...
 
+    def advance(
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        start: int,
+        max_jobs: int,
+        max_bytes: int,
+        worker: str,
+        warden: str,
+        token: str,
+    ) -> Claim:
+        """`finish` the outcomes, then `claim` from `start`, in one step: a runner going
+        from one slow job to the next pays one round trip, not two. A claim that finds
+        nothing left ends the chunk, as `finish` with `end` would."""
+        ...
+
     def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
         """Give back claimed jobs that never started (their attempt is not counted)."""
         ...

@@ -138,6 +138,17 @@ def _is_int(value: object) -> bool:
 
 
 @dataclass
+class Settlement:
+    """A runner's last outcomes of a chunk and the chunk's end, left for its next store
+    call (a thief's steal) to carry: one round trip between two chunks, not two."""
+
+    chunk: ChunkRef
+    outcomes: list[Outcome]
+    worker: str
+    ran_all: bool  # the runner claimed every job of the chunk itself
+
+
+@dataclass
 class ClaimedJob:
     """A job moved to `processing` for one runner: what it needs to start it."""
 

@@ -14,7 +14,7 @@ from picloud_compat.client.session import cluster_client
 from picloud_compat.errors import NoWorkersWarning
 from picloud_compat.settings import Settings
 from picloud_compat.store import keys
-from picloud_compat.store.records import ChunkRef, Outcome, StealMiss
+from picloud_compat.store.records import ChunkRef, Outcome, Settlement, StealMiss
 from picloud_compat.store.redis import RedisStore
 from picloud_compat.store.redis.stealing import WHOLE_CHUNK
 from tests import jobfuncs as jf
@@ -148,3 +148,35 @@ def test_an_offer_leaves_the_set_when_its_chunk_finishes(client):
     store.finish(chunk, [outcome], OWNER, end=True, ran_all=True)
     assert store.redis.zscore(keys.stealable("c2"), chunk.key) is None
     assert steal(client) is StealMiss.QUIET  # and a thief finds nothing, cheaply
+
+
+def test_a_steal_settles_the_thiefs_previous_chunk(client):
+    first, second = published(client, 16)[:2]
+    store: RedisStore = client.store  # type: ignore[assignment]
+    assert steal(client) == (first, 0)  # taken whole: the thief claims the rest itself
+    claim(client, first, 1, 1, worker=THIEF)
+    done = [
+        Outcome(jid=jid, token=tok, status="done")
+        for jid, tok in [(first.first, "thief-token"), (first.first + 1, "tok")]
+    ]
+    settle = Settlement(first, done, THIEF, ran_all=True)
+    found = store.steal(["c2"], THIEF, THIEF, "thief-token-2", 1 << 20, settle)
+    assert not isinstance(found, StealMiss) and found[0] == second
+    jids = [first.first, first.first + 1]
+    assert client.status(jids) == ["done", "done"]
+    # the first chunk ended in the same round trip: no lease, ledger entry or offer left
+    assert not [k for k in store.redis.hkeys(keys.LEASES) if k.decode().startswith(first.key)]
+    assert store.redis.hget(keys.LEDGER, first.key) is None
+    assert store.redis.zscore(keys.stealable("c2"), first.key) is None
+
+
+def test_a_steal_that_finds_nothing_still_settles(client):
+    (chunk,) = published(client, 1)
+    claim(client, chunk, 0, 1, worker=THIEF)
+    only(client, chunk)
+    store: RedisStore = client.store  # type: ignore[assignment]
+    outcome = Outcome(jid=chunk.first, token="tok", status="error", exception="boom")
+    settle = Settlement(chunk, [outcome], THIEF, ran_all=True)
+    assert store.steal(["c2"], THIEF, THIEF, "t2", 1 << 20, settle) is StealMiss.QUIET
+    assert client.status(chunk.first) == "error"
+    assert store.redis.hget(keys.LEDGER, chunk.key) is None

@@ -404,6 +404,51 @@ def test_ending_a_chunk_that_ran_all_its_jobs(store: Checked, t: str) -> None:
     assert store.kill(t, None) == [other]
 
 
+def test_advance_records_outcomes_then_claims_the_next_jobs(store: Checked, t: str) -> None:
+    jids, me = submit(store, t, 3), f"{t}-w1"  # worker names of its own: Redis is shared
+    claim(store, t, jids, token="tok", max_jobs=1, worker=me)
+    done = Outcome(jids[0], "tok", "done", result=b"R0", runtime=0.5)
+    nxt = store.advance(chunk(t, jids), [done], 1, 1, 1 << 30, me, "wd1", "tok")
+    assert [j.jid for j in nxt.jobs] == [jids[1]] and nxt.next_index == 2
+    assert statuses(store, t, jids) == ["done", "processing", "queued"]
+    assert store.results(t, jids[:1]) == [b"R0"]
+    assert notices(store, t) == [Notice(jids[0], "done", b"R0")]
+    # the chunk goes on: the worker still holds it, so its loss requeues the rest
+    loss = store.recover_worker(me, "process died")
+    assert (loss.requeued, loss.republished) == (1, True)
+
+
+def test_advance_that_claims_nothing_ends_the_chunk(store: Checked, t: str) -> None:
+    jids, me, thief = submit(store, t, 2), f"{t}-w1", f"{t}-w2"
+    claim(store, t, jids, token="owner", max_jobs=1, worker=me)
+    claim(store, t, jids, token="thief", worker=thief, start=1)  # the rest, stolen
+    finish(store, t, [jids[1]], "thief", worker=thief, of=jids)
+    last = Outcome(jids[0], "owner", "error", exception="boom")
+    nxt = store.advance(chunk(t, jids), [last], 1, 4, 1 << 30, me, "wd1", "owner")
+    assert nxt.jobs == [] and nxt.next_index == 2
+    assert statuses(store, t, jids) == ["error", "done"]
+    assert notices(store, t) == [Notice(jids[0], "error", None), Notice(jids[1], "done", None)]
+    # the owner let go of the chunk, and the chunk (all finished) left the ledger
+    if store.backend == "redis":
+        assert not [lease for lease in store.raw.leases() if lease.endswith(f"|{me}")]
+        assert chunk(t, jids).key not in store.raw.ledger()
+    else:
+        assert not store.raw._held.get(me)
+        assert chunk(t, jids).key not in store.raw._ledger
+    assert store.unfinished(t) == []
+
+
+def test_advance_ignores_outcomes_it_does_not_own(store: Checked, t: str) -> None:
+    jids = submit(store, t, 2)
+    claim(store, t, jids, token="tok", max_jobs=1)
+    assert store.kill(t, [jids[0]]) == [jids[0]]
+    late = Outcome(jids[0], "tok", "done", result=b"LATE")
+    nxt = store.advance(chunk(t, jids), [late], 1, 1, 1 << 30, "w1", "wd1", "tok")
+    assert [j.jid for j in nxt.jobs] == [jids[1]]
+    assert statuses(store, t, jids) == ["killed", "processing"]
+    assert store.results(t, jids[:1]) == [None]
+
+
 def test_first_writer_wins_within_and_across_calls(store: Checked, t: str) -> None:
     (jid,) = submit(store, t)
     claim(store, t, [jid], token="tok")

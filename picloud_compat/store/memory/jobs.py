@@ -218,6 +218,25 @@ class MemoryJobs(MemoryState):
                 if self._chunk_finished(chunk):
                     self._ledger.pop(chunk.key, None)
 
+    def advance(
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        start: int,
+        max_jobs: int,
+        max_bytes: int,
+        worker: str,
+        warden: str,
+        token: str,
+    ) -> Claim:
+        """`finish` then `claim`, atomically; nothing left to claim ends the chunk."""
+        with self._lock:
+            self.finish(chunk, outcomes, worker, end=False)
+            claim = self.claim(chunk, start, max_jobs, max_bytes, worker, warden, token)
+            if not claim.jobs:
+                self.finish(chunk, [], worker, end=True)
+            return claim
+
     def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
         """Give back claimed jobs that never started (their attempt is not counted)."""
         with self._lock:

@@ -7,7 +7,7 @@ against these, so a misspelt or missing field fails CI instead of reaching Lua a
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class TenantArgs(TypedDict):
@@ -76,7 +76,7 @@ class ClaimArgs(_Retention):
 
 
 class FinishArgs(_Retention):
-    """``finish.lua`` (eleven values per outcome follow)."""
+    """``finish.lua`` (13 values per outcome follow)."""
 
     output_limit: int
     day: str  # UTC date the outcomes are counted on (usage)
@@ -84,6 +84,13 @@ class FinishArgs(_Retention):
     lease: str
     first: int
     count: int
+
+
+class AdvanceArgs(ClaimArgs):
+    """``advance.lua``: claim.lua's fields and finish.lua's (outcomes follow)."""
+
+    output_limit: int
+    day: str
 
 
 class KillArgs(_Retention):
@@ -104,6 +111,18 @@ class RecoverArgs(_Retention):
     lease: str  # '' when no lease is to be dropped
 
 
+class SettleArgs(TypedDict):
+    """The thief's previous chunk, ended in its steal (outcomes follow as in finish.lua)."""
+
+    tenant: str
+    first: int
+    count: int
+    lease: str
+    ran_all: bool
+    output_limit: int
+    day: str
+
+
 class StealArgs(TypedDict):
     """``steal.lua``: where to look, and claim.lua's fields for the thief."""
 
@@ -118,6 +137,7 @@ class StealArgs(TypedDict):
     max_bytes: int
     retention: int
     inline_limit: int
+    settle: NotRequired[SettleArgs]
 
 
 ScriptArgs = (

@@ -1,8 +1,9 @@
 """Every change of a job's state on Redis: each method is one Lua script (``lua/``).
 
 Submit, claim, finish, unclaim, kill, delete and watch are the atomic steps of a job's
-life; their scripts share ``lua/lib.lua`` (notices, dependency release and stalls,
-the chunk ledger). Reads are in `reads.py`.
+life (advance is finish then claim, in one round trip); their scripts share
+``lua/lib.lua`` (notices, dependency release and stalls, the chunk ledger). Reads are in
+`reads.py`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from picloud_compat.store.records import (
 )
 from picloud_compat.store.redis import scripts
 from picloud_compat.store.redis.arguments import (
+    AdvanceArgs,
     AppendOutputArgs,
     ClaimArgs,
     FinishArgs,
@@ -53,6 +55,28 @@ PENDING_ARGS_TTL = 3600
 def lease_member(chunk: ChunkRef, worker: str) -> str:
     """The lease hash's member for `chunk` run by `worker` (score: lease expiry)."""
     return f"{chunk.key}|{worker}"
+
+
+def outcome_values(outcomes: Sequence[Outcome]) -> list[Any]:
+    """finish.lua's trailing arguments: 13 values per outcome."""
+    values: list[Any] = []
+    for o in outcomes:
+        values += [
+            o.jid,
+            o.token,
+            o.status,
+            o.result or b"",
+            storable(o.exception or ""),
+            storable(o.stdout),
+            storable(o.stderr),
+            storable(o.profile or ""),
+            repr(o.runtime),
+            repr(o.cpu_user),
+            repr(o.cpu_system),
+            o.memory_peak,
+            o.memory_failcnt,
+        ]
+    return values
 
 
 def claimed(client: redis.Redis, chunk: ChunkRef, reply: list[Any]) -> Claim:
@@ -148,24 +172,7 @@ class RedisJobs(RedisBase):
         token: str,
     ) -> Claim:
         """Move queued jobs of `chunk` to processing under `token`; lease the chunk."""
-        now = time.time()
-        s = self.settings
-        record: ClaimArgs = {
-            "tenant": chunk.tenant,
-            "now": now,
-            "worker": worker,
-            "warden": warden,
-            "token": token,
-            "lease": lease_member(chunk, worker),
-            "lease_until": now + s.lease_seconds,
-            "first": chunk.first,
-            "count": chunk.count,
-            "start": start,
-            "max_jobs": max_jobs,
-            "max_bytes": max_bytes,
-            "retention": s.retention_seconds,
-            "inline_limit": s.inline_result_limit,
-        }
+        record = self._claim_args(chunk, start, max_jobs, max_bytes, worker, warden, token)
         return claimed(self.redis, chunk, self._run("claim", record, (), "claiming jobs"))
 
     def finish(
@@ -190,24 +197,57 @@ class RedisJobs(RedisBase):
             "first": chunk.first,
             "count": chunk.count,
         }
-        rest: list[Any] = []
-        for o in outcomes:
-            rest += [
-                o.jid,
-                o.token,
-                o.status,
-                o.result or b"",
-                storable(o.exception or ""),
-                storable(o.stdout),
-                storable(o.stderr),
-                storable(o.profile or ""),
-                repr(o.runtime),
-                repr(o.cpu_user),
-                repr(o.cpu_system),
-                o.memory_peak,
-                o.memory_failcnt,
-            ]
-        self._run("finish", record, rest, "recording results")
+        self._run("finish", record, outcome_values(outcomes), "recording results")
+
+    def advance(
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        start: int,
+        max_jobs: int,
+        max_bytes: int,
+        worker: str,
+        warden: str,
+        token: str,
+    ) -> Claim:
+        """`finish` then `claim` in one script; nothing left to claim ends the chunk."""
+        claim = self._claim_args(chunk, start, max_jobs, max_bytes, worker, warden, token)
+        record: AdvanceArgs = {
+            **claim,
+            "output_limit": self.settings.output_limit,
+            "day": utc_day(),
+        }
+        reply = self._run("advance", record, outcome_values(outcomes), "recording results")
+        return claimed(self.redis, chunk, reply)
+
+    def _claim_args(
+        self,
+        chunk: ChunkRef,
+        start: int,
+        max_jobs: int,
+        max_bytes: int,
+        worker: str,
+        warden: str,
+        token: str,
+    ) -> ClaimArgs:
+        now = time.time()
+        s = self.settings
+        return {
+            "tenant": chunk.tenant,
+            "now": now,
+            "worker": worker,
+            "warden": warden,
+            "token": token,
+            "lease": lease_member(chunk, worker),
+            "lease_until": now + s.lease_seconds,
+            "first": chunk.first,
+            "count": chunk.count,
+            "start": start,
+            "max_jobs": max_jobs,
+            "max_bytes": max_bytes,
+            "retention": s.retention_seconds,
+            "inline_limit": s.inline_result_limit,
+        }
 
     def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
         """Give back claimed jobs that never started."""

@@ -35,6 +35,7 @@ NAMES = (
     "submit",
     "claim",
     "finish",
+    "advance",
     "kill",
     "delete",
     "watch",

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from picloud_compat.store.records import ChunkRef, Claim, StealMiss
+from picloud_compat.store.records import ChunkRef, Claim, Settlement, StealMiss, utc_day
 from picloud_compat.store.redis.arguments import StealArgs
 from picloud_compat.store.redis.base import RedisBase
-from picloud_compat.store.redis.jobs import claimed
+from picloud_compat.store.redis.jobs import claimed, lease_member, outcome_values
 
 STEAL_PROBES = 16
 """About how many jobs of an offered chunk a steal looks at (bounds its Redis time)."""
@@ -33,11 +34,19 @@ class RedisStealing(RedisBase):
     """Taking jobs of offered chunks (see module doc)."""
 
     def steal(
-        self, compute_types: Sequence[str], worker: str, warden: str, token: str, max_bytes: int
+        self,
+        compute_types: Sequence[str],
+        worker: str,
+        warden: str,
+        token: str,
+        max_bytes: int,
+        settle: Settlement | None = None,
     ) -> tuple[ChunkRef, Claim] | StealMiss:
         """The first offered chunk of `compute_types` with queued jobs (and no
         environment), with the first job of its back half claimed for `worker` under
-        `token` (the claim's `next_index` is where the thief goes on); else why not."""
+        `token` (the claim's `next_index` is where the thief goes on); else why not.
+        `settle` (the thief's previous chunk) is recorded and ended first, as `finish`
+        with `end` would."""
         now = time.time()
         s = self.settings
         record: StealArgs = {
@@ -53,7 +62,19 @@ class RedisStealing(RedisBase):
             "retention": s.retention_seconds,
             "inline_limit": s.inline_result_limit,
         }
-        reply = self._run("steal", record, (), "looking for work to steal")
+        rest: list[Any] = []
+        if settle is not None:
+            record["settle"] = {
+                "tenant": settle.chunk.tenant,
+                "first": settle.chunk.first,
+                "count": settle.chunk.count,
+                "lease": lease_member(settle.chunk, settle.worker),
+                "ran_all": settle.ran_all,
+                "output_limit": s.output_limit,
+                "day": utc_day(),
+            }
+            rest = outcome_values(settle.outcomes)
+        reply = self._run("steal", record, rest, "looking for work to steal")
         if not isinstance(reply, list):
             return StealMiss.PENDING if reply else StealMiss.QUIET
         key = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])

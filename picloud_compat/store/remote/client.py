@@ -143,6 +143,24 @@ class RemoteStore:
     ) -> None:
         self.call("finish", chunk, list(outcomes), worker, end, ran_all)
 
+    def advance(
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        start: int,
+        max_jobs: int,
+        max_bytes: int,
+        worker: str,
+        warden: str,
+        token: str,
+    ) -> Claim:
+        claim = self.call(
+            "advance", chunk, list(outcomes), start, max_jobs, max_bytes, worker, warden, token
+        )
+        if not isinstance(claim, Claim):
+            raise wire.WireError("advance answered without a Claim")
+        return claim
+
     def unclaim(self, chunk: ChunkRef, jids: Sequence[int], token: str) -> None:
         self.call("unclaim", chunk, list(jids), token)
 

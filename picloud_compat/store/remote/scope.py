@@ -59,7 +59,7 @@ TENANT_METHODS = frozenset(
 )
 """Store methods whose first argument is the tenant: it is replaced by the scope's."""
 RUNNER_METHODS = frozenset(
-    {"claim", "finish", "unclaim", "append_output", "kill_generation", "hand_back"}
+    {"claim", "finish", "advance", "unclaim", "append_output", "kill_generation", "hand_back"}
 )
 """What an executor may also do: run its own tenant's chunks."""
 
@@ -162,16 +162,28 @@ class TenantScope:
             return self.store.hand_back(chunk, worker)
         if method == "claim":
             _, start, max_jobs, max_bytes, _, _, token = args
-            if not (0 <= int(start) <= chunk.count and 1 <= int(max_jobs) <= MAX_CHUNK):
-                raise CloudException(f"claim: bad range {start!r}, {max_jobs!r}")
+            _check_claim(chunk, start, max_jobs)
             return self.store.claim(
                 chunk, int(start), int(max_jobs), int(max_bytes), worker, warden, str(token)
             )
         if method == "finish":
             _, outcomes, _, end, ran_all = args
-            if not all(isinstance(o, Outcome) for o in outcomes):
-                raise CloudException("finish needs Outcomes")
+            _check_outcomes(outcomes)
             return self.store.finish(chunk, outcomes, worker, bool(end), bool(ran_all))
+        if method == "advance":
+            _, outcomes, start, max_jobs, max_bytes, _, _, token = args
+            _check_outcomes(outcomes)
+            _check_claim(chunk, start, max_jobs)
+            return self.store.advance(
+                chunk,
+                outcomes,
+                int(start),
+                int(max_jobs),
+                int(max_bytes),
+                worker,
+                warden,
+                str(token),
+            )
         _, jids, token = args  # unclaim
         return self.store.unclaim(chunk, [int(j) for j in jids], str(token))
 
@@ -184,6 +196,16 @@ class TenantScope:
 
 
 _ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # as `environments.spec`
+
+
+def _check_claim(chunk: ChunkRef, start: Any, max_jobs: Any) -> None:
+    if not (0 <= int(start) <= chunk.count and 1 <= int(max_jobs) <= MAX_CHUNK):
+        raise CloudException(f"claim: bad range {start!r}, {max_jobs!r}")
+
+
+def _check_outcomes(outcomes: Any) -> None:
+    if not isinstance(outcomes, list) or not all(isinstance(o, Outcome) for o in outcomes):
+        raise CloudException("finish needs a list of Outcomes")
 
 
 def _record_kind(name: str) -> RecordKind:

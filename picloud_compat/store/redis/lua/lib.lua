@@ -68,6 +68,8 @@ local function flush_notices()
     redis.call('HINCRBY', K.stats(), field, STATS[field])
   end
   if STATS_SUM > 0 then redis.call('HINCRBYFLOAT', K.stats(), 'runtime_sum', STATS_SUM) end
+  -- emptied, so a script that flushes twice (advance.lua's claim may) sends each once
+  NOTICES, NOTICE_ORDER, STATS, STATS_ORDER, STATS_SUM = {}, {}, {}, {}, 0
 end
 
 -- Tell the submitting client and any watchers that `jid` finished. `cid` and
@@ -303,4 +305,77 @@ local function claim_jobs(C)
   out[1] = i
   if taken > 0 then redis.call('HSET', K.leases(), C.lease, C.lease_until) end
   return out
+end
+
+-- Record job outcomes (first writer wins: only the attempt holding the job's token),
+-- then release or stall dependents and queue notices for waiters (the body of
+-- finish.lua, shared with advance.lua). R: the fields finish.lua's A documents; the
+-- outcomes are ARGV[2..], 13 values each. Returns how many outcomes were given.
+local function record_outcomes(R)
+  local t, now, retention = R.tenant, R.now, R.retention
+  local inline_limit, output_limit = R.inline_limit, R.output_limit
+  local usage_jobs, usage_cpu = 0, 0
+  local n = (#ARGV - 1) / 13
+  for k = 0, n - 1 do
+    local b = 1 + k * 13
+    local jid, token, status = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+    local jk = K.job(t, jid)
+    local cur = redis.call('HMGET', jk, 'status', 'token', 'cid', 'kids', 'w', 'ax')
+    if cur[1] == 'processing' and cur[2] == token then
+      local result = ARGV[b + 4]
+      if result == '' then
+        move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9])
+      elseif #result <= inline_limit then
+        move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9], 'r', result)
+      else
+        move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9], 'rx', 1)
+        redis.call('SET', K.result(t, jid), result, 'EX', retention)
+      end
+      local runtime = tonumber(ARGV[b + 9]) or 0
+      local bucket = #RUNTIME_BUCKETS + 1
+      for i, bound in ipairs(RUNTIME_BUCKETS) do
+        if runtime <= bound then bucket = i break end
+      end
+      tally('runtime:' .. bucket, 1)
+      usage_jobs = usage_jobs + 1
+      usage_cpu = usage_cpu + (tonumber(ARGV[b + 10]) or 0) + (tonumber(ARGV[b + 11]) or 0)
+      STATS_SUM = STATS_SUM + runtime
+      redis.call('HSET', jk, 'cu', ARGV[b + 10], 'cs', ARGV[b + 11])
+      if ARGV[b + 12] ~= '0' then
+        redis.call('HSET', jk, 'mm', ARGV[b + 12], 'mf', ARGV[b + 13])
+      end
+      if ARGV[b + 5] ~= '' then redis.call('HSET', jk, 'exc', ARGV[b + 5]) end
+      append_capped(K.stdout(t, jid), ARGV[b + 6], output_limit, retention)
+      append_capped(K.stderr(t, jid), ARGV[b + 7], output_limit, retention)
+      if ARGV[b + 8] ~= '' then
+        redis.call('SET', K.profile(t, jid), ARGV[b + 8], 'EX', retention)
+      end
+      finalize(t, jid, retention, cur[6] and true or false)
+      if result == '' then result = nil end
+      notify(t, jid, status, result, inline_limit, cur[3] or false, cur[5])
+      if cur[4] then propagate(t, jid, status, now, retention, inline_limit) end
+    end
+  end
+  if usage_jobs > 0 then
+    local uk = K.usage(t)
+    redis.call('HINCRBY', uk, R.day .. ':jobs', usage_jobs)
+    redis.call('HINCRBYFLOAT', uk, R.day .. ':cpu', usage_cpu)
+  end
+  return n
+end
+
+-- A runner is done with a chunk: drop its lease and, if every job of the chunk is
+-- finished, the chunk's ledger entry and unfinished-index entry. `ran_all`: the runner
+-- claimed every job itself, so none needs looking at.
+local function end_chunk(t, first, count, lease, ran_all)
+  redis.call('HDEL', K.leases(), lease)
+  local ck = t .. '/' .. first .. '+' .. count
+  local entry = redis.call('HGET', K.ledger(), ck)
+  -- "ran all" can be trusted only if the chunk was never republished (generation 0):
+  -- after a recovery another worker may hold some of its jobs again.
+  local trusted = ran_all and (not entry or cmsgpack.unpack(entry)[3] == 0)
+  if trusted or chunk_finished(t, first, count) then
+    unledger(ck, entry)
+    redis.call('SREM', K.unfinished(t), first .. '+' .. count)
+  end
 end

@@ -6,7 +6,8 @@
 -- A: types (compute types whose chunks the thief may run), whole (the most jobs an
 --    unstarted chunk taken whole may have), probes (about how many jobs of a chunk are
 --    looked at), and claim.lua's fields for the thief: now,
---    worker, warden, token, lease_until, max_bytes, retention, inline_limit.
+--    worker, warden, token, lease_until, max_bytes, retention, inline_limit; settle
+--    (optional: below).
 -- Returns {chunk key, claim.lua's reply...}; else 1 if offered jobs wait for their
 -- chunk's message (a chunk too big to take whole, or beyond the offers looked at), or 0
 -- if nothing offered is queued (new work will push a wake-up token). Offers with nothing
@@ -57,6 +58,15 @@ local function start_of(t, first, count, ck)
   return nil, count <= A.probes or redis.call('HEXISTS', K.ledger(), ck) == 0, false
 end
 
+-- A.settle: the thief's previous chunk, settled in this round trip (its last outcomes,
+-- ARGV[2..] as in finish.lua, then its end), so a thief pays one trip between chunks.
+if A.settle then
+  local S = A.settle
+  S.now, S.retention, S.inline_limit = A.now, A.retention, A.inline_limit
+  record_outcomes(S)
+  end_chunk(S.tenant, S.first, S.count, S.lease, S.ran_all)
+end
+
 local OFFERS_LOOKED_AT = 8
 local pending = 0
 for _, queue in ipairs(A.types) do
@@ -80,6 +90,7 @@ for _, queue in ipairs(A.types) do
           retention = A.retention, inline_limit = A.inline_limit,
         })
         table.insert(claim, 1, ck)
+        flush_notices()
         return claim
       end
       spent = true  -- an environment's: never ours (its executors' message is coming)
@@ -88,4 +99,5 @@ for _, queue in ipairs(A.types) do
     if spent then redis.call('ZREM', skey, ck) end
   end
 end
+flush_notices()
 return pending
