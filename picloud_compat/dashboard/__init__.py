@@ -20,7 +20,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import Response
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from picloud_compat.accounts import AccountRegistry
 from picloud_compat.client.jobs import Client
@@ -63,13 +66,45 @@ def mount_dashboard(
     """Serve the dashboard from `app` under ``/dashboard``."""
     sessions = Sessions(settings, AccountRegistry(store, settings))
     dash = Dashboard(settings, store, sessions, client_for, cluster)
+    static = _with_security_headers(settings, StaticFiles(directory=HERE / "static"))
+    app.mount(f"{PREFIX}/static", static, name="dashboard-static")  # before the catch-all
     router = APIRouter(prefix=PREFIX, route_class=_route_class(dash), tags=["dashboard"])
     session_routes(router, dash)
     job_routes(router, dash)
     cluster_routes(router, dash)
+
+    @router.api_route("/{rest:path}", methods=["GET", "POST"], include_in_schema=False)
+    def not_found(rest: str) -> Response:
+        """Any other address under the dashboard: its own 404 page, with its headers
+        (FastAPI's would be JSON without them)."""
+        raise NotVisible(rest)
+
     app.include_router(router)
-    app.mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
     return dash
+
+
+def _with_security_headers(settings: Settings, inner: ASGIApp) -> ASGIApp:
+    """`inner` (the static files) answering with the pages' security headers, except
+    that scripts and styles may be cached."""
+    headers = {k: v for k, v in SECURITY_HEADERS.items() if k != "Cache-Control"}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        https = scope["type"] == "http" and secure_transport(settings, Request(scope))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                out.update(headers)
+                if https:
+                    out["Strict-Transport-Security"] = HSTS
+            await send(message)
+
+        try:
+            await inner(scope, receive, send_with_headers)
+        except HTTPException as exc:  # a missing file: answered here, not by FastAPI
+            await PlainTextResponse(exc.detail, exc.status_code)(scope, receive, send_with_headers)
+
+    return app
 
 
 def _route_class(dash: Dashboard) -> type[APIRoute]:

@@ -79,7 +79,18 @@ def test_pages_carry_security_headers_and_no_inline_script(gateway, key) -> None
         assert not re.search(r"<script(?![^>]*\bsrc=)", r.text), path
         assert not re.search(r"\son[a-z]+\s*=", r.text), path
         assert not re.search(r"<style|\sstyle\s*=", r.text), path
-    assert s.get("/dashboard/static/dashboard.js").status_code == 200
+    # the static files and the dashboard's own 404s carry them too
+    script = s.get("/dashboard/static/dashboard.js")
+    assert script.status_code == 200
+    assert script.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in script.headers["content-security-policy"]
+    for path in ("/dashboard/no-such-page", "/dashboard/static/no-such-file.js"):
+        missing = s.get(path)
+        assert missing.status_code == 404, path
+        assert missing.headers["x-content-type-options"] == "nosniff", path
+        assert "frame-ancestors 'none'" in missing.headers["content-security-policy"], path
+    page = s.get("/dashboard/no-such-page")
+    assert "text/html" in page.headers["content-type"] and "Not found" in page.text
     s.close()
 
 
