@@ -3,7 +3,8 @@
 Claims jobs a batch at a time (atomic in the store; a redelivered chunk skips what is
 already claimed or finished), runs each through `execution.run_job`, and records
 outcomes in batches so tiny jobs cost a fraction of a round trip each. Long jobs are
-recorded as soon as they end, and their output is streamed while they run.
+recorded as soon as they end, with the next claim, and their output is streamed while
+they run. How claims and outcomes survive store failures is `recording.Recorder`'s.
 
 The runner tells its *warden* what it is running through its state file
 (`state_file.StateFile`), so the warden can renew the chunk's lease and kill exactly
@@ -18,13 +19,14 @@ import secrets
 import time
 from collections.abc import Callable
 
-from picloud_compat.errors import CloudException, ConnectionFailed
+from picloud_compat.errors import CloudException
 from picloud_compat.jobspec import JobSpec, SpecCache
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
 from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
-from picloud_compat.runner.outages import OUTCOME_RETRY, retrying
-from picloud_compat.runner.outcomes import joined, last_line, unsaveable
+from picloud_compat.runner.outages import retrying
+from picloud_compat.runner.outcomes import joined, last_line
 from picloud_compat.runner.output import OutputStreamer, run_in_fresh_process
+from picloud_compat.runner.recording import Recorder
 from picloud_compat.runner.slots import Cores, SlotLedger, holding
 from picloud_compat.runner.state_file import (
     JobStateSink,
@@ -41,8 +43,6 @@ log = logging.getLogger("picloud.runner")
 
 MAX_BATCH = 256
 """Jobs claimed (and outcomes recorded) per round trip when jobs are tiny."""
-MAX_BATCH_BYTES = 8 * 1024 * 1024
-"""Argument bytes fetched per claim."""
 FLUSH_AFTER = 0.02
 """Seconds a finished job's outcome may wait to share a round trip with others."""
 TINY_JOB = 0.002
@@ -74,6 +74,7 @@ class ChunkRunner:
         self.codec_for = codec_for
         self.identity = identity
         self._specs = SpecCache(lambda t, sid: retrying(self.store.spec, t, sid))
+        self._recorder = Recorder(store, identity)
         self._state = state if state is not None else StateFile(identity.state_dir)
         self._draining = draining or drain_check(identity.state_dir)
         self._cores = cores if cores is not None else SlotLedger(identity.state_dir)
@@ -117,7 +118,8 @@ class ChunkRunner:
         """Record what `run(settle_later=True)` left unsettled, if no steal carried it."""
         settlement, self.unsettled = self.unsettled, None
         if settlement is not None:
-            self._flush(settlement.chunk, settlement.outcomes, end=True, ran_all=settlement.ran_all)
+            outcomes, ran_all = list(settlement.outcomes), settlement.ran_all
+            self._recorder.finish(settlement.chunk, outcomes, end=True, ran_all=ran_all)
 
     def _run(self, chunk: ChunkRef, stolen: tuple[str, Claim] | None, settle_later: bool) -> int:
         token, first_claim = stolen or (secrets.token_hex(8), None)
@@ -136,9 +138,8 @@ class ChunkRunner:
                 if self._draining():
                     unstarted = [j.jid for j in first_claim.jobs] if first_claim else []
                     return self._hand_back(chunk, unstarted, pending, token, ran)
-                # outcomes not recorded yet ride with the claim (an empty one ends the chunk)
-                claim = first_claim or self._claim(chunk, pending, index, batch, token)
-                ended = first_claim is None and bool(pending) and not claim.jobs
+                # outcomes not recorded yet ride with the claim
+                claim, ended = self._claim(chunk, pending, index, batch, token, first_claim)
                 first_claim, pending = None, []
                 index = claim.next_index
                 generation = claim.kill_generation  # read with the claim, atomically
@@ -151,7 +152,7 @@ class ChunkRunner:
                     now = time.perf_counter()
                     if pending and now - oldest > FLUSH_AFTER:
                         # finished outcomes never wait for the next job to end
-                        self._flush(chunk, pending)
+                        self._recorder.finish(chunk, pending)
                         pending = []
                     if position and now - checked > RECHECK_CLAIMED:
                         if self._draining():  # the worker is scaling in: start nothing more
@@ -170,36 +171,28 @@ class ChunkRunner:
                         oldest = started
                     pending.append(outcome)
                     slow = outcome.runtime > TINY_JOB
-                    # A non-restartable job's outcome is never held back: if this process
-                    # died with it unrecorded, the job would be failed as "worker lost".
+                    # A non-restartable job's outcome never waits for another job: if
+                    # this process died with it unrecorded, it would fail as "worker lost".
                     restartable = spec.restartable
                     due = slow or not restartable or len(pending) >= MAX_BATCH
-                    # The chunk's last outcome goes with its end, and an outcome followed
-                    # by a claim goes with that claim: each in one round trip.
-                    batch_done = position + 1 == len(jobs)
-                    claims_next = index < chunk.count if batch_done else slow
-                    if self._damage or (due and not batch_done and not claims_next):
-                        self._flush(chunk, pending)
+                    # The batch's last outcomes go with the next claim, or with the
+                    # chunk's end: one round trip either way.
+                    if self._damage or (due and position + 1 < len(jobs)):
+                        self._recorder.finish(chunk, pending)
                         pending = []
                     position += 1
-                    if self._damage:
-                        # Nothing more runs in this process: record, give back, leave.
-                        rest = [j.jid for j in jobs[position:]]
-                        retrying(self.store.unclaim, chunk, rest, token)
-                        self._flush(chunk, [], end=True)
-                        raise ProcessDamaged(
-                            f"job {chunk.tenant}/{job.jid}: {'; '.join(self._damage)}"
-                        )
+                    self._leave_if_damaged(chunk, job, jobs[position:], token)
                     batch = 1 if (slow or not restartable) else min(batch * 4, MAX_BATCH)
                     if slow and position < len(jobs):
                         # The rest of the batch would sit behind slow jobs, looking
                         # "processing": give it back and take it one job at a time.
                         rest = [j.jid for j in jobs[position:]]
-                        retrying(self.store.unclaim, chunk, rest, token)
+                        self._recorder.unclaim(chunk, rest, token)
                         claimed -= len(rest)
                         index = rest[0] - chunk.first
                         break
-            self._end(chunk, pending, claimed == chunk.count, settle_later, ended)
+            if not ended:
+                self._end(chunk, pending, claimed == chunk.count, settle_later)
             return ran
         finally:
             self._state.pop()
@@ -208,98 +201,51 @@ class ChunkRunner:
                 self.failed = self._failed
 
     def _end(
-        self,
-        chunk: ChunkRef,
-        pending: list[Outcome],
-        ran_all: bool,
-        settle_later: bool,
-        ended: bool,
+        self, chunk: ChunkRef, pending: list[Outcome], ran_all: bool, settle_later: bool
     ) -> None:
-        """Record the chunk's last outcomes and end it, or leave that to `unsettled`
-        (nothing to do if `ended`: the last claim, carrying the last outcomes, did)."""
-        if ended:
-            return
+        """Record the chunk's last outcomes and end it, or leave that to `unsettled`."""
         if settle_later:
-            self.unsettled = Settlement(chunk, pending, self.identity.worker, ran_all)
+            self.unsettled = Settlement(chunk, tuple(pending), ran_all)
         else:
-            self._flush(chunk, pending, end=True, ran_all=ran_all)
+            self._recorder.finish(chunk, pending, end=True, ran_all=ran_all)
 
-    def _claimant(self, token: str) -> tuple[int, str, str, str]:
-        """A claim's arguments after (chunk, start, max_jobs): who claims, and how much."""
-        return MAX_BATCH_BYTES, self.identity.worker, self.identity.warden, token
+    def _leave_if_damaged(
+        self, chunk: ChunkRef, job: ClaimedJob, rest: list[ClaimedJob], token: str
+    ) -> None:
+        """If `job` damaged this process, nothing more runs in it: give back the `rest`
+        of the batch, end the chunk (its outcomes were recorded) and leave."""
+        if not self._damage:
+            return
+        self._recorder.unclaim(chunk, [j.jid for j in rest], token)
+        self._recorder.finish(chunk, [], end=True)
+        raise ProcessDamaged(f"job {chunk.tenant}/{job.jid}: {'; '.join(self._damage)}")
 
     def _claim(
-        self, chunk: ChunkRef, outcomes: list[Outcome], index: int, batch: int, token: str
-    ) -> Claim:
-        """Claim the next jobs, recording `outcomes` in the same round trip (`advance`);
-        if the store refuses those, record them the careful way (`_flush`), then claim."""
-        if not outcomes:
-            return retrying(self.store.claim, chunk, index, batch, *self._claimant(token))
-        try:
-            return retrying(
-                self.store.advance,
-                chunk,
-                outcomes,
-                index,
-                batch,
-                *self._claimant(token),
-                patience=OUTCOME_RETRY,
-            )
-        except ConnectionFailed:
-            raise
-        except Exception:
-            self._flush(chunk, outcomes)
-            return retrying(self.store.claim, chunk, index, batch, *self._claimant(token))
+        self,
+        chunk: ChunkRef,
+        outcomes: list[Outcome],
+        index: int,
+        batch: int,
+        token: str,
+        stolen: Claim | None,
+    ) -> tuple[Claim, bool]:
+        """The next jobs: `stolen` (a thief's steal claimed them), else claimed now with
+        `outcomes` (`Recorder.claim`); and whether that ended the chunk."""
+        if stolen is not None:
+            return stolen, False
+        return self._recorder.claim(chunk, outcomes, index, batch, token)
 
     def _hand_back(
         self, chunk: ChunkRef, unstarted: list[int], pending: list[Outcome], token: str, ran: int
     ) -> int:
         """The worker is draining: give back what this runner has not started, record
         what it ran, and republish the chunk for another worker. Returns `ran`."""
-        if unstarted:
-            retrying(self.store.unclaim, chunk, unstarted, token)
-        self._flush(chunk, pending, end=True)
+        self._recorder.finish(chunk, pending)  # first: they ran, and get the longer patience
+        self._recorder.unclaim(chunk, unstarted, token)
+        self._recorder.finish(chunk, [], end=True)
         loss = retrying(self.store.hand_back, chunk, self.identity.worker)
         log.info("chunk %s handed back while draining (%s)", chunk.key, loss)
         return ran
-
-    def _flush(
-        self, chunk: ChunkRef, outcomes: list[Outcome], end: bool = False, ran_all: bool = False
-    ) -> None:
-        """Record outcomes, riding out outages longer than claims do (these jobs ran);
-        a batch refused for another reason is recorded job by job, so one outcome that
-        cannot be saved fails alone."""
-        if not (outcomes or end):
-            return
-        worker = self.identity.worker
-        try:
-            retrying(
-                self.store.finish,
-                chunk,
-                outcomes,
-                worker,
-                end=end,
-                ran_all=ran_all,
-                patience=OUTCOME_RETRY,
-            )
-        except ConnectionFailed:
-            raise
-        except Exception:
-            for outcome in outcomes:
-                self._save_alone(chunk, outcome)
-            if end:
-                retrying(self.store.finish, chunk, [], worker, end=True, ran_all=ran_all)
-
-    def _save_alone(self, chunk: ChunkRef, outcome: Outcome) -> None:
-        """Record one outcome; if the store refuses it, record the failure to save it."""
-        worker = self.identity.worker
-        try:
-            retrying(self.store.finish, chunk, [outcome], worker, end=False)
-        except ConnectionFailed:
-            raise
-        except Exception:
-            log.exception("job %s/%s: its outcome was refused", chunk.tenant, outcome.jid)
-            retrying(self.store.finish, chunk, [unsaveable(outcome)], worker, end=False)
 
     def _recheck(
         self, chunk: ChunkRef, jobs: list[ClaimedJob], position: int, generation: int

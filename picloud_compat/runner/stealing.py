@@ -34,7 +34,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from picloud_compat.errors import ConnectionFailed
-from picloud_compat.runner.chunk import MAX_BATCH_BYTES, ChunkRunner
+from picloud_compat.runner.chunk import ChunkRunner
+from picloud_compat.runner.recording import MAX_BATCH_BYTES
 from picloud_compat.store.records import ChunkRef, Claim, Settlement, StealMiss
 
 log = logging.getLogger("picloud.runner")

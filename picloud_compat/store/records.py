@@ -137,14 +137,14 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settlement:
     """A runner's last outcomes of a chunk and the chunk's end, left for its next store
-    call (a thief's steal) to carry: one round trip between two chunks, not two."""
+    call (its own steal: the same worker's lease) to carry: one round trip between two
+    chunks, not two."""
 
     chunk: ChunkRef
-    outcomes: list[Outcome]
-    worker: str
+    outcomes: tuple[Outcome, ...]
     ran_all: bool  # the runner claimed every job of the chunk itself
 
 

@@ -159,7 +159,7 @@ def test_a_steal_settles_the_thiefs_previous_chunk(client):
         Outcome(jid=jid, token=tok, status="done")
         for jid, tok in [(first.first, "thief-token"), (first.first + 1, "tok")]
     ]
-    settle = Settlement(first, done, THIEF, ran_all=True)
+    settle = Settlement(first, tuple(done), ran_all=True)
     found = store.steal(["c2"], THIEF, THIEF, "thief-token-2", 1 << 20, settle)
     assert not isinstance(found, StealMiss) and found[0] == second
     jids = [first.first, first.first + 1]
@@ -176,7 +176,7 @@ def test_a_steal_that_finds_nothing_still_settles(client):
     only(client, chunk)
     store: RedisStore = client.store  # type: ignore[assignment]
     outcome = Outcome(jid=chunk.first, token="tok", status="error", exception="boom")
-    settle = Settlement(chunk, [outcome], THIEF, ran_all=True)
+    settle = Settlement(chunk, (outcome,), ran_all=True)
     assert store.steal(["c2"], THIEF, THIEF, "t2", 1 << 20, settle) is StealMiss.QUIET
     assert client.status(chunk.first) == "error"
     assert store.redis.hget(keys.LEDGER, chunk.key) is None

@@ -328,6 +328,18 @@ def test_claim_next_index_follows_max_jobs(store: Checked, t: str) -> None:
     assert (c5.next_index, c5.jobs) == (0, [])
 
 
+def test_a_claim_retried_under_its_token_takes_the_same_jobs(store: Checked, t: str) -> None:
+    # its first reply was lost (a timeout): the jobs it took must not stay unstarted
+    jids = submit(store, t, 3)
+    first = claim(store, t, jids, token="tok", max_jobs=2)
+    again = claim(store, t, jids, token="tok", max_jobs=2)
+    assert [j.jid for j in again.jobs] == [j.jid for j in first.jobs] == jids[:2]
+    assert [j.attempt for j in again.jobs] == [1, 1]  # not counted twice
+    assert again.next_index == first.next_index == 2
+    other = claim(store, t, jids, token="other", max_jobs=3)
+    assert [j.jid for j in other.jobs] == jids[2:]  # another claimant only gets the rest
+
+
 def test_claim_skips_jobs_that_are_not_queued(store: Checked, t: str) -> None:
     jids = submit(store, t, 4)
     assert store.kill(t, [jids[1]]) == [jids[1]]

@@ -147,17 +147,18 @@ class MemoryJobs(MemoryState):
             while i < chunk.count and taken < max_jobs and size < max_bytes:
                 jid = chunk.first + i
                 job = self._jobs.get((t, jid))
-                if job is not None and job["status"] == "queued":
-                    self._move(
-                        job,
-                        jid,
-                        "processing",
-                        started=now,
-                        worker=worker,
-                        warden=warden,
-                        token=token,
-                        att=job["att"] + 1,
-                    )
+                if job is not None and _claimable(job, token):
+                    if job["status"] == "queued":
+                        self._move(
+                            job,
+                            jid,
+                            "processing",
+                            started=now,
+                            worker=worker,
+                            warden=warden,
+                            token=token,
+                            att=job["att"] + 1,
+                        )
                     blob = self._args.get((t, jid), b"")
                     claim.jobs.append(ClaimedJob(jid, job["att"], job["opts"], blob))
                     size += len(blob)
@@ -312,3 +313,11 @@ class MemoryJobs(MemoryState):
                     self._watchers[(t, jid)].add(cid)
                 out.append(job["status"])
         return out
+
+
+def _claimable(job: Job, token: str) -> bool:
+    """Queued, or already processing under `token`: a claim retried after its reply
+    was lost takes the same jobs again (as on Redis)."""
+    return job["status"] == "queued" or (
+        job["status"] == "processing" and job.get("token") == token
+    )

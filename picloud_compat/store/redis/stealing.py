@@ -45,8 +45,8 @@ class RedisStealing(RedisBase):
         """The first offered chunk of `compute_types` with queued jobs (and no
         environment), with the first job of its back half claimed for `worker` under
         `token` (the claim's `next_index` is where the thief goes on); else why not.
-        `settle` (the thief's previous chunk) is recorded and ended first, as `finish`
-        with `end` would."""
+        `settle` (the previous chunk `worker` ran) is recorded and ended first, as
+        `finish` with `end` would."""
         now = time.time()
         s = self.settings
         record: StealArgs = {
@@ -68,7 +68,7 @@ class RedisStealing(RedisBase):
                 "tenant": settle.chunk.tenant,
                 "first": settle.chunk.first,
                 "count": settle.chunk.count,
-                "lease": lease_member(settle.chunk, settle.worker),
+                "lease": lease_member(settle.chunk, worker),
                 "ran_all": settle.ran_all,
                 "output_limit": s.output_limit,
                 "day": utc_day(),

@@ -205,7 +205,7 @@ def _check_claim(chunk: ChunkRef, start: Any, max_jobs: Any) -> None:
 
 def _check_outcomes(outcomes: Any) -> None:
     if not isinstance(outcomes, list) or not all(isinstance(o, Outcome) for o in outcomes):
-        raise CloudException("finish needs a list of Outcomes")
+        raise CloudException("outcomes must be a list of Outcomes")
 
 
 def _record_kind(name: str) -> RecordKind:

@@ -6,6 +6,7 @@
 --    finish.lua.
 -- Returns claim.lua's reply.
 record_outcomes(A)
+flush_notices()  -- now: were the claim to fail, no waiter would miss these outcomes
 local claim = claim_jobs(A)
 if #claim == 2 then end_chunk(A.tenant, A.first, A.count, A.lease, false) end
 flush_notices()

@@ -247,7 +247,9 @@ local function unfinished_jobs(t)
 end
 
 -- Move queued jobs of a chunk to processing for one runner, and lease the chunk (the
--- body of claim.lua, shared with steal.lua). C: the fields claim.lua's A documents.
+-- body of claim.lua, shared with steal.lua and advance.lua). C: the fields claim.lua's
+-- A documents. Jobs already processing under C.token come back as claimed again: a
+-- claim retried after its reply was lost must not leave the jobs it took unstarted.
 local function claim_jobs(C)
   local t, now, token = C.tenant, C.now, C.token
   local first, count = C.first, C.count
@@ -282,11 +284,15 @@ local function claim_jobs(C)
   while i < count and taken < C.max_jobs and bytes < C.max_bytes do
     local jid = first + i
     local jk = K.job(t, jid)
-    local cur = redis.call('HMGET', jk, 'status', 'opts', 'att', 'a', 'ax')
-    if cur[1] == 'queued' then
-      local att = (tonumber(cur[3]) or 0) + 1
-      move(jk, jid, 'queued', 'processing', 'started', now, 'worker', C.worker,
-           'warden', C.warden, 'token', token, 'att', att)
+    local cur = redis.call('HMGET', jk, 'status', 'opts', 'att', 'a', 'ax', 'token')
+    local again = cur[1] == 'processing' and cur[6] == token
+    if cur[1] == 'queued' or again then
+      local att = tonumber(cur[3]) or 0
+      if not again then
+        att = att + 1
+        move(jk, jid, 'queued', 'processing', 'started', now, 'worker', C.worker,
+             'warden', C.warden, 'token', token, 'att', att)
+      end
       refresh(cur[2])
       local a = cur[4]  -- false when the arguments live in their own key (big)
       if a then

@@ -65,6 +65,7 @@ if A.settle then
   S.now, S.retention, S.inline_limit = A.now, A.retention, A.inline_limit
   record_outcomes(S)
   end_chunk(S.tenant, S.first, S.count, S.lease, S.ran_all)
+  flush_notices()  -- now: were the steal to fail, no waiter would miss these outcomes
 end
 
 local OFFERS_LOOKED_AT = 8
