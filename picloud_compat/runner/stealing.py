@@ -22,6 +22,13 @@ message runs (a big unstarted chunk) send it back at once, so a message never wa
 a lingering process that has nothing to do, beyond the linger itself when it was
 published just after the look. Nor does it linger while Flower watches (task events
 on), so that Flower shows each call's job in that call's task.
+
+Right after outcomes: a chunk's end (its last outcomes) rides with the thief's next
+steal, one round trip for both. When that steal finds nothing, the thief looks once
+more at once before it lingers: whoever waited for those outcomes (a call -> result
+loop) submits its next job within about that round trip, and a steal already on its
+way starts it sooner than a wake-up would (measured: W2's p50 0.39x raw Celery with a
+separate end and steal, 0.45x with them merged and no second look).
 """
 
 from __future__ import annotations
@@ -146,6 +153,8 @@ class Thief:
                 continue
             runner.unsettled = None
             if isinstance(found, StealMiss):
+                if found is StealMiss.QUIET and settle is not None:
+                    continue  # look again at once: see "Right after outcomes" above
                 if found is StealMiss.QUIET and linger and self._fresh_work(idle_since):
                     continue
                 break
