@@ -118,8 +118,9 @@ class ChunkRunner:
         """Record what `run(settle_later=True)` left unsettled, if no steal carried it."""
         settlement, self.unsettled = self.unsettled, None
         if settlement is not None:
-            outcomes, ran_all = list(settlement.outcomes), settlement.ran_all
-            self._recorder.finish(settlement.chunk, outcomes, end=True, ran_all=ran_all)
+            self._recorder.finish(
+                settlement.chunk, settlement.outcomes, end=True, ran_all=settlement.ran_all
+            )
 
     def _run(self, chunk: ChunkRef, stolen: tuple[str, Claim] | None, settle_later: bool) -> int:
         token, first_claim = stolen or (secrets.token_hex(8), None)

@@ -12,6 +12,7 @@ one round trip.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from picloud_compat.errors import ConnectionFailed
 from picloud_compat.runner.outages import OUTCOME_RETRY, retrying
@@ -66,7 +67,11 @@ class Recorder:
         return claim, False
 
     def finish(
-        self, chunk: ChunkRef, outcomes: list[Outcome], end: bool = False, ran_all: bool = False
+        self,
+        chunk: ChunkRef,
+        outcomes: Sequence[Outcome],
+        end: bool = False,
+        ran_all: bool = False,
     ) -> None:
         """Record `outcomes` (and with `end`, end the chunk: `RunnerStore.finish`)."""
         if not (outcomes or end):
