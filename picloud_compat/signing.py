@@ -50,12 +50,34 @@ def tenant_key(secret: str | bytes, tenant: str) -> bytes:
     return hmac.new(raw, b"picloud-tenant:" + tenant.encode(), hashlib.sha256).digest()
 
 
+class _HmacSha256:
+    """HMAC-SHA256 under one key, with the key's padded blocks hashed once (RFC 2104's
+    precomputation): each MAC then copies two hash states instead of setting up an
+    HMAC. Every job's arguments and result are opened and sealed, and OpenSSL 3's
+    one-shot HMAC takes twice as long for these small blobs. Same bytes as
+    `hmac.digest(key, msg, "sha256")`."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > hashlib.sha256().block_size:
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(hashlib.sha256().block_size, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def digest(self, msg: bytes | memoryview) -> bytes:
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class Signer:
     """Seals and opens blobs with one tenant's key, derived from the shared secret."""
 
     def __init__(self, secret: str | bytes, tenant: str) -> None:
         self.tenant = tenant
-        self._key = tenant_key(secret, tenant)
+        self._mac = _HmacSha256(tenant_key(secret, tenant))
 
     @classmethod
     def from_tenant_key(cls, key: bytes, tenant: str) -> Signer:
@@ -65,13 +87,13 @@ class Signer:
             raise ValueError("a tenant key is 32 bytes (64 hex digits)")
         signer = cls.__new__(cls)
         signer.tenant = tenant
-        signer._key = key
+        signer._mac = _HmacSha256(key)
         return signer
 
     def seal(self, payload: bytes) -> bytes:
         """`payload` in its signed envelope."""
         body = _HEADER + payload
-        return MAGIC + hmac.digest(self._key, body, "sha256")[:_MAC_LEN] + body
+        return MAGIC + self._mac.digest(body)[:_MAC_LEN] + body
 
     def seal_pickle(self, dump: Callable[[io.BytesIO], None]) -> memoryview:
         """Seal what `dump` writes, without copying it: the envelope is reserved first,
@@ -82,7 +104,7 @@ class Signer:
         dump(buf)
         view = buf.getbuffer()
         body_start = len(MAGIC) + _MAC_LEN
-        mac = hmac.digest(self._key, view[body_start:], "sha256")[:_MAC_LEN]
+        mac = self._mac.digest(view[body_start:])[:_MAC_LEN]
         view[len(MAGIC) : body_start] = mac
         return view
 
@@ -95,7 +117,7 @@ class Signer:
             raise AuthenticityError(f"refusing to unpickle {what}: it carries no signature")
         mac_end = len(MAGIC) + mac_len
         body = view[mac_end:]
-        expected = hmac.digest(self._key, body, "sha256")[:mac_len]
+        expected = self._mac.digest(body)[:mac_len]
         if not hmac.compare_digest(expected, view[len(MAGIC) : mac_end]):
             raise AuthenticityError(
                 f"refusing to unpickle {what}: its signature does not match "

@@ -117,7 +117,7 @@ def test_blobs_sealed_with_the_full_mac_before_still_open(signer: Signer) -> Non
     import hmac
 
     body = signer.seal(PAYLOAD)[len(MAGIC) + 16 :]
-    key = signer._key
+    key = signing.tenant_key(SECRET, "tenant-a")
     legacy = b"PCS1" + hmac.digest(key, body, "sha256") + body
     assert bytes(signer.open(legacy)) == PAYLOAD
     short = b"PCS1" + hmac.digest(key, body, "sha256")[:16] + body
@@ -130,3 +130,27 @@ def test_a_small_jobs_arguments_stay_under_redis_compact_limit(signer: Signer) -
     import pickle
 
     assert len(signer.seal(pickle.dumps(((5,),), protocol=5))) <= 64
+
+
+@pytest.mark.parametrize("key_len", [16, 32, 64, 65, 200])
+@pytest.mark.parametrize("msg", [b"", b"x", bytes(range(256)) * 9])
+def test_precomputed_mac_is_standard_hmac_sha256(key_len: int, msg: bytes) -> None:
+    """The envelope's MAC is RFC 2104 HMAC-SHA256, whatever the key's length: blobs
+    sealed before the precomputation (and by any other implementation) still open."""
+    import hashlib
+    import hmac
+
+    key = bytes((7 * i + 3) % 256 for i in range(key_len))
+    mac = signing._HmacSha256(key)
+    assert mac.digest(msg) == hmac.digest(key, msg, hashlib.sha256)
+    assert mac.digest(memoryview(b"??" + msg)[2:]) == hmac.digest(key, msg, hashlib.sha256)
+
+
+def test_seal_matches_a_plain_hmac_envelope() -> None:
+    key = signing.tenant_key(SECRET, "t")
+    body = signing._HEADER + PAYLOAD
+    import hmac
+
+    expected = MAGIC + hmac.digest(key, body, "sha256")[:16] + body
+    assert Signer(SECRET, "t").seal(PAYLOAD) == expected
+    assert Signer.from_tenant_key(key, "t").seal(PAYLOAD) == expected
