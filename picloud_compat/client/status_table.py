@@ -32,6 +32,13 @@ class StatusTable(MutableMapping[int, str]):
             raise KeyError(jid)
         return _CODES[code]
 
+    def get(self, jid: int, default: str | None = None) -> str | None:  # type: ignore[override]
+        """The status of `jid`, else `default`: what waiters ask of every pending jid, so
+        without the KeyError that `Mapping.get` would raise and catch for each."""
+        page = self._pages.get(jid >> _PAGE_BITS)
+        code = page[jid & (_PAGE - 1)] if page is not None and jid >= 0 else 0
+        return _CODES[code] if code else default
+
     def __setitem__(self, jid: int, status: str) -> None:
         code = _CODE_OF.get(status)
         if code is None or jid < 0:

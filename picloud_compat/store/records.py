@@ -198,13 +198,16 @@ class Outcome:
         """An executor sends these: only a finished status, with values of their types."""
         if self.status not in ("done", "error") or not _is_int(self.jid):
             raise ValueError(f"not an outcome: job {self.jid!r} {self.status!r}")
-        texts = (self.token, self.stdout, self.stderr)
-        optional = (self.exception, self.profile)
-        numbers = (self.runtime, self.cpu_user, self.cpu_system)
+        # one flat expression: every job's outcome passes here
         if not (
-            all(isinstance(t, str) for t in texts)
-            and all(t is None or isinstance(t, str) for t in optional)
-            and all(isinstance(n, int | float) for n in numbers)
+            isinstance(self.token, str)
+            and isinstance(self.stdout, str)
+            and isinstance(self.stderr, str)
+            and (self.exception is None or isinstance(self.exception, str))
+            and (self.profile is None or isinstance(self.profile, str))
+            and isinstance(self.runtime, int | float)
+            and isinstance(self.cpu_user, int | float)
+            and isinstance(self.cpu_system, int | float)
             and _is_int(self.memory_peak)
             and _is_int(self.memory_failcnt)
             and (self.result is None or isinstance(self.result, bytes))

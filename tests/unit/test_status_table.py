@@ -25,6 +25,17 @@ def test_it_behaves_as_a_mapping() -> None:
         table[1] = "sleeping"
 
 
+def test_get_answers_like_a_mappings_get() -> None:
+    table = StatusTable()
+    table[3] = "done"
+    assert table.get(3) == "done" and table.get(3, "x") == "done"
+    assert table.get(4) is None and table.get(4, "queued") == "queued"
+    assert table.get(1 << 20) is None  # a page never allocated
+    assert table.get(-1, "none") == "none"
+    del table[3]
+    assert table.get(3) is None
+
+
 def test_a_million_statuses_take_about_a_megabyte() -> None:
     tracemalloc.start()
     table = StatusTable()
