@@ -281,6 +281,8 @@ class ChunkRunner:
         token: str,
     ) -> Outcome:
         wanted = spec.cores if self._depth == 1 else 1  # a helped job runs in its parent's
+        if wanted <= 1:  # the chunk's own slot: nothing to widen (and no context manager)
+            return self._run_held(chunk, job, spec, codec, token, False)
         with holding(self._cores, wanted) as enough:  # before _max_runtime's clock starts
             return self._run_held(chunk, job, spec, codec, token, not enough)
 

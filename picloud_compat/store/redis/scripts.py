@@ -50,7 +50,7 @@ ERROR_PREFIX = "PCERR"
 
 def prelude() -> str:
     """Generated Lua: key builders `K`, legal moves `MOVES`, spec field names `SPEC`,
-    the runtime histogram's bounds."""
+    the runtime histogram's bounds and stats fields."""
     lines = [keys.lua_prelude()]
     lines.append("local MOVES = {")
     for current, allowed in TRANSITIONS.items():
@@ -60,6 +60,8 @@ def prelude() -> str:
     spec = ", ".join(f"{name} = '{field}'" for name, field in LUA_FIELDS.items())
     lines.append(f"local SPEC = {{{spec}}}")
     lines.append(f"local RUNTIME_BUCKETS = {{{', '.join(repr(b) for b in RUNTIME_BUCKETS)}}}")
+    fields = ", ".join(f"'runtime:{i}'" for i in range(1, len(RUNTIME_BUCKETS) + 2))
+    lines.append(f"local RUNTIME_FIELD = {{{fields}}}  -- the histogram's stats fields")
     lines.append("local A = cmsgpack.unpack(ARGV[1])")
     return "\n".join(lines) + "\n"
 

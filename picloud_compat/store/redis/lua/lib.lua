@@ -7,6 +7,10 @@
 --                  finishing skip lookups.
 
 local FINISHED = {done = true, error = true, killed = true, stalled = true}
+local FINISHED_FIELD = {
+  done = 'finished:done', error = 'finished:error', killed = 'finished:killed',
+  stalled = 'finished:stalled',
+}
 
 -- A typed refusal: 'PCERR {"code": ..., fields}', decoded by scripts.raise_script_error.
 local function refuse(code, fields)
@@ -37,7 +41,7 @@ local function move(jk, jid, from, to, ...)
     error({err = 'PCERR ' .. cjson.encode({code = 'bad_move', jid = jid, from = from, to = to})})
   end
   redis.call('HSET', jk, 'status', to, ...)
-  if FINISHED[to] then tally('finished:' .. to, 1) end
+  if FINISHED[to] then tally(FINISHED_FIELD[to], 1) end
 end
 local STALLED_MSG = 'Could not start due to dependency erroring'
 local NOTICE_TTL = 3600
@@ -46,8 +50,14 @@ local NOTICE_TTL = 3600
 local NOTICES = {}
 local NOTICE_ORDER = {}
 
+local NOTICE_KEYS = {}  -- cid -> its notices key (a map's batch shares one client)
+
 local function add_notice(t, cid, jid, status, result)
-  local key = K.notices(t, cid)
+  local key = NOTICE_KEYS[cid]
+  if not key then
+    key = K.notices(t, cid)
+    NOTICE_KEYS[cid] = key
+  end
   local list = NOTICES[key]
   if not list then
     list = {}
@@ -329,30 +339,38 @@ local function record_outcomes(R)
     local cur = redis.call('HMGET', jk, 'status', 'token', 'cid', 'kids', 'w', 'ax')
     if cur[1] == 'processing' and cur[2] == token then
       local result = ARGV[b + 4]
+      local runtime_text, cu, cs = ARGV[b + 9], ARGV[b + 10], ARGV[b + 11]
       if result == '' then
-        move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9])
+        move(jk, jid, 'processing', status, 'finished', now, 'runtime', runtime_text,
+             'cu', cu, 'cs', cs)
       elseif #result <= inline_limit then
-        move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9], 'r', result)
+        move(jk, jid, 'processing', status, 'finished', now, 'runtime', runtime_text,
+             'cu', cu, 'cs', cs, 'r', result)
       else
-        move(jk, jid, 'processing', status, 'finished', now, 'runtime', ARGV[b + 9], 'rx', 1)
+        move(jk, jid, 'processing', status, 'finished', now, 'runtime', runtime_text,
+             'cu', cu, 'cs', cs, 'rx', 1)
         redis.call('SET', K.result(t, jid), result, 'EX', retention)
       end
-      local runtime = tonumber(ARGV[b + 9]) or 0
+      local runtime = tonumber(runtime_text) or 0
       local bucket = #RUNTIME_BUCKETS + 1
       for i, bound in ipairs(RUNTIME_BUCKETS) do
         if runtime <= bound then bucket = i break end
       end
-      tally('runtime:' .. bucket, 1)
+      tally(RUNTIME_FIELD[bucket], 1)
       usage_jobs = usage_jobs + 1
-      usage_cpu = usage_cpu + (tonumber(ARGV[b + 10]) or 0) + (tonumber(ARGV[b + 11]) or 0)
+      usage_cpu = usage_cpu + (tonumber(cu) or 0) + (tonumber(cs) or 0)
       STATS_SUM = STATS_SUM + runtime
-      redis.call('HSET', jk, 'cu', ARGV[b + 10], 'cs', ARGV[b + 11])
       if ARGV[b + 12] ~= '0' then
         redis.call('HSET', jk, 'mm', ARGV[b + 12], 'mf', ARGV[b + 13])
       end
       if ARGV[b + 5] ~= '' then redis.call('HSET', jk, 'exc', ARGV[b + 5]) end
-      append_capped(K.stdout(t, jid), ARGV[b + 6], output_limit, retention)
-      append_capped(K.stderr(t, jid), ARGV[b + 7], output_limit, retention)
+      -- most jobs print nothing: no output keys to build then
+      if ARGV[b + 6] ~= '' then
+        append_capped(K.stdout(t, jid), ARGV[b + 6], output_limit, retention)
+      end
+      if ARGV[b + 7] ~= '' then
+        append_capped(K.stderr(t, jid), ARGV[b + 7], output_limit, retention)
+      end
       if ARGV[b + 8] ~= '' then
         redis.call('SET', K.profile(t, jid), ARGV[b + 8], 'EX', retention)
       end
