@@ -21,6 +21,7 @@ import argparse
 import os
 import platform
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -113,7 +114,12 @@ class PoolSystem(System):
     name = "mp.Pool(2)"
 
     def __init__(self) -> None:
-        self.pool = get_context("fork").Pool(2)
+        # The workers are forks of this process, whose SIGTERM handler exits through
+        # Python: a worker waiting on the pool's queue lock then never ends, and
+        # `terminate()` waits for it forever. They get the default action back.
+        self.pool = get_context("fork").Pool(
+            2, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL)
+        )
 
     def map(self, fn, items):  # type: ignore[no-untyped-def]
         return self.pool.map(fn, items)
@@ -191,7 +197,6 @@ def start(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subproc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    import signal
 
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -312,7 +317,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     chosen = args.workloads.split(",")
-    import signal
 
     # A SIGTERM (e.g. `timeout`) unwinds through the cleanup below, so the Redis and the
     # workers this run started (in sessions of their own) never outlive it.
