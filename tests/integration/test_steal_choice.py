@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 
+import msgpack
 import pytest
 
 from picloud_compat.client.jobs import Client
@@ -180,3 +181,34 @@ def test_a_steal_that_finds_nothing_still_settles(client):
     assert store.steal(["c2"], THIEF, THIEF, "t2", 1 << 20, settle) is StealMiss.QUIET
     assert client.status(chunk.first) == "error"
     assert store.redis.hget(keys.LEDGER, chunk.key) is None
+
+
+def test_a_steal_across_tenants_sends_each_tenant_its_own_notices(client):
+    """One steal may notify two tenants: it settles the thief's chunk of one, then claims
+    (here: fails, the key being deactivated) a chunk of another. A client id is the
+    client's own choice, so two tenants' clients may share one; each tenant's notices
+    must still go to that tenant's list."""
+    store: RedisStore = client.store  # type: ignore[assignment]
+    (mine,) = published(client, 1)
+    claim(client, mine, 0, 1, worker=THIEF)
+    other_key = store.create_account("hash", "", 1.0)
+    other = cluster_client(client.settings, other_key)
+    other.cid = client.cid  # the same client id under another tenant
+    try:
+        (theirs,) = [ch for ch in published(other, 1) if ch.tenant == other_key]
+        assert store.set_account_active(other_key, False)
+        done = Outcome(jid=mine.first, token="tok", status="done")
+        store.steal(["c2"], THIEF, THIEF, "t2", 1 << 20, Settlement(mine, (done,), True))
+
+        def noticed(tenant: str) -> list[tuple[int, str]]:
+            out = []
+            for packed in store.redis.lrange(keys.notices(tenant, client.cid), 0, -1):
+                flat = msgpack.unpackb(packed)
+                out += [(flat[i], flat[i + 1]) for i in range(0, len(flat), 3)]
+            return out
+
+        assert noticed("steal") == [(mine.first, "done")]
+        assert noticed(other_key) == [(theirs.first, "error")]
+        assert other.status(theirs.first) == "error"
+    finally:
+        other.hub.close()

@@ -50,13 +50,21 @@ local NOTICE_TTL = 3600
 local NOTICES = {}
 local NOTICE_ORDER = {}
 
-local NOTICE_KEYS = {}  -- cid -> its notices key (a map's batch shares one client)
+-- tenant -> cid -> its notices key (a map's batch shares one client). By tenant too: one
+-- script may notify two tenants (a steal settles one tenant's chunk, then claims
+-- another's), and a cid is the client's own choice.
+local NOTICE_KEYS = {}
 
 local function add_notice(t, cid, jid, status, result)
-  local key = NOTICE_KEYS[cid]
+  local keys_of_t = NOTICE_KEYS[t]
+  if not keys_of_t then
+    keys_of_t = {}
+    NOTICE_KEYS[t] = keys_of_t
+  end
+  local key = keys_of_t[cid]
   if not key then
     key = K.notices(t, cid)
-    NOTICE_KEYS[cid] = key
+    keys_of_t[cid] = key
   end
   local list = NOTICES[key]
   if not list then
