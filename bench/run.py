@@ -197,7 +197,6 @@ def start(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subproc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -317,7 +316,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     chosen = args.workloads.split(",")
-
     # A SIGTERM (e.g. `timeout`) unwinds through the cleanup below, so the Redis and the
     # workers this run started (in sessions of their own) never outlive it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

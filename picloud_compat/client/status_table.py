@@ -25,9 +25,13 @@ class StatusTable(MutableMapping[int, str]):
         self._pages: dict[int, bytearray] = {}
         self._count = 0
 
-    def __getitem__(self, jid: int) -> str:
+    def _code(self, jid: int) -> int:
+        """`jid`'s status code (0: none remembered)."""
         page = self._pages.get(jid >> _PAGE_BITS)
-        code = page[jid & (_PAGE - 1)] if page is not None and jid >= 0 else 0
+        return page[jid & (_PAGE - 1)] if page is not None and jid >= 0 else 0
+
+    def __getitem__(self, jid: int) -> str:
+        code = self._code(jid)
         if not code:
             raise KeyError(jid)
         return _CODES[code]
@@ -35,8 +39,7 @@ class StatusTable(MutableMapping[int, str]):
     def get(self, jid: int, default: str | None = None) -> str | None:  # type: ignore[override]
         """The status of `jid`, else `default`: what waiters ask of every pending jid, so
         without the KeyError that `Mapping.get` would raise and catch for each."""
-        page = self._pages.get(jid >> _PAGE_BITS)
-        code = page[jid & (_PAGE - 1)] if page is not None and jid >= 0 else 0
+        code = self._code(jid)
         return _CODES[code] if code else default
 
     def __setitem__(self, jid: int, status: str) -> None:
