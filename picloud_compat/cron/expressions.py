@@ -35,5 +35,8 @@ def normalize(schedule: str | Sequence[object]) -> str:
 
 
 def previous_fire(expr: str, now: datetime) -> datetime:
-    """The latest scheduled time at or before `now` (the firing being served)."""
-    return croniter(expr, now + timedelta(seconds=1)).get_prev(datetime)
+    """The latest scheduled time at or before `now` (the firing being served).
+
+    croniter's `get_prev` is strictly before its start, so the start is a microsecond
+    after `now` (a whole second would return the next slot up to a second early)."""
+    return croniter(expr, now + timedelta(microseconds=1)).get_prev(datetime)
