@@ -138,6 +138,10 @@ class Settings:
             raise ConfigurationError(f"sign_in_attempts must be >= 1, got {self.sign_in_attempts}")
         if self.max_attempts < 1:
             raise ConfigurationError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        for name in _LOWEST:
+            problem = _out_of_range(name, getattr(self, name))
+            if problem:
+                raise ConfigurationError(f"{name} {problem}")
 
     @property
     def simulated(self) -> bool:
@@ -156,13 +160,17 @@ class Settings:
     @classmethod
     def load(cls, config_dir: str | None = None, **overrides: Any) -> Settings:
         """Settings from cloudconf.py, then the environment, then `cloud.config`, then
-        `overrides` (non-None ones), each above the last."""
+        `overrides` (non-None ones), each above the last.
+
+        A value that cannot be used is an error naming the setting, the value and where
+        it came from (cloudconf.py's path, the environment variable, `cloud.config`)."""
         values: dict[str, Any] = {}
-        values.update(read_cloudconf(Path(config_dir or getconfigpath()) / CONFIG_FILENAME))
+        values.update(_from_cloudconf(Path(config_dir or getconfigpath()) / CONFIG_FILENAME))
         values.update(_from_env())
-        values.update(RUNTIME_OVERRIDES)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**_coerce_all(values))
+        values.update(RUNTIME_OVERRIDES)  # coerced when assigned
+        given = {k: v for k, v in overrides.items() if v is not None and k in _FIELDS}
+        values.update({k: _coerce(k, v, "argument") for k, v in given.items()})
+        return cls(**values)
 
 
 RUNTIME_OVERRIDES: dict[str, Any] = {}
@@ -170,10 +178,11 @@ RUNTIME_OVERRIDES: dict[str, Any] = {}
 
 
 def coerce(name: str, value: Any) -> Any:
-    """`value` converted to setting `name`'s type; ConfigurationError if impossible."""
+    """`value` (assigned to `cloud.config`) converted to setting `name`'s type and
+    checked against its range; ConfigurationError if impossible."""
     if name not in _FIELDS:
         raise AttributeError(f"no setting named {name!r}")
-    return _coerce(name, value)
+    return _coerce(name, value, "cloud.config")
 
 
 def setting_names() -> list[str]:
@@ -219,39 +228,84 @@ def read_cloudconf(path: Path) -> dict[str, Any]:
     return {k: (None if v == "None" else v) for k, v in out.items()}
 
 
+def _from_cloudconf(path: Path) -> dict[str, Any]:
+    """cloudconf.py's values, converted. Unlike PiCloud's client, which warned and
+    used its defaults, a malformed file or value is an error: ignoring a server URL
+    would run the user's jobs on the simulator while they believe them on the cluster."""
+    return {name: _coerce(name, value, str(path)) for name, value in read_cloudconf(path).items()}
+
+
 def _from_env() -> dict[str, Any]:
     out = {}
     for name in _FIELDS:
-        raw = os.environ.get(ENV_PREFIX + name.upper())
+        variable = ENV_PREFIX + name.upper()
+        raw = os.environ.get(variable)
         if raw is not None and raw != "":
-            out[name] = raw
+            out[name] = _coerce(name, raw, f"env {variable}")
     return out
 
 
-def _coerce_all(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _coerce(k, v) for k, v in values.items() if k in _FIELDS}
+_LOWEST: dict[str, tuple[float, bool]] = {
+    # setting: (bound, whether the bound itself is allowed)
+    "num_procs": (0, True),  # 0: the number of CPUs
+    "retention_seconds": (1, True),
+    "inline_result_limit": (0, True),
+    "output_limit": (0, True),
+    "offload_bytes": (0, True),  # 0: never
+    "executors_per_process": (1, True),
+    "visibility_timeout": (1, True),
+    "rest_max_body": (1, True),
+    "simulator_rest_port": (0, True),  # 0: any free port
+    "drain_grace": (0, True),
+    "redis_socket_timeout": (0, False),
+    "redis_connect_timeout": (0, False),
+    "lease_seconds": (0, False),
+    "orphan_seconds": (0, False),
+}
+"""Lower bounds of numeric settings (a negative process count would start no process
+and leave every job queued, a negative timeout would fail every connection)."""
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _out_of_range(name: str, value: Any) -> str | None:
+    """What is wrong with `value` for setting `name`, if anything."""
+    if name not in _LOWEST or value is None:
+        return None
+    bound, inclusive = _LOWEST[name]
+    if value > bound or (inclusive and value == bound):
+        return None
+    shown = int(bound) if float(bound).is_integer() else bound
+    return f"must be {'>=' if inclusive else '>'} {shown}, got {value!r}"
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """`value` converted to setting `name`'s type and range; ConfigurationError naming
+    the setting, the value and where it came from (`source`)."""
     default: object = _FIELDS[name].default
     kind: type[object] = type(default) if default is not None else str
     if value is None:
         return None
     try:
-        if kind is bool:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                    raise ValueError(value)
-                return lowered in ("1", "true", "yes", "on")
-            return bool(value)
-        if kind is int:
-            return int(value)
-        if kind is float:
-            return float(value)
-        return str(value)
+        converted = _convert(kind, value)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(
-            f"setting {name} (env {ENV_PREFIX}{name.upper()}) must be {kind.__name__}, "
-            f"got {value!r}"
+            f"setting {name} ({source}) must be {kind.__name__}, got {value!r}"
         ) from exc
+    problem = _out_of_range(name, converted)
+    if problem:
+        raise ConfigurationError(f"setting {name} ({source}) {problem}")
+    return converted
+
+
+def _convert(kind: type[object], value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return lowered in ("1", "true", "yes", "on")
+        return bool(value)
+    if kind is int:
+        return int(value)
+    if kind is float:
+        return float(value)
+    return str(value)

@@ -55,3 +55,19 @@ def test_commit_reconnects(config):
         assert fake.closed and client.peek_client() is None
     finally:
         client.set_client(previous)
+
+
+@pytest.mark.parametrize("value", [-1, "-2"])
+def test_a_negative_process_count_is_refused_when_assigned(config, value):
+    # it used to be accepted, and the simulator then started no process: every job
+    # stayed queued forever
+    with pytest.raises(
+        settings.ConfigurationError, match=r"num_procs \(cloud.config\) must be >= 0"
+    ):
+        config.num_procs = value
+    assert config.num_procs == 0  # nothing was kept
+
+
+def test_zero_processes_still_means_one_per_cpu(config):
+    config.num_procs = 0
+    assert settings.Settings.load().processes == (os.cpu_count() or 2)

@@ -251,3 +251,33 @@ def test_max_transmit_data_bounds_apply_to_environment(
 def test_max_attempts_must_be_positive() -> None:
     with pytest.raises(ConfigurationError, match="max_attempts"):
         Settings(max_attempts=0)
+
+
+def test_a_bad_value_names_where_it_came_from(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    write_conf(tmp_path, "num_procs = 'lots'\n")
+    with pytest.raises(ConfigurationError, match=r"num_procs \(.*cloudconf.py\) must be int"):
+        Settings.load(config_dir=str(tmp_path))  # not blamed on PICLOUD_NUM_PROCS, unset
+    write_conf(tmp_path, "num_procs = 2\n")
+    clean_env.setenv("PICLOUD_NUM_PROCS", "-4")
+    with pytest.raises(
+        ConfigurationError, match=r"num_procs \(env PICLOUD_NUM_PROCS\) must be >= 0"
+    ):
+        Settings.load(config_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("num_procs", -1),
+        ("retention_seconds", 0),
+        ("redis_socket_timeout", 0.0),
+        ("lease_seconds", -1.0),
+        ("inline_result_limit", -1),
+        ("simulator_rest_port", -8080),
+    ],
+)
+def test_out_of_range_numbers_are_refused(name: str, value: object) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings(**{name: value})
