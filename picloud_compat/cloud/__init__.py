@@ -77,9 +77,8 @@ def is_simulated() -> bool:
     current = _session.peek_client()
     if current is not None and not current.closed:
         return current.connection_type != "redis"
-    if _session.chosen_cluster() is not None:
-        return False
-    return _Settings.load().simulated
+    chosen = _session.chosen_cluster()  # setkey's, not connected to yet
+    return (chosen or _Settings.load()).simulated  # setkey without a server: simulated
 
 
 def running_on_cloud() -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from picloud_compat.client.session import get_client
@@ -154,15 +154,31 @@ def imap(
 def imap_unordered(
     func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None
 ) -> Iterator[Any]:
-    """Results in the order the jobs finish."""
+    """Results in the order the jobs finish. As multiprocessing's, a failed job raises
+    its exception from `next()` and the iterator goes on with the rest."""
     client = get_client()
-    jids = client.map(func, list(iterable))
-    pending = set(jids)
-    while pending:
-        client.hub.wait_any(pending, time.monotonic() + 1.0)
-        finished = {j for j in pending if client.hub.finished_status(j) is not None}
-        if not finished:
-            client.hub.recheck(pending)
-            continue
-        pending -= finished
-        yield from client.result(sorted(finished))
+    return _Unordered(client, client.map(func, list(iterable)))
+
+
+class _Unordered(Iterator[Any]):
+    """`imap_unordered`'s iterator: an object, not a generator, because a generator
+    that raises is finished, and the jobs after a failed one would be lost."""
+
+    def __init__(self, client: Any, jids: Sequence[int]) -> None:
+        self._client = client
+        self._pending = set(jids)
+        self._ready: list[int] = []
+
+    def __next__(self) -> Any:
+        hub = self._client.hub
+        while not self._ready:
+            if not self._pending:
+                raise StopIteration
+            hub.wait_any(self._pending, time.monotonic() + 1.0)
+            finished = {j for j in self._pending if hub.finished_status(j) is not None}
+            if not finished:
+                hub.recheck(self._pending)
+                continue
+            self._pending -= finished
+            self._ready = sorted(finished, reverse=True)
+        return self._client.result(self._ready.pop())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import threading
 
@@ -24,6 +25,23 @@ def test_pool_interface(cloud):
     async_result.wait(30)
     assert async_result.ready() and async_result.successful()
     assert async_result.get(timeout=30) == [1, 4]
+
+
+def test_imap_unordered_goes_on_after_a_failed_job(cloud):
+    """As multiprocessing's: `next()` raises the failed job's exception, and the other
+    jobs' results still come (a generator would have ended at the first failure)."""
+    fails_on_two = functools.partial(jf.fail_on, bad=2)
+    results = cloud.pool_interface.imap_unordered(fails_on_two, [0, 1, 2, 3, 4, 5])
+    got: list[object] = []
+    while True:
+        try:
+            got.append(next(results))
+        except StopIteration:
+            break
+        except cloud.CloudException as exc:
+            assert "2 is bad" in str(exc)
+            got.append("error")
+    assert sorted(got, key=str) == [0, 1, 3, 4, 5, "error"]
 
 
 def test_pool_timeouts_callbacks_and_errors(cloud):

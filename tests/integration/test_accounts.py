@@ -91,6 +91,8 @@ def test_setkey_then_the_simulator_works_offline(monkeypatch):
     monkeypatch.delenv("PICLOUD_SERVER_URL", raising=False)
     previous = clients.set_client(None)
     try:
+        cloud.setkey("1001", "secret")  # no server anywhere: the simulator runs the jobs
+        assert cloud.is_simulated() is True
         cloud.setkey("1001", "secret", server_url="redis://127.0.0.1:9/0")  # nothing listens
         assert cloud.is_simulated() is False
         cloud.start_simulator()
