@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from picloud_compat.client.status_table import StatusTable
-from picloud_compat.errors import ConnectionFailed, UnknownJobError
+from picloud_compat.errors import CloudException, ConnectionFailed, UnknownJobError
 from picloud_compat.options import Callbacks
 from picloud_compat.runner.hygiene import own_thread
 from picloud_compat.status import FINISHED
@@ -146,12 +146,19 @@ class NoticeHub:
         return done
 
     def _wait_until(self, ready: Callable[[], bool], deadline: float | None) -> None:
-        """Wait (under the lock) until `ready()`, the deadline or close. One waiting
-        thread at a time pops notices (the leader); the others sleep on the condition."""
+        """Wait (under the lock) until `ready()` or the deadline. One waiting thread at a
+        time pops notices (the leader); the others sleep on the condition. Closing the
+        client fails the wait: nothing would ever end it (a closed simulator runs no
+        more jobs)."""
         while True:
             with self._cond:
-                if ready() or self._closed:
+                if ready():
                     return
+                if self._closed:
+                    raise CloudException(
+                        "the connection was closed while waiting for jobs (cloud.close, "
+                        "setkey, start_simulator or config.commit in another thread)"
+                    )
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return

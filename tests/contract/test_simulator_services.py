@@ -159,3 +159,31 @@ def test_the_simulator_clock_never_fires_a_slot_from_before_registration(simulat
     clock.started_at = datetime(2000, 1, 1, tzinfo=UTC)  # as if running for ages
     assert clock.tick(datetime.now(UTC)) == []
     assert cloud.cron.info("daily")["last_jid"] is None
+
+
+def test_closing_the_simulator_fails_waits_in_other_threads(simulated):
+    """A closed simulator runs no more jobs: a wait in another thread must fail at once,
+    with or without a timeout, instead of hanging (the one without did, for ever)."""
+    import threading
+
+    cloud = simulated
+    jid = cloud.call(jf.sleep, 30, "late")
+    outcomes: dict[object, BaseException | object] = {}
+
+    def wait(timeout: object) -> None:
+        try:
+            outcomes[timeout] = cloud.result(jid, timeout=timeout)
+        except BaseException as exc:
+            outcomes[timeout] = exc
+
+    threads = [threading.Thread(target=wait, args=(t,), daemon=True) for t in (None, 60)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    session.get_client().close()
+    for thread in threads:
+        thread.join(20)
+    assert not any(thread.is_alive() for thread in threads)
+    for outcome in outcomes.values():
+        assert isinstance(outcome, cloud.CloudException)
+        assert "closed" in str(outcome)
