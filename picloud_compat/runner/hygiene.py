@@ -12,6 +12,9 @@ every outermost job:
 - cancels alarms and interval timers and restores signal handlers (``signal.signal``,
   ``alarm`` and ``setitimer`` are wrapped, so only what a job set is undone), the signal
   mask and the wakeup fd;
+- restores resource limits a job changed (``resource.setrlimit`` and ``prlimit`` are
+  wrapped the same way): a lowered ``RLIMIT_NOFILE`` or ``RLIMIT_AS`` would fail the
+  next tenant's job; a hard limit the process may not raise again is damage;
 - restores the working directory, ``os.environ``, ``sys.path``, the recursion limit,
   ``sys.stdin``/``stdout``/``stderr`` and file descriptors 0-2;
 - reports damage it cannot undo (threads the job left running, a closed real stdout).
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -109,6 +113,8 @@ class CleanRoom:
             except (OSError, ValueError):
                 continue
         self._changed_handlers = _track_handler_changes()
+        self._changed_limits = _track_limit_changes()
+        self._limits = {res: resource.getrlimit(res) for res in _RESOURCES}
         self._sigmask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
         self._wakeup_fd = signal.set_wakeup_fd(-1)
         signal.set_wakeup_fd(self._wakeup_fd)
@@ -148,7 +154,8 @@ class CleanRoom:
         signal.pthread_sigmask(signal.SIG_SETMASK, self._sigmask)
         signal.set_wakeup_fd(self._wakeup_fd)
         self._restore_process_state()
-        damage = self._damage()
+        damage = self._restore_limits() if self._changed_limits else []
+        damage += self._damage()
         if not (stdout or stderr or damage):
             return NOTHING_LEFT
         return Leftovers(stdout, stderr, damage)
@@ -167,6 +174,19 @@ class CleanRoom:
             signum = self._changed_handlers.pop()
             if signum in self._handlers:
                 _ORIGINAL_SIGNAL(signum, self._handlers[signum])
+
+    def _restore_limits(self) -> list[str]:
+        damage = []
+        while self._changed_limits:
+            res = self._changed_limits.pop()
+            baseline = self._limits.get(res)
+            if baseline is None or resource.getrlimit(res) == baseline:
+                continue
+            try:
+                _ORIGINAL_SETRLIMIT(res, baseline)
+            except (OSError, ValueError) as exc:  # a lowered hard limit, without privilege
+                damage.append(f"the job changed {_RESOURCES.get(res, res)} for good: {exc}")
+        return damage
 
     def _restore_process_state(self) -> None:
         try:
@@ -312,8 +332,14 @@ def _become_subreaper() -> None:
 _ORIGINAL_SIGNAL: Callable[..., Any] = signal.signal
 _ORIGINAL_ALARM: Callable[[int], int] = signal.alarm
 _ORIGINAL_SETITIMER: Callable[..., Any] = signal.setitimer
+_ORIGINAL_SETRLIMIT: Callable[..., None] = resource.setrlimit
+_ORIGINAL_PRLIMIT: Callable[..., Any] = resource.prlimit
+_RESOURCES: dict[int, str] = {
+    getattr(resource, name): name for name in dir(resource) if name.startswith("RLIMIT_")
+}
 _changed: set[int] = set()
 _timers_touched: set[bool] = set()
+_changed_limits: set[int] = set()
 
 
 def _track_handler_changes() -> set[int]:
@@ -339,3 +365,23 @@ def _tracking_alarm(seconds: int) -> int:
 def _tracking_setitimer(which: int, seconds: float, interval: float = 0.0) -> Any:
     _timers_touched.add(True)
     return _ORIGINAL_SETITIMER(which, seconds, interval)
+
+
+def _track_limit_changes() -> set[int]:
+    """Wrap `resource.setrlimit` and `prlimit` once: only the limits a job set are
+    read and restored after it."""
+    if resource.setrlimit is not _tracking_setrlimit:
+        resource.setrlimit = _tracking_setrlimit
+        resource.prlimit = _tracking_prlimit
+    return _changed_limits
+
+
+def _tracking_setrlimit(res: int, limits: tuple[int, int]) -> None:
+    _changed_limits.add(int(res))
+    _ORIGINAL_SETRLIMIT(res, limits)
+
+
+def _tracking_prlimit(pid: int, res: int, *limits: tuple[int, int]) -> Any:
+    if limits and pid in (0, os.getpid()):
+        _changed_limits.add(int(res))
+    return _ORIGINAL_PRLIMIT(pid, res, *limits)

@@ -162,6 +162,30 @@ def signal_mask() -> dict[str, object]:
     }
 
 
+def lower_resource_limits(hard_too: bool) -> int:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # below the baseline
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, resource.RLIM_INFINITY))
+    if hard_too:  # without CAP_SYS_RESOURCE the process can never raise it again
+        resource.prlimit(0, resource.RLIMIT_CORE, (0, 0))
+    return os.getpid()
+
+
+def resource_limits() -> dict[str, object]:
+    import resource
+
+    return {
+        "pid": os.getpid(),
+        "euid": os.geteuid(),
+        **{
+            name: resource.getrlimit(getattr(resource, name))
+            for name in ("RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_AS")
+        },
+    }
+
+
 # -- fixtures ---------------------------------------------------------------------------
 
 
@@ -297,3 +321,21 @@ def test_a_job_that_breaks_the_cleanup_gets_its_process_replaced(tenants):
     assert seen["pid"] == a_pid and seen["blocked"] == before
     a_pid = a.result(a.call(block_signals_and_start_a_raw_thread, True), timeout=60)
     assert b.result(b.call(signal_mask), timeout=60)["pid"] != a_pid
+
+
+def test_resource_limits_a_job_set_do_not_carry_over(tenants):
+    a, b = tenants
+
+    def limits() -> dict[str, object]:
+        seen = b.result(b.call(resource_limits), timeout=60)
+        return {k: v for k, v in seen.items() if k != "pid"} | {"pid": seen["pid"]}
+
+    before = limits()
+    a_pid = a.result(a.call(lower_resource_limits, False), timeout=60)
+    assert limits() == before  # soft limits: restored, in the same process
+    assert a_pid == before["pid"]
+    a.result(a.call(lower_resource_limits, True), timeout=60)
+    after = limits()
+    # a lowered hard limit is raised again where the process may (CAP_SYS_RESOURCE);
+    # where it may not, the process is replaced
+    assert after | {"pid": 0} == before | {"pid": 0}
