@@ -33,6 +33,7 @@ def _started(path: Path) -> list[int]:
 )
 def test_kill_stops_the_running_process(cloud, tmp_path, kind, children):
     marker = tmp_path / "pids"
+    submitted = time.monotonic()
     jid = cloud.call(jf.run_until_killed, str(marker), kind, children)
     dependent = cloud.call(jf.noop, _depends_on=jid)
     pids = wait_for(lambda: _started(marker), 30, "the job to start")
@@ -46,6 +47,8 @@ def test_kill_stops_the_running_process(cloud, tmp_path, kind, children):
     with pytest.raises(cloud.CloudException) as info:
         cloud.result(jid)
     assert info.value.status == "killed"
+    ran = cloud.info(jid, ["runtime"])[jid]["runtime"]
+    assert 0 < ran < killed_at - submitted + 0.5  # it ran until the kill: not unknown
     # the pool replaced the process: new jobs still run
     assert cloud.result(cloud.call(jf.add, 2, 2), timeout=30) == 4
 

@@ -487,7 +487,7 @@ def test_late_finish_after_kill_is_ignored(store: Checked, t: str) -> None:
     entry = info1(store, t, jid)
     assert entry["exception"] == KILLED_MESSAGE
     assert entry["stdout"] is None
-    assert entry["runtime"] is None
+    assert entry["runtime"] < 1.0  # until the kill: the late finish's 3.0 is ignored
     assert notices(store, t) == [Notice(jid, "killed", None)]
 
 
@@ -794,6 +794,7 @@ def test_kill_unfinished_jobs(store: Checked, t: str) -> None:
     (running,) = submit(store, t)
     (waiting,) = submit(store, t, deps=[running])
     claim(store, t, [running], token="tok")
+    time.sleep(0.05)
     # the waiting job first: killing its parent first would stall it instead
     killed = store.kill(t, [waiting, queued, running])
     assert sorted(killed) == [queued, running, waiting]
@@ -802,6 +803,9 @@ def test_kill_unfinished_jobs(store: Checked, t: str) -> None:
         entry = info1(store, t, jid)
         assert entry["exception"] == KILLED_MESSAGE
         assert entry["finished"] is not None
+    # the one that ran has run until the kill; the others never ran
+    assert 0.05 <= info1(store, t, running)["runtime"] < 5
+    assert [info1(store, t, j)["runtime"] for j in (queued, waiting)] == [None, None]
     assert notices(store, t) == [Notice(j, "killed", None) for j in (queued, running, waiting)]
     assert store.unfinished(t) == []
 

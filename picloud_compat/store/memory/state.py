@@ -148,7 +148,11 @@ class MemoryState:
                         work.append((child, "stalled"))
 
     def _fail(self, t: str, jid: int, status: str, reason: str) -> None:
-        self._move(self._jobs[(t, jid)], jid, status, finished=time.time(), exc=reason)
+        job, now = self._jobs[(t, jid)], time.time()
+        ran = {}
+        if job["status"] == "processing" and job.get("started"):
+            ran["runtime"] = max(0.0, now - job["started"])  # it ran until now (see lib.lua)
+        self._move(job, jid, status, finished=now, exc=reason, **ran)
         self._unfinished[t].discard(jid)
         self._notify(t, jid, status, None)
         self._propagate(t, jid, status)

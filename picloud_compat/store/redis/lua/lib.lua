@@ -219,7 +219,16 @@ end
 -- Move one unfinished job (now `from`) to a failed status (killed / error) with its
 -- consequences.
 local function fail_job(t, jid, from, status, reason, now, retention, inline_limit)
-  move(K.job(t, jid), jid, from, status, 'finished', now, 'exc', reason)
+  local jk = K.job(t, jid)
+  local started = from == 'processing' and tonumber(redis.call('HGET', jk, 'started'))
+  if started then
+    -- killed or lost while it ran: its runtime is the time since its claim (a runner
+    -- claims a few jobs ahead, so a job not begun yet may be counted from then)
+    move(jk, jid, from, status, 'finished', now, 'exc', reason,
+         'runtime', string.format('%.6f', math.max(0, now - started)))
+  else
+    move(jk, jid, from, status, 'finished', now, 'exc', reason)
+  end
   finalize(t, jid, retention)
   -- output streamed while it ran (kill, lost worker) must not outlive the record
   redis.call('EXPIRE', K.stdout(t, jid), retention)
