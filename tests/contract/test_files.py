@@ -169,3 +169,19 @@ def test_each_api_key_has_its_own_files(cloud, client, mode, request):
     assert api.delete(other.files, "private.txt") is False
     assert cloud.files.getf("private.txt").read() == b"mine"
     other.hub.close()
+
+
+def test_names_are_flat_keys_as_on_s3(cloud):
+    """A name may be a prefix of another, have a segment longer than a file system's
+    NAME_MAX, or look like a temporary file: each is a file of its own, in both modes."""
+    long_segment = "s" * 300 + "/" + "t" * 600
+    names = ["logs", "logs/today", "logs/today/x", ".partial-upload", long_segment]
+    for i, name in enumerate(names):
+        cloud.files.putf(f"content {i}".encode(), name)
+    for i, name in enumerate(names):
+        assert cloud.files.getf(name).read() == f"content {i}".encode()
+    assert cloud.files.list("logs") == ["logs", "logs/today", "logs/today/x"]
+    assert set(names) <= set(cloud.files.list())
+    assert cloud.files.delete("logs") is True
+    assert cloud.files.list("logs") == ["logs/today", "logs/today/x"]
+    assert cloud.files.getf("logs/today", start_byte=8).read() == b"1"
