@@ -77,6 +77,11 @@ class Client:
         self.closed = False
 
     @property
+    def owns(self) -> bool:
+        """Whether closing this client closes its store and mode."""
+        return self._owns
+
+    @property
     def connection_type(self) -> str:
         """PiCloud's name for the mode: "redis", "simulation" or "multiprocessing"."""
         return self.mode.name

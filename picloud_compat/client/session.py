@@ -2,8 +2,12 @@
 
 Without configuration the default client runs on the embedded simulator;
 ``setkey``/``PICLOUD_SERVER_URL`` point it at a cluster, whose key is authenticated
-before the client is handed out. Inside a job, ``cloud.*`` acts as the job's own
-tenant through the factory the job process installed (`runner.process`).
+before the client is handed out. A ``setkey`` without a server URL keeps the running
+simulator (its jobs, files and the keys `cloud.account` made on it): a key it issued
+is checked there and acted as; any other key (a PiCloud script's own) runs as the
+simulator's tenant, as PiCloud's simulator ignored credentials. Inside a job,
+``cloud.*`` acts as the job's own tenant through the factory the job process
+installed (`runner.process`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from picloud_compat.errors import CloudException
 from picloud_compat.runner.execution import current_job
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RecordStore
-from picloud_compat.tenancy import tenant_for
+from picloud_compat.tenancy import SIMULATOR_TENANT, tenant_for
 
 _client: Client | None = None
+_parked: Client | None = None  # the simulator a setkey without server URL goes on with
 _cluster: Settings | None = None  # what setkey chose: connected to on first use
 _client_lock = threading.RLock()
 _job_client_factory: Callable[[str], Client] | None = None
@@ -118,21 +123,31 @@ def use_cluster(settings: Settings) -> None:
     """`cloud.setkey`: use this cluster and key from the next call on. Connecting and
     checking the key wait for that first call (as PiCloud's setkey did), so a script
     can set its key and still run offline on the simulator."""
-    global _client, _cluster
+    global _client, _cluster, _parked
     with _client_lock:
         previous, _client, _cluster = _client, None, settings
-    if previous is not None:
-        previous.close()
+        drop = [previous]
+        if not settings.simulated:
+            drop.append(_parked)
+            _parked = None
+        elif previous is not None and previous.owns and _runs_a_simulator(previous):
+            drop = [_parked]  # the running simulator goes on, for the key set now
+            _parked = previous
+    for client in drop:
+        if client is not None:
+            client.close()
 
 
 def use_simulator() -> Client:
     """`cloud.start_simulator`: a fresh simulator from now on (the setkey is dropped)."""
-    global _client, _cluster
+    global _client, _cluster, _parked
     client = simulator_client(Settings.load(), "simulation")
     with _client_lock:
-        previous, _client, _cluster = _client, client, None
-    if previous is not None:
-        previous.close()
+        drop = (_client, _parked)
+        _client, _cluster, _parked = client, None, None
+    for previous in drop:
+        if previous is not None:
+            previous.close()
     return client
 
 
@@ -152,7 +167,30 @@ def _default_client() -> Client:
     settings = _cluster or Settings.load()
     logs.configure(settings)
     if settings.simulated:
+        if _parked is not None and not _parked.closed:
+            return _simulator_client_for(_parked, settings)
         return simulator_client(settings)
     if is_gateway_url(settings.server_url):
         return remote_client(settings)
     return authenticated_client(settings)
+
+
+def _runs_a_simulator(client: Client) -> bool:
+    from picloud_compat.simulator.mode import SimulatorMode
+
+    return isinstance(client.mode, SimulatorMode) and client.connection_type == "simulation"
+
+
+def _simulator_client_for(parked: Client, settings: Settings) -> Client:
+    """A client on `parked`'s simulator for setkey's key: a key this simulator issued
+    must have its secret and be active (InvalidCredentials otherwise); any other key
+    runs as the simulator's own tenant."""
+    from picloud_compat.simulator.mode import SimulatorMode
+
+    assert isinstance(parked.mode, SimulatorMode)
+    tenant = SIMULATOR_TENANT
+    key = None if settings.api_key is None else str(settings.api_key)
+    if key is not None and parked.store.account(key) is not None:
+        AccountRegistry(parked.store, parked.settings).authenticate(key, settings.api_secretkey)
+        tenant = key
+    return parked.mode.client(tenant, owns=False)

@@ -187,3 +187,34 @@ def test_closing_the_simulator_fails_waits_in_other_threads(simulated):
     for outcome in outcomes.values():
         assert isinstance(outcome, cloud.CloudException)
         assert "closed" in str(outcome)
+
+
+def test_setkey_without_a_server_goes_on_with_the_running_simulator(simulated):
+    """A key made with cloud.account on the simulator is checked and acted as there (the
+    simulator, its jobs and its keys go on); a key it never issued (a PiCloud script's
+    own) runs as the simulator's tenant, as PiCloud's simulator ignored credentials."""
+    from picloud_compat.errors import InvalidCredentials, UnknownJobError
+
+    cloud = simulated
+    earlier = int(cloud.map(jf.add, [0, 0, 1], [0, 0, 2])[-1])  # jid 3 of its tenant
+    assert cloud.result(earlier, timeout=60) == 3
+    created = cloud.account.create_key("admin", "sim-admin")
+    key, secret = created["api_key"], created["api_secretkey"]
+    try:
+        cloud.setkey(key, "not its secret")
+        with pytest.raises(InvalidCredentials):
+            cloud.call(jf.noop)
+        cloud.setkey(key, secret)
+        assert cloud.is_simulated() is True
+        assert cloud.result(cloud.call(jf.add, 2, 3), timeout=60) == 5
+        with pytest.raises(UnknownJobError):
+            cloud.status(earlier)  # the simulator tenant's job: this key has one job
+        assert cloud.account.get_key("admin", "sim-admin", key)["active"] is True
+        cloud.account.deactivate_key("admin", "sim-admin", key)
+        cloud.setkey(key, secret, restart=True)
+        with pytest.raises(InvalidCredentials):
+            cloud.call(jf.noop)
+        cloud.setkey("4242", "a PiCloud secret")
+        assert cloud.result(earlier, timeout=60) == 3  # the same simulator, as before
+    finally:
+        session.forget_cluster()
