@@ -126,9 +126,14 @@ class LocalFileStore:
 
     def _adopt(self, legacy: Path) -> None:
         """Move the files of the earlier layout (named by their paths) into this one."""
-        for path in sorted(legacy.rglob("*")):
-            if not path.is_file() or path.name.startswith(".partial-"):
-                continue  # an earlier version's uploads in progress: never finished
+        paths = sorted(
+            Path(top, leaf)
+            for top, _, leaves in os.walk(legacy)  # symlinked directories not followed
+            for leaf in leaves
+        )
+        for path in paths:
+            if path.is_symlink() or not path.is_file() or path.name.startswith(".partial-"):
+                continue  # not a stored file; or an upload in progress that never finished
             name = path.relative_to(legacy).as_posix()
             if self._path(name).exists():
                 continue  # written since in this layout: newer

@@ -26,6 +26,11 @@ def test_files_of_the_earlier_layout_are_adopted(tmp_path: Path) -> None:
     (legacy / "logs" / "a.txt").write_bytes(b"A")
     (legacy / "top.bin").write_bytes(b"TOP")
     (legacy / "logs" / ".partial-abc").write_bytes(b"half an upload")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"not a stored file")
+    (legacy / "linked-file").symlink_to(outside / "secret")
+    (legacy / "linked-dir").symlink_to(outside)
     store = LocalFileStore(tmp_path, "tenant1")
     assert store.list() == ["logs/a.txt", "top.bin"]
     assert _read(store, "logs/a.txt") == b"A" and _read(store, "top.bin") == b"TOP"
