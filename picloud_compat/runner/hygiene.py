@@ -382,6 +382,7 @@ def _tracking_setrlimit(res: int, limits: tuple[int, int]) -> None:
 
 
 def _tracking_prlimit(pid: int, res: int, *limits: tuple[int, int]) -> Any:
-    if limits and pid in (0, os.getpid()):
+    # any thread id of this process names the process too (limits are per process)
+    if limits and (pid in (0, os.getpid()) or os.path.exists(f"/proc/self/task/{pid}")):
         _changed_limits.add(int(res))
     return _ORIGINAL_PRLIMIT(pid, res, *limits)

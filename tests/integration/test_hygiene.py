@@ -168,6 +168,9 @@ def lower_resource_limits(hard_too: bool) -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # below the baseline
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, resource.RLIM_INFINITY))
+    # set through a thread's id: the kernel applies it to the whole process
+    fsize_hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.prlimit(threading.get_native_id(), resource.RLIMIT_FSIZE, (1 << 20, fsize_hard))
     if hard_too:  # without CAP_SYS_RESOURCE the process can never raise it again
         resource.prlimit(0, resource.RLIMIT_CORE, (0, 0))
     return os.getpid()
@@ -181,7 +184,7 @@ def resource_limits() -> dict[str, object]:
         "euid": os.geteuid(),
         **{
             name: resource.getrlimit(getattr(resource, name))
-            for name in ("RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_AS")
+            for name in ("RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_AS", "RLIMIT_FSIZE")
         },
     }
 
