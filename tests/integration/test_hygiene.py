@@ -170,7 +170,13 @@ def lower_resource_limits(hard_too: bool) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (1 << 30, resource.RLIM_INFINITY))
     # set through a thread's id: the kernel applies it to the whole process
     fsize_hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
-    resource.prlimit(threading.get_native_id(), resource.RLIMIT_FSIZE, (1 << 20, fsize_hard))
+    setter = threading.Thread(
+        target=lambda: resource.prlimit(
+            threading.get_native_id(), resource.RLIMIT_FSIZE, (1 << 20, fsize_hard)
+        )
+    )
+    setter.start()
+    setter.join()
     if hard_too:  # without CAP_SYS_RESOURCE the process can never raise it again
         resource.prlimit(0, resource.RLIMIT_CORE, (0, 0))
     return os.getpid()
