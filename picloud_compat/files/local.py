@@ -9,14 +9,15 @@ renamed into place, so a reader never sees half a file; temporary files a crashe
 writer left are removed after a day.
 
 Files an earlier version kept under their own names (``<files_dir>/<api key>/<name>``)
-are moved into this layout when the store is first opened.
+are moved into this layout when the store is opened (see `LocalFileStore._adopt`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
-import shutil
 import struct
 import tempfile
 import time
@@ -25,7 +26,10 @@ from typing import IO
 
 from picloud_compat.files.base import FileNotFound, file_md5
 
+log = logging.getLogger(__name__)
 _MAGIC = b"PCF1"
+_CLAIM = ".adopting-"
+"""Prefix (then the adopting process's pid and '-') of a legacy file being adopted."""
 _LENGTH = struct.Struct(">I")
 _STALE_PARTIAL = 86400.0
 """Seconds after which a temporary file is taken as abandoned by a crashed writer."""
@@ -49,6 +53,15 @@ class LocalFileStore:
 
     def put(self, name: str, stream: IO[bytes], size: int, md5: str) -> None:
         """Write atomically (temp file then rename); md5 is recomputed on demand."""
+        tmp, path = self._write(name, stream)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def _write(self, name: str, stream: IO[bytes]) -> tuple[str, Path]:
+        """`stream` written, after the header, to a temporary file; it and its place."""
         path = self._path(name)
         encoded = name.encode("utf-8", "surrogatepass")
         fd, tmp = tempfile.mkstemp(dir=self._tmp)
@@ -58,10 +71,10 @@ class LocalFileStore:
                 while block := stream.read(1 << 20):
                     out.write(block)
             path.parent.mkdir(exist_ok=True)
-            os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
             raise
+        return tmp, path
 
     def open(self, name: str, start: int = 0, end: int | None = None) -> tuple[IO[bytes], int]:
         """The file positioned at `start`, capped at `end` (inclusive), and its size."""
@@ -125,24 +138,66 @@ class LocalFileStore:
                 continue
 
     def _adopt(self, legacy: Path) -> None:
-        """Move the files of the earlier layout (named by their paths) into this one."""
-        paths = sorted(
-            Path(top, leaf)
-            for top, _, leaves in os.walk(legacy)  # symlinked directories not followed
-            for leaf in leaves
-        )
-        for path in paths:
-            if path.is_symlink() or not path.is_file() or path.name.startswith(".partial-"):
-                continue  # not a stored file; or an upload in progress that never finished
-            name = path.relative_to(legacy).as_posix()
-            if self._path(name).exists():
-                continue  # written since in this layout: newer
+        """Move the files of the earlier layout (named by their paths) into this one.
+
+        Processes may open the store at once: each file is first renamed to a claim in
+        its own directory, so exactly one of them adopts it, and an adopted copy never
+        replaces a file written since (it is linked into place, not renamed). A file
+        that cannot be read stays (tried again at the next open) with a warning; the
+        rest of the store works."""
+        for top, dirs, leaves in os.walk(legacy, topdown=False):  # links not followed
+            for leaf in leaves:
+                self._adopt_one(legacy, Path(top, leaf))
+            for directory in dirs:
+                with contextlib.suppress(OSError):
+                    os.rmdir(Path(top, directory))  # emptied (or not ours to empty)
+        with contextlib.suppress(OSError):
+            legacy.rmdir()  # a symlink to a directory stays, emptied
+
+    def _adopt_one(self, legacy: Path, path: Path) -> None:
+        leaf = path.name
+        if leaf.startswith(_CLAIM):  # another process's claim: adopt it if that died
+            pid, _, leaf = leaf[len(_CLAIM) :].partition("-")
+            if not pid.isdigit() or _alive(int(pid)):
+                return
+        if path.is_symlink() or not leaf:
+            return  # not a stored file: left alone
+        if leaf.startswith(".partial-"):  # an earlier version's upload that never finished
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return
+        name = path.with_name(leaf).relative_to(legacy).as_posix()
+        claimed = path.with_name(f"{_CLAIM}{os.getpid()}-{leaf}")
+        try:
+            os.rename(path, claimed)
+        except FileNotFoundError:
+            return  # another process claimed it first
+        except OSError:  # a name too long for the claim: adopt in place
+            claimed = path
+        try:
+            with open(claimed, "rb") as f:
+                tmp, place = self._write(name, f)
             try:
-                with open(path, "rb") as f:
-                    self.put(name, f, path.stat().st_size, "")
-            except FileNotFoundError:
-                continue  # another process adopted it first
-        shutil.rmtree(legacy, ignore_errors=True)
+                os.link(tmp, place)  # never over a file written since
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
+            claimed.unlink()
+        except OSError as exc:
+            log.warning("cloud.files: could not move %s into the store: %s", path, exc)
+            with contextlib.suppress(OSError):
+                os.rename(claimed, path)  # left for the next try
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stored_name(f: IO[bytes]) -> str:
