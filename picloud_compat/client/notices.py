@@ -258,6 +258,8 @@ class NoticeHub:
                     last_check = time.monotonic()
                     self.recheck(pending)
             except Exception as exc:  # store unreachable: keep trying quietly
+                if self._closed:
+                    return  # closed meanwhile: callbacks end with the client
                 log.warning("waiting for callback jobs failed: %s", exc)
                 time.sleep(POP_SLICE)
 

@@ -25,10 +25,10 @@ from picloud_compat.errors import CloudException
 from picloud_compat.runner.execution import current_job
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RecordStore
-from picloud_compat.tenancy import SIMULATOR_TENANT, tenant_for
+from picloud_compat.tenancy import tenant_for
 
 _client: Client | None = None
-_parked: Client | None = None  # the simulator a setkey without server URL goes on with
+_kept: _KeptSimulator | None = None  # the simulator setkeys without server URL go on with
 _cluster: Settings | None = None  # what setkey chose: connected to on first use
 _client_lock = threading.RLock()
 _job_client_factory: Callable[[str], Client] | None = None
@@ -123,32 +123,59 @@ def use_cluster(settings: Settings) -> None:
     """`cloud.setkey`: use this cluster and key from the next call on. Connecting and
     checking the key wait for that first call (as PiCloud's setkey did), so a script
     can set its key and still run offline on the simulator."""
-    global _client, _cluster, _parked
+    global _client, _cluster, _kept
     with _client_lock:
         previous, _client, _cluster = _client, None, settings
-        drop = [previous]
+        drop: list[Client | _KeptSimulator | None] = [previous, _kept]
         if not settings.simulated:
-            drop.append(_parked)
-            _parked = None
+            _kept = None
+        elif _kept is not None and _kept.alive:
+            drop = [] if _kept.holds(previous) else [previous]
         elif previous is not None and previous.owns and _runs_a_simulator(previous):
-            drop = [_parked]  # the running simulator goes on, for the key set now
-            _parked = previous
-    for client in drop:
-        if client is not None:
-            client.close()
+            drop = [_kept]  # the running simulator goes on, for the key set now
+            _kept = _KeptSimulator(previous)
+        else:
+            _kept = None
+    for item in drop:
+        if item is not None:
+            item.close()
 
 
-def use_simulator() -> Client:
-    """`cloud.start_simulator`: a fresh simulator from now on (the setkey is dropped)."""
-    global _client, _cluster, _parked
+def use_simulator(force_restart: bool = False) -> Client:
+    """`cloud.start_simulator`: the simulator as its own tenant from now on (setkey's
+    key is dropped): the one setkey kept running, else (or if `force_restart`) a fresh
+    one."""
+    global _client, _cluster, _kept
+    with _client_lock:
+        if not force_restart and _kept is not None and _kept.alive:
+            _client, _cluster = _kept.owner, None
+            return _kept.owner
     client = simulator_client(Settings.load(), "simulation")
     with _client_lock:
-        drop = (_client, _parked)
-        _client, _cluster, _parked = client, None, None
+        drop = (_client, _kept)
+        _client, _cluster, _kept = client, None, None
     for previous in drop:
         if previous is not None:
             previous.close()
     return client
+
+
+def close_default() -> bool:
+    """`cloud.close`: close the default client, and the simulator setkey kept running
+    (with the other keys' clients on it) when the default client is on it; False if
+    nothing was open."""
+    global _kept
+    with _client_lock:
+        current, kept = _client, _kept
+        if kept is not None and (current is None or kept.holds(current)):
+            _kept = None
+        else:
+            kept = None
+    closed = current.close() if current is not None else False
+    if kept is not None and kept.alive:
+        kept.close()
+        closed = True
+    return closed
 
 
 def forget_cluster() -> None:
@@ -167,8 +194,8 @@ def _default_client() -> Client:
     settings = _cluster or Settings.load()
     logs.configure(settings)
     if settings.simulated:
-        if _parked is not None and not _parked.closed:
-            return _simulator_client_for(_parked, settings)
+        if _kept is not None and _kept.alive:
+            return _kept.client_for(settings)
         return simulator_client(settings)
     if is_gateway_url(settings.server_url):
         return remote_client(settings)
@@ -181,16 +208,42 @@ def _runs_a_simulator(client: Client) -> bool:
     return isinstance(client.mode, SimulatorMode) and client.connection_type == "simulation"
 
 
-def _simulator_client_for(parked: Client, settings: Settings) -> Client:
-    """A client on `parked`'s simulator for setkey's key: a key this simulator issued
-    must have its secret and be active (InvalidCredentials otherwise); any other key
-    runs as the simulator's own tenant."""
-    from picloud_compat.simulator.mode import SimulatorMode
+class _KeptSimulator:
+    """The simulator that setkeys without a server URL go on with, and a client per key
+    acted as on it. Switching keys leaves the other keys' clients open, so waits,
+    iresults and callbacks on their jobs go on, as the jobs do; all close together."""
 
-    assert isinstance(parked.mode, SimulatorMode)
-    tenant = SIMULATOR_TENANT
-    key = None if settings.api_key is None else str(settings.api_key)
-    if key is not None and parked.store.account(key) is not None:
-        AccountRegistry(parked.store, parked.settings).authenticate(key, settings.api_secretkey)
-        tenant = key
-    return parked.mode.client(tenant, owns=False)
+    def __init__(self, owner: Client) -> None:
+        from picloud_compat.simulator.mode import SimulatorMode
+
+        assert isinstance(owner.mode, SimulatorMode)
+        self.owner = owner  # the simulator's own tenant; closing it stops the simulator
+        self.mode = owner.mode
+        self.others: dict[str, Client] = {}
+
+    @property
+    def alive(self) -> bool:
+        return not self.owner.closed
+
+    def holds(self, client: Client | None) -> bool:
+        return client is self.owner or any(c is client for c in self.others.values())
+
+    def client_for(self, settings: Settings) -> Client:
+        """A client for setkey's key: a key this simulator issued must have its secret
+        and be active (InvalidCredentials otherwise); any other key runs as the
+        simulator's own tenant."""
+        key = None if settings.api_key is None else str(settings.api_key)
+        if key is None or self.owner.store.account(key) is None:
+            return self.owner
+        AccountRegistry(self.owner.store, self.owner.settings).authenticate(
+            key, settings.api_secretkey
+        )
+        client = self.others.get(key)
+        if client is None or client.closed:
+            client = self.others[key] = self.mode.client(key, owns=False)
+        return client
+
+    def close(self) -> None:
+        for client in self.others.values():
+            client.close()
+        self.owner.close()

@@ -68,8 +68,7 @@ connection_info = _api.connection_info
 
 def close() -> bool:
     """Close the connection (or stop the simulator); the next call reopens it."""
-    current = _session.peek_client()
-    return current.close() if current is not None else False
+    return _session.close_default()
 
 
 def is_simulated() -> bool:
@@ -121,9 +120,10 @@ def start_simulator(force_restart: bool = False) -> None:
         return
     current = _session.peek_client()
     running = current is not None and not current.closed
-    if running and current.connection_type == "simulation" and not force_restart:  # type: ignore[union-attr]
+    keyed = _session.chosen_cluster() is not None  # setkey's key: dropped
+    if running and current.connection_type == "simulation" and not (force_restart or keyed):  # type: ignore[union-attr]
         return
-    _session.use_simulator()
+    _session.use_simulator(force_restart)
 
 
 from picloud_compat.config_object import ConfigSettings as _ConfigSettings  # noqa: E402

@@ -218,3 +218,61 @@ def test_setkey_without_a_server_goes_on_with_the_running_simulator(simulated):
         assert cloud.result(earlier, timeout=60) == 3  # the same simulator, as before
     finally:
         session.forget_cluster()
+
+
+def test_switching_keys_on_the_simulator_leaves_the_other_keys_waits_running(simulated):
+    """Waits, iresults and callbacks on key A's jobs go on after setkey(B), as the jobs
+    do; start_simulator drops the key (the same simulator, as its own tenant); close
+    stops the simulator setkey kept running."""
+    import threading
+
+    import psutil
+
+    cloud = simulated
+    local_job = int(cloud.call(jf.add, 40, 2))
+    keys = [cloud.account.create_key("admin", "sim-admin") for _ in range(2)]
+    (a, a_secret), (b, b_secret) = [(k["api_key"], k["api_secretkey"]) for k in keys]
+    try:
+        cloud.setkey(a, a_secret)
+        fired: list[int] = []
+        slow = cloud.call(jf.sleep, 1.5, "a's", _callback=[lambda j: fired.append(int(j))])
+        results = cloud.iresult(cloud.map(jf.sleep, [0.5, 1.0], ["x", "y"]), timeout=60)
+        outcomes: dict[str, object] = {}
+
+        def wait() -> None:
+            try:  # both begun as key A, before the switch
+                outcomes["result"] = cloud.result(slow, timeout=60)
+                outcomes["iresult"] = list(results)
+            except BaseException as exc:
+                outcomes["error"] = exc
+
+        waiter = threading.Thread(target=wait, daemon=True)
+        waiter.start()
+        time.sleep(0.3)
+        cloud.setkey(b, b_secret)  # switches keys twice while A's waiter waits
+        assert cloud.result(cloud.call(jf.add, 1, 1), timeout=60) == 2
+        cloud.setkey(b, b_secret, restart=True)
+        waiter.join(30)
+        assert outcomes == {"result": "a's", "iresult": ["x", "y"]}
+        wait_for(lambda: fired == [int(slow)], 10, "A's callback")
+
+        cloud.start_simulator()  # the key is dropped: the simulator's own tenant again
+        assert cloud.result(local_job, timeout=60) == 42
+        processes = [psutil.Process(p) for p in session.get_client().mode.cluster.pids()]
+        assert processes  # the simulator's job processes
+        cloud.setkey(a, a_secret)
+        cloud.close()
+        _, alive = psutil.wait_procs(processes, timeout=10)
+        assert alive == []
+    finally:
+        session.forget_cluster()
+
+
+def test_closing_with_callbacks_pending_logs_no_failure(simulated, caplog):
+    cloud = simulated
+    cloud.call(jf.sleep, 5, _callback=[lambda: None])
+    time.sleep(0.3)
+    with caplog.at_level("WARNING"):
+        cloud.close()
+        time.sleep(1.5)  # the callbacks' waiting thread notices the close
+    assert "waiting for callback jobs failed" not in caplog.text
