@@ -204,6 +204,7 @@ class Client:
             sub.fn_blob = fn_blob
             jid = self.store.submit(self.tenant, sub)
         self._stored_functions.add(spec.fn)
+        self.hub.allocated(jid, len(args))
         self._mine.add_range(jid, len(args))
         return jid
 

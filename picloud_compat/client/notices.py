@@ -74,6 +74,7 @@ class NoticeHub:
         # its last look, so waiting on a million jobs costs per notice, not per pending jid
         self._journal: list[int] = []
         self._journal_base = 0  # events dropped from the journal's front
+        self._highest = 0  # the highest jid heard of: new jids are above it, unless...
 
     # -- what waiters call --------------------------------------------------------
 
@@ -123,6 +124,34 @@ class NoticeHub:
             half = len(self._journal) // 2
             del self._journal[:half]
             self._journal_base += half
+
+    def allocated(self, first: int, count: int) -> None:
+        """Jids the store just gave to new jobs. They are above every jid heard of,
+        unless the store lost its data (a Redis restarted empty, a failover that lost
+        the last writes) and numbers jobs from 1 again: then what is known of earlier
+        jobs with those numbers (statuses, results, deletions, callbacks) is dropped,
+        or waiting on the new jobs would answer for the old ones."""
+        last = first + count - 1
+        with self._cond:
+            if first > self._highest:
+                self._highest = last
+                return
+            self._highest = max(self._highest, last)
+            fresh = range(first, last + 1)
+            for jid in [j for j in self._finished if j in fresh]:
+                del self._finished[jid]
+            for jid in [j for j in self._inline if j in fresh]:
+                self._inline_bytes -= len(self._inline.pop(jid)) + INLINE_OVERHEAD
+            self._deleted = {j for j in self._deleted if j not in fresh}
+            for jid in [j for j in self._callbacks if j in fresh]:
+                del self._callbacks[jid]
+        log.warning(
+            "jobs %d-%d were given numbers this client saw before: the store lost data "
+            "(a Redis restarted without its data, or a failover); earlier jobs with those "
+            "numbers are gone",
+            first,
+            last,
+        )
 
     def forget(self, jids: Iterable[int]) -> None:
         """Deleted jobs: waiting on them fails at once instead of at the next recheck."""
@@ -207,6 +236,8 @@ class NoticeHub:
         with self._cond:
             for n in notices:
                 self._finished[n.jid] = n.status
+                if n.jid > self._highest:
+                    self._highest = n.jid
                 if self._finished.pages > MAX_PAGES:
                     self._finished.drop_oldest_page()  # a waiter would re-read those
                 result = n.result

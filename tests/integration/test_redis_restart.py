@@ -60,3 +60,30 @@ def test_map_survives_a_redis_kill_and_restart(tmp_path: Path):
         for w in workers:
             w.stop()
         server.stop()
+
+
+def test_a_redis_that_lost_its_data_never_answers_for_the_old_jobs(tmp_path: Path, caplog):
+    """A Redis restarted empty numbers jobs from 1 again: a client that knew the old
+    job 1 (its status, its inline result) must wait for the new job 1, not answer with
+    the old one's value or call it unknown."""
+    ensure_redis_server()
+    server = RedisServer(tmp_path)
+    server.start()
+    worker = Worker(server.url, SIGNING_KEY, tmp_path, concurrency=1)
+    client = cluster_client(Settings(server_url=server.url, signing_key=SIGNING_KEY), "wiped")
+    try:
+        worker.start()
+        collected = client.call(jf.add, 100, 0)
+        assert client.result(collected, timeout=60) == 100  # its result was taken
+        cached = client.call(jf.add, 200, 0)
+        client.join(cached, timeout=60)  # its inline result waits in the client
+        server.stop(signal.SIGKILL)
+        server.start()  # no persistence: everything is gone
+        again = [client.call(jf.add, 1, 2), client.call(jf.add, 3, 4)]
+        assert [int(j) for j in again] == [int(collected), int(cached)]  # numbers reused
+        assert client.result(again, timeout=60) == [3, 7]
+        assert "the store lost data" in caplog.text
+    finally:
+        client.close()
+        worker.stop()
+        server.stop()
