@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from picloud_compat.store.contract import RunnerStore
 
 STREAM_EVERY = 0.5
 """Seconds between live output uploads of a running job."""
+CHILD_EXIT_CHECK = 0.1
+"""Seconds between checks that a `_kill_process` child has exited while its pipe is quiet."""
 
 
 class OutputStreamer:
@@ -95,11 +98,42 @@ def run_in_fresh_process(
         started=time.time(),
         max_runtime=None if max_runtime is None else max_runtime * 60.0,
     )
-    with os.fdopen(read_fd, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if data:
-        return cast(JobResult, pickle.loads(data))  # what the child pickled above
-    return JobResult(
-        "error", None, f"job process exited abnormally (wait status {status})", "", "", None, 0.0
-    )
+    try:
+        data, status = _read_until_exit(read_fd, pid)
+    finally:
+        os.close(read_fd)
+    problem = f"job process exited abnormally (wait status {status})"
+    try:
+        if data:
+            return cast(JobResult, pickle.loads(data))  # what the child pickled above
+    except Exception as exc:  # cut short, or written into by a process the job forked
+        problem += f"; its result could not be read: {exc!r}"
+    return JobResult("error", None, problem, "", "", None, 0.0)
+
+
+def _read_until_exit(read_fd: int, pid: int) -> tuple[bytes, int]:
+    """What the child wrote, and its wait status. End of file alone cannot end the
+    read: a process the job forked and left behind holds the pipe open (until the
+    clean room ends it, after this returns), so the child's exit ends it too."""
+    os.set_blocking(read_fd, False)
+    poller = select.poll()
+    poller.register(read_fd, select.POLLIN)
+    chunks: list[bytes] = []
+    status: int | None = None
+    while True:
+        try:
+            block = os.read(read_fd, 1 << 20)
+        except BlockingIOError:
+            block = None
+        if block:
+            chunks.append(block)
+            continue
+        if block == b"" or status is not None:  # end of file; or exited and drained
+            break
+        if not poller.poll(CHILD_EXIT_CHECK * 1000):
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = code  # what it wrote is in the pipe: drained on the next turn
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    return b"".join(chunks), status

@@ -305,6 +305,34 @@ def test_kill_process_discards_the_interpreter(cloud):
     assert cloud.result(cloud.call(jf.pid), timeout=30) not in pids
 
 
+def test_kill_process_job_that_leaves_a_forked_child_finishes(cloud):
+    """The child a `_kill_process` job forks and leaves holds the result pipe open: the
+    job still finishes, the child is ended, and the process serves the next job."""
+    import psutil
+
+    jid = cloud.call(_fork_and_leave_a_child, _kill_process=True)
+    value, child = cloud.result(jid, timeout=30)
+    assert value == 42
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(child) and time.monotonic() < deadline:
+        if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.1)
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == "zombie"
+    assert cloud.result(cloud.call(jf.add, 1, 2), timeout=30) == 3
+
+
+def _fork_and_leave_a_child():
+    import os
+    import time
+
+    child = os.fork()
+    if child == 0:
+        time.sleep(300)
+        os._exit(0)
+    return 42, child
+
+
 def test_nested_jobs_deeper_than_the_pool(cloud):
     # each level waits on the next: 6 levels on 2 processes would deadlock a naive pool
     assert cloud.result(cloud.call(jf.nested_sum, 6), timeout=60) == 21
