@@ -9,6 +9,8 @@ store's recovery at once instead of waiting for the lease to lapse.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from typing import Any
 
 from billiard.einfo import ExceptionWithTraceback
@@ -42,6 +44,7 @@ class ChunkRequest(Request):
         if isinstance(exc, ExceptionWithTraceback):
             exc = exc.exc
         if isinstance(exc, WorkerLostError | SystemExit) and self.worker_pid:
+            end_process_group(self.worker_pid)
             try:
                 chunk = ChunkRef(*parse_body(list(self.args)))
                 recycled = (isinstance(exc, SystemExit) and exc.code == RECYCLE_EXIT) or (
@@ -64,6 +67,23 @@ class ChunkRequest(Request):
             except Exception:
                 log.exception("recovering a lost worker's chunk failed; the reaper will retry")
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+
+def end_process_group(dead_pid: int) -> None:
+    """SIGKILL what the jobs of a dead pool process left running: its process group
+    (`workers.lifecycle`). Only while no live process has that pid: a group outlives
+    its leader, and its id cannot be given to a new process while it has members."""
+    import psutil
+
+    try:
+        if psutil.Process(dead_pid).status() != psutil.STATUS_ZOMBIE:
+            return  # alive (SystemExit while running), or the pid was reused
+    except psutil.NoSuchProcess:
+        pass
+    try:
+        os.killpg(dead_pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # no members left (or not a group of ours)
 
 
 class ChunkTask(Task):  # type: ignore[misc]

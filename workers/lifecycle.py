@@ -29,6 +29,14 @@ _supervisor: Supervisor | None = None
 _state_dir: Path | None = None
 
 
+@signals.worker_process_init.connect
+def _own_process_group(**_: Any) -> None:
+    """Pool process: a process group of its own, which the processes its jobs start
+    inherit. When it dies (SIGKILL, the OOM killer), the main process ends what its job
+    left running by the group (`tasks.run.ChunkRequest`); its clean room cannot."""
+    os.setpgid(0, 0)
+
+
 @signals.worker_init.connect
 def _prepare(sender: Any = None, **_: Any) -> None:
     """Main process, before the pool forks: children inherit these variables, and find

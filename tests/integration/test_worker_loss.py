@@ -174,3 +174,37 @@ def client_exception():
     from picloud_compat.errors import CloudException
 
     return CloudException
+
+
+def test_a_lost_pool_processs_job_leaves_no_process_behind(client, workers, redis_server, tmp_path):
+    """The pool process dies (SIGKILL, OOM) while its job runs a subprocess, which its
+    clean room can no longer end: the main process ends it by the process group."""
+    start_worker(workers, redis_server, tmp_path, concurrency=1)
+    record = tmp_path / "pids"
+    jid = client.call(_run_a_subprocess, str(record), _restartable=False)
+    pids = wait_for(lambda: record.exists() and record.read_text().split(), 30, "the job")
+    pool_pid, child_pid = (int(p) for p in pids)
+    os.kill(pool_pid, signal.SIGKILL)
+    with pytest.raises(client_exception()):
+        client.result(jid, timeout=60)
+    wait_for(lambda: not _running(child_pid), 10, "the job's subprocess to end")
+
+
+def _run_a_subprocess(path: str) -> None:
+    import os
+    import subprocess
+    import time
+
+    child = subprocess.Popen(["sleep", "300"])
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{os.getpid()} {child.pid}")
+    os.replace(path + ".tmp", path)
+    time.sleep(300)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
