@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from picloud_compat.errors import CloudException
 from picloud_compat.jobspec import JobSpec, SpecCache
@@ -38,6 +38,9 @@ from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RunnerStore
 from picloud_compat.store.records import ChunkRef, Claim, ClaimedJob, Outcome, Settlement
+
+LeaseRenewal = Callable[[Sequence[tuple[ChunkRef, str]], float], None]
+"""`SupervisionStore.renew_leases`: (chunk, worker) pairs, seconds."""
 
 log = logging.getLogger("picloud.runner")
 
@@ -65,10 +68,13 @@ class ChunkRunner:
         draining: Callable[[], bool] | None = None,
         cores: Cores | None = None,
         refusal: str | None = None,
+        renew_leases: LeaseRenewal | None = None,
     ) -> None:
         """`state` is where the warden learns what runs (default: this process's file);
         `draining` says the worker is scaling in (default: a marker in the state dir);
-        `cores` are the worker's slots (default: the slot files in the state dir)."""
+        `cores` are the worker's slots (default: the slot files in the state dir);
+        `renew_leases`, where given, renews the held chunks' leases while a job runs,
+        besides the warden (see `_renew_own_leases`)."""
         self.store = store
         self.settings = settings
         self.codec_for = codec_for
@@ -79,7 +85,9 @@ class ChunkRunner:
         self._draining = draining or drain_check(identity.state_dir)
         self._cores = cores if cores is not None else SlotLedger(identity.state_dir)
         self._refusal = refusal  # every job fails with this (an environment that failed)
-        self._streamer = OutputStreamer(store)
+        self._renew = renew_leases
+        self._held: list[ChunkRef] = []  # chunks this process runs now (nested: stacked)
+        self._streamer = OutputStreamer(store, self._renew_own_leases if renew_leases else None)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
         self._room: CleanRoom | None = None  # made before the first job (the baseline)
         self._damage: list[str] = []
@@ -90,6 +98,18 @@ class ChunkRunner:
         self.failed: list[tuple[int, str]] = []
         """Jobs of the last outermost chunk that ended `error`: (jid, last line of the
         exception), for what Flower shows of the chunk."""
+
+    def _renew_own_leases(self) -> None:
+        """Called while a job runs (from the output thread): the leases of the chunks
+        held are renewed by this process too, not only by its worker's main process, so
+        a main process that stalls past the lease (swapping, a stopped process) does not
+        get a job that is still running run again elsewhere, or failed as lost."""
+        held = list(self._held)
+        if held and self._renew is not None:
+            try:
+                self._renew([(c, self.identity.worker) for c in held], self.settings.lease_seconds)
+            except Exception:  # the warden renews too; a store outage is reported there
+                pass
 
     def close(self) -> None:
         """This process stops running jobs."""
@@ -131,6 +151,7 @@ class ChunkRunner:
         pending: list[Outcome] = []
         oldest = 0.0
         self._state.push(ck)
+        self._held.append(chunk)
         self._depth += 1
         if self._depth == 1:
             self._failed = []
@@ -197,6 +218,7 @@ class ChunkRunner:
             return ran
         finally:
             self._state.pop()
+            self._held.pop()
             self._depth -= 1
             if self._depth == 0:
                 self.failed = self._failed

@@ -21,6 +21,8 @@ from picloud_compat.store.contract import RunnerStore
 
 STREAM_EVERY = 0.5
 """Seconds between live output uploads of a running job."""
+TICK_EVERY = 1.0
+"""Seconds between the running job's ticks (`OutputStreamer`: lease renewals)."""
 CHILD_EXIT_CHECK = 0.1
 """Seconds between checks that a `_kill_process` child has exited while its pipe is quiet."""
 
@@ -32,8 +34,11 @@ class OutputStreamer:
     upload anything here (their output travels with the outcome).
     """
 
-    def __init__(self, store: RunnerStore) -> None:
+    def __init__(self, store: RunnerStore, tick: Callable[[], None] | None = None) -> None:
+        """`tick` is called every `TICK_EVERY` seconds while a job runs."""
         self._store = store
+        self._tick = tick
+        self._ticked = 0.0
         self._lock = threading.Lock()  # held while uploading and while switching jobs
         self._job: tuple[str, int, JobOutput, float] | None = None
         self._wake = threading.Event()
@@ -60,6 +65,11 @@ class OutputStreamer:
     def _loop(self) -> None:
         while True:
             self._wake.wait(STREAM_EVERY)
+            if self._tick is not None and self._job is not None:
+                now = time.monotonic()
+                if now - self._ticked >= TICK_EVERY:
+                    self._ticked = now
+                    self._tick()
             with self._lock:
                 job = self._job
                 if job is None or time.monotonic() - job[3] < STREAM_EVERY:

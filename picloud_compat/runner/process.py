@@ -21,7 +21,7 @@ from picloud_compat.client.mode import ClusterMode
 from picloud_compat.errors import ConfigurationError
 from picloud_compat.files.blobs import blob_offload
 from picloud_compat.runner import helping
-from picloud_compat.runner.chunk import ChunkRunner
+from picloud_compat.runner.chunk import ChunkRunner, LeaseRenewal
 from picloud_compat.runner.slots import Cores
 from picloud_compat.runner.state_file import (
     TASK_EVENTS_MARKER,
@@ -67,6 +67,7 @@ class JobProcess:
         refusal: str | None = None,
         stealing: StealingStore | None = None,
         served: Sequence[str] = (),
+        renew_leases: LeaseRenewal | None = None,
     ) -> None:
         """`codec_for`, `state` and `cores` replace the defaults (a codec per tenant from
         the cluster secret, this process's state file, the worker's slot files) in an
@@ -85,6 +86,7 @@ class JobProcess:
             draining=draining,
             cores=cores,
             refusal=refusal,
+            renew_leases=renew_leases,
         )
         self.thief = None
         if stealing is not None:
@@ -213,6 +215,12 @@ def celery_job_process(
             return Client(settings, store, tenant, mode, owns=False)
 
         existing = _celery_processes[pid] = JobProcess(
-            settings, store, identity, job_client, stealing=store, served=served_types()
+            settings,
+            store,
+            identity,
+            job_client,
+            stealing=store,
+            served=served_types(),
+            renew_leases=store.renew_leases,
         )
     return existing

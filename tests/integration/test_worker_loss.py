@@ -208,3 +208,24 @@ def _running(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_stalled_main_process_does_not_lose_a_running_job(
+    client, workers, redis_server, tmp_path
+):
+    """The worker's main process stalls past the lease (swapping, SIGSTOP) while its
+    pool process runs a job: the job process renews its own chunk's lease, so the job
+    is neither run again elsewhere nor failed as lost."""
+    stalled = start_worker(workers, redis_server, tmp_path, concurrency=1)
+    ledger = tmp_path / "ledger"
+    jid = client.call(jf.logged_sleep, str(ledger), 7, "s", _restartable=False)
+    wait_for(lambda: starts(ledger, "s"), 30, "the job to start")
+    start_worker(workers, redis_server, tmp_path, concurrency=1)  # its reaper watches
+    assert stalled.proc is not None
+    os.kill(stalled.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(9)  # three lease periods
+    finally:
+        os.kill(stalled.proc.pid, signal.SIGCONT)
+    assert client.result(jid, timeout=60) == "s"
+    assert len(starts(ledger, "s")) == 1
