@@ -38,8 +38,9 @@ INLINE_RESULT_LIMIT = 64 * 1024
 OUTPUT_LIMIT = 256 * 1024
 """stdout/stderr kept per job (the tail, as PiCloud kept the last 64 KB)."""
 LEASE_SECONDS = 10.0
-"""A running chunk's lease; its worker's warden renews it every 2 s. When a whole worker
-dies, its jobs are recovered within about this long (plus one reaper pass)."""
+"""A running chunk's lease; its worker's warden renews it every 2 s (and, in the shared
+mode, the job process running it every second). When a whole worker dies, its jobs are
+recovered within about this long (plus one reaper pass)."""
 ORPHAN_SECONDS = 20.0
 """A published chunk that is neither queued nor leased for this long is republished."""
 
