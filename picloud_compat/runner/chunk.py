@@ -17,12 +17,13 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from picloud_compat.errors import CloudException
 from picloud_compat.jobspec import JobSpec, SpecCache
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
 from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
+from picloud_compat.runner.leases import LeaseRenewal, OwnLeases
 from picloud_compat.runner.outages import retrying
 from picloud_compat.runner.outcomes import joined, last_line
 from picloud_compat.runner.output import OutputStreamer, run_in_fresh_process
@@ -38,9 +39,6 @@ from picloud_compat.serialization import Codec
 from picloud_compat.settings import Settings
 from picloud_compat.store.contract import RunnerStore
 from picloud_compat.store.records import ChunkRef, Claim, ClaimedJob, Outcome, Settlement
-
-LeaseRenewal = Callable[[Sequence[tuple[ChunkRef, str]], float], None]
-"""`SupervisionStore.renew_leases`: (chunk, worker) pairs, seconds."""
 
 log = logging.getLogger("picloud.runner")
 
@@ -74,7 +72,7 @@ class ChunkRunner:
         `draining` says the worker is scaling in (default: a marker in the state dir);
         `cores` are the worker's slots (default: the slot files in the state dir);
         `renew_leases`, where given, renews the held chunks' leases while a job runs,
-        besides the warden (see `_renew_own_leases`)."""
+        besides the warden (`runner.leases`)."""
         self.store = store
         self.settings = settings
         self.codec_for = codec_for
@@ -85,9 +83,8 @@ class ChunkRunner:
         self._draining = draining or drain_check(identity.state_dir)
         self._cores = cores if cores is not None else SlotLedger(identity.state_dir)
         self._refusal = refusal  # every job fails with this (an environment that failed)
-        self._renew = renew_leases
-        self._held: list[ChunkRef] = []  # chunks this process runs now (nested: stacked)
-        self._streamer = OutputStreamer(store, self._renew_own_leases if renew_leases else None)
+        self._leases = OwnLeases(renew_leases, identity.worker, settings.lease_seconds)
+        self._streamer = OutputStreamer(store, self._leases.renew if renew_leases else None)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
         self._room: CleanRoom | None = None  # made before the first job (the baseline)
         self._damage: list[str] = []
@@ -98,18 +95,6 @@ class ChunkRunner:
         self.failed: list[tuple[int, str]] = []
         """Jobs of the last outermost chunk that ended `error`: (jid, last line of the
         exception), for what Flower shows of the chunk."""
-
-    def _renew_own_leases(self) -> None:
-        """Called while a job runs (from the output thread): the leases of the chunks
-        held are renewed by this process too, not only by its worker's main process, so
-        a main process that stalls past the lease (swapping, a stopped process) does not
-        get a job that is still running run again elsewhere, or failed as lost."""
-        held = list(self._held)
-        if held and self._renew is not None:
-            try:
-                self._renew([(c, self.identity.worker) for c in held], self.settings.lease_seconds)
-            except Exception:  # the warden renews too; a store outage is reported there
-                pass
 
     def close(self) -> None:
         """This process stops running jobs."""
@@ -151,7 +136,7 @@ class ChunkRunner:
         pending: list[Outcome] = []
         oldest = 0.0
         self._state.push(ck)
-        self._held.append(chunk)
+        self._leases.hold(chunk)
         self._depth += 1
         if self._depth == 1:
             self._failed = []
@@ -218,7 +203,7 @@ class ChunkRunner:
             return ran
         finally:
             self._state.pop()
-            self._held.pop()
+            self._leases.release()
             self._depth -= 1
             if self._depth == 0:
                 self.failed = self._failed

@@ -21,7 +21,8 @@ from picloud_compat.client.mode import ClusterMode
 from picloud_compat.errors import ConfigurationError
 from picloud_compat.files.blobs import blob_offload
 from picloud_compat.runner import helping
-from picloud_compat.runner.chunk import ChunkRunner, LeaseRenewal
+from picloud_compat.runner.chunk import ChunkRunner
+from picloud_compat.runner.leases import LeaseRenewal
 from picloud_compat.runner.slots import Cores
 from picloud_compat.runner.state_file import (
     TASK_EVENTS_MARKER,
