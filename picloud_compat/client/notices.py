@@ -57,6 +57,8 @@ class NoticeHub:
         self.store, self.tenant, self.cid = store, tenant, cid
         self._cond = threading.Condition()
         self._leader = False
+        self._waiters = 0  # threads in _wait_until
+        self._holding = False  # the leader's pop lets the store hold notices back
         self._finished = StatusTable()
         self._inline: dict[int, bytes] = {}
         self._inline_bytes = 0
@@ -113,9 +115,11 @@ class NoticeHub:
                 return None, end
             return self._journal[cursor - self._journal_base :], end
 
-    def wait_news(self, cursor: int, deadline: float | None) -> None:
-        """Block until something finished after `cursor` (or the deadline)."""
-        self._wait_until(lambda: self._journal_base + len(self._journal) > cursor, deadline)
+    def wait_news(self, cursor: int, deadline: float | None, wanted: int = 1) -> None:
+        """Block until something finished after `cursor` (or the deadline). A caller
+        that can do nothing until `wanted` more jobs finish says so: while it waits
+        alone, the store holds notices back until then (one wake-up, not one per job)."""
+        self._wait_until(lambda: self._journal_base + len(self._journal) > cursor, deadline, wanted)
 
     def _record(self, jids: Iterable[int]) -> None:
         """Append finish events (under the lock), dropping the oldest half when full."""
@@ -174,11 +178,26 @@ class NoticeHub:
         self._wait_until(found, deadline)
         return done
 
-    def _wait_until(self, ready: Callable[[], bool], deadline: float | None) -> None:
+    def _wait_until(
+        self, ready: Callable[[], bool], deadline: float | None, wanted: int = 1
+    ) -> None:
         """Wait (under the lock) until `ready()` or the deadline. One waiting thread at a
-        time pops notices (the leader); the others sleep on the condition. Closing the
-        client fails the wait: nothing would ever end it (a closed simulator runs no
+        time pops notices (the leader); the others sleep on the condition. A leader that
+        waits alone, with no callbacks to run, may let the store hold notices back until
+        `wanted` came; a thread that starts waiting meanwhile drops that hold. Closing
+        the client fails the wait: nothing would ever end it (a closed simulator runs no
         more jobs)."""
+        with self._cond:
+            self._waiters += 1
+        try:
+            self._lead_or_follow(ready, deadline, wanted)
+        finally:
+            with self._cond:
+                self._waiters -= 1
+
+    def _lead_or_follow(
+        self, ready: Callable[[], bool], deadline: float | None, wanted: int
+    ) -> None:
         while True:
             with self._cond:
                 if ready():
@@ -192,20 +211,30 @@ class NoticeHub:
                 if remaining is not None and remaining <= 0:
                     return
                 slice_ = POP_SLICE if remaining is None else min(POP_SLICE, remaining)
-                if self._leader:
+                release = self._leader and self._holding
+                if self._leader and not release:
                     self._cond.wait(slice_)
                     continue
-                self._leader = True
+                if release:  # what the leader lets the store hold back may be ours
+                    self._holding = False
+                else:
+                    self._leader = True
+                    alone = self._waiters == 1 and not self._callbacks
+                    hold = wanted if alone else 1
+                    self._holding = hold > 1
+            if release:
+                self._pump(0.0, 1)
+                continue
             try:
-                self._pump(slice_)
+                self._pump(slice_, hold)
             finally:
                 with self._cond:
-                    self._leader = False
+                    self._leader = self._holding = False
                     self._cond.notify_all()
 
-    def _pump(self, timeout: float) -> None:
+    def _pump(self, timeout: float, wanted: int = 1) -> None:
         notices = self.riding_out_outages(
-            lambda: self.store.pop_notices(self.tenant, self.cid, timeout), timeout
+            lambda: self.store.pop_notices(self.tenant, self.cid, timeout, wanted), timeout
         )
         if notices:
             self._absorb(notices)

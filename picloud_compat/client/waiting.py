@@ -90,6 +90,9 @@ class Waiter:
         self._resolve_known(pending, statuses)
         last_check = time.monotonic()
         assist = helper()
+        # with nothing to show as jobs finish, nothing can happen before they all have
+        # (or one failed): the store may hold the notices back until then
+        quiet = isinstance(progress, NoProgress) and assist is None
         while True:
             failures = statuses.failed
             progress.update(len(statuses) - failures, failures, pending)
@@ -105,7 +108,7 @@ class Waiter:
                 continue
             slice_end = time.monotonic() + (RECHECK_EVERY if assist is None else 0.05)
             until = slice_end if deadline is None else min(deadline, slice_end)
-            self.hub.wait_news(cursor, until)
+            self.hub.wait_news(cursor, until, len(pending) if quiet else 1)
             cursor, progressed = self._resolve_news(cursor, pending, statuses)
             if progressed:
                 last_check = time.monotonic()  # notices flow: nothing seems lost

@@ -36,6 +36,10 @@ _TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "unfinished": ("pc:{t}:unfinished", ("t",)),
     # per-client completion notices, pushed by the job store when jobs finish
     "notices": ("pc:{t}:n:{cid}", ("t", "cid")),
+    # a client waiting for many jobs: how many more notices it needs before it wants
+    # waking (a count with a TTL), and the notices held back meanwhile
+    "notice_hold": ("pc:{t}:nh:{cid}", ("t", "cid")),
+    "held_notices": ("pc:{t}:nq:{cid}", ("t", "cid")),
     # published chunks not yet finished: chunk key -> packed [queue, template, gen, time]
     "ledger": ("pc:ledger", ()),
     # the same chunks by publication time, so the reaper can look at old ones only
@@ -160,6 +164,16 @@ def unfinished(t: str) -> str:
 def notices(t: str, cid: str) -> str:
     """Completion notices for client `cid`."""
     return _render("notices", t=t, cid=cid)
+
+
+def notice_hold(t: str, cid: str) -> str:
+    """How many more notices client `cid` needs before it wants waking (absent: one)."""
+    return _render("notice_hold", t=t, cid=cid)
+
+
+def held_notices(t: str, cid: str) -> str:
+    """Notices for client `cid` held back while its hold lasts."""
+    return _render("held_notices", t=t, cid=cid)
 
 
 def kill_queue(worker: str) -> str:

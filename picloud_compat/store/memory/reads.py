@@ -57,15 +57,21 @@ class MemoryReads(MemoryState):
         with self._lock:
             return self._functions.get((t, sha))
 
-    def pop_notices(self, t: str, cid: str, timeout: float) -> list[Notice]:
-        """Block up to `timeout` seconds for completion notices addressed to `cid`."""
+    def pop_notices(self, t: str, cid: str, timeout: float, wanted: int = 1) -> list[Notice]:
+        """Block up to `timeout` seconds for completion notices addressed to `cid`;
+        with `wanted` > 1, until that many have come or one is not 'done'."""
         deadline = time.monotonic() + max(timeout, 0)
+        key = (t, cid)
         with self._lock:
-            box = self._notices[(t, cid)]
-            while not box and not self._closed:
+            box = self._notices[key]
+            if wanted > 1 and not box:
+                self._notice_holds[key] = wanted
+            elif self._notice_holds.pop(key, None) is not None:
+                self._notice_cond.notify_all()  # a pop in another thread held: end it
+            while not (box and key not in self._notice_holds) and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return []
+                    break
                 self._notice_cond.wait(remaining)
             out = list(box)
             box.clear()

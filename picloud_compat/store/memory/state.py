@@ -57,6 +57,8 @@ class MemoryState:
         self._watchers: dict[Key, set[str]] = defaultdict(set)
         self._unfinished: dict[str, set[int]] = defaultdict(set)
         self._notices: dict[tuple[str, str], deque[Notice]] = defaultdict(deque)
+        # a client's hold: how many more 'done' notices before its pop wants waking
+        self._notice_holds: dict[tuple[str, str], int] = {}
         # the simulator's broker: per environment ('' none, else KEY:NAME, whose jobs
         # only processes of that environment's interpreter take), (priority, seq, chunk)
         self._queues: dict[str, list[tuple[int, int, ChunkRef]]] = defaultdict(list)
@@ -90,10 +92,21 @@ class MemoryState:
         cid = job.get("cid")
         targets = [cid] if cid else []
         targets += [w for w in self._watchers.pop((t, jid), set()) if w != cid]
+        wake = False
         for target in targets:
             self._notices[(t, target)].append(Notice(jid, status, inline))
-        if targets:
+            wake |= self._count_towards_hold((t, target), status)
+        if wake:
             self._notice_cond.notify_all()
+
+    def _count_towards_hold(self, box: tuple[str, str], status: str) -> bool:
+        """Count one notice against the client's hold; True when it should be woken."""
+        left = self._notice_holds.get(box)
+        if left is not None and status == "done" and left > 1:
+            self._notice_holds[box] = left - 1
+            return False
+        self._notice_holds.pop(box, None)
+        return True
 
     def _publish(self, t: str, first: int, count: int, priority: int) -> None:
         chunk = ChunkRef(t, first, count)

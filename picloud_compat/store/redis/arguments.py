@@ -22,6 +22,13 @@ class WatchArgs(TenantArgs):
     cid: str
 
 
+class HoldArgs(WatchArgs):
+    """``hold.lua``: how many notices the client needs before it wants waking."""
+
+    wanted: int
+    ttl_ms: int
+
+
 class UnclaimArgs(TenantArgs):
     """``unclaim.lua``: the attempt giving jobs back (jids follow)."""
 
@@ -143,6 +150,7 @@ class StealArgs(TypedDict):
 ScriptArgs = (
     TenantArgs
     | WatchArgs
+    | HoldArgs
     | UnclaimArgs
     | AppendOutputArgs
     | SubmitArgs

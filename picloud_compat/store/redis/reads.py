@@ -1,4 +1,4 @@
-"""Reading jobs on Redis: statuses, records, results, notices, listings, workers.
+"""Reading jobs on Redis: statuses, records, results, listings, workers.
 
 Each method is one round trip (a pipeline or a single command); none changes a job.
 """
@@ -9,9 +9,6 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from typing import cast
-
-import msgpack
 
 from picloud_compat.config.compute_types import COMPUTE_TYPES, PRIORITY_STEPS, queue_key
 from picloud_compat.store import keys
@@ -21,7 +18,6 @@ from picloud_compat.store.records import (
     RUNTIME_BUCKETS,
     ClusterMetrics,
     JobEntry,
-    Notice,
     QueueService,
     WorkerInfo,
 )
@@ -119,28 +115,6 @@ class RedisReads(RedisBase):
         """The sealed function blob."""
         with store_errors("reading a function"):
             return as_blob(self.redis.get(keys.function(t, sha)))
-
-    def pop_notices(self, t: str, cid: str, timeout: float) -> list[Notice]:
-        """Block up to `timeout` seconds for completion notices addressed to `cid`."""
-        key = keys.notices(t, cid)
-        with store_errors("waiting for results"):
-            # With a count, LPOP and BLMPOP reply with a list of values (or nil).
-            if timeout <= 0:
-                items = cast("list[bytes]", self.redis.lpop(key, 1000) or [])
-            else:
-                popped = self.redis.blmpop(
-                    max(timeout, 0.001), 1, key, direction="LEFT", count=1000
-                )
-                items = cast("list[bytes]", popped[1]) if popped else []
-        notices: list[Notice] = []
-        for raw in items:
-            flat = msgpack.unpackb(raw, raw=True)
-            for i in range(0, len(flat), 3):
-                result = flat[i + 2]
-                notices.append(
-                    Notice(int(flat[i]), flat[i + 1].decode(), result if result else None)
-                )
-        return notices
 
     def jobs(self, t: str) -> list[tuple[int, str, str]]:
         """(jid, status, spec id) of every job of the tenant (a SCAN: not a hot path)."""

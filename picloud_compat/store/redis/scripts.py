@@ -39,6 +39,7 @@ NAMES = (
     "kill",
     "delete",
     "watch",
+    "hold",
     "unclaim",
     "recover",
     "append_output",

@@ -95,8 +95,9 @@ class RemoteStore:
     def watch(self, t: str, cid: str, jids: Sequence[int]) -> list[str | None]:
         return [s for part in _parts(jids) for s in self.call("watch", t, cid, part)]
 
-    def pop_notices(self, t: str, cid: str, timeout: float) -> list[Notice]:
-        return list(self.call("pop_notices", t, cid, timeout, timeout=timeout + 30.0))
+    def pop_notices(self, t: str, cid: str, timeout: float, wanted: int = 1) -> list[Notice]:
+        args = (t, cid, timeout) if wanted <= 1 else (t, cid, timeout, wanted)
+        return list(self.call("pop_notices", *args, timeout=timeout + 30.0))
 
     def unfinished(self, t: str) -> list[int]:
         return list(self.call("unfinished", t))

@@ -26,6 +26,8 @@ MAX_LIST = 100_000
 """Jids (or other items) one call may name; clients split longer lists."""
 MAX_POP = 10.0
 """Longest blocking pop a remote caller may ask for (it holds a server thread)."""
+MAX_WANTED = 1 << 30
+"""Largest notice count a remote caller's pop may wait for (a hold; see `pop_notices`)."""
 MAX_RECORDS = 1000
 """Records of one kind (crons, REST endpoints, environments) one tenant may keep: they
 live in Redis, which tenants share (and every cron record may fire)."""
@@ -127,8 +129,10 @@ class TenantScope:
             (sub,) = rest
             rest = [_checked_submission(sub)]
         if method == "pop_notices":
-            cid, timeout = rest
+            cid, timeout, *wanted = rest  # `wanted` is optional: older clients leave it out
             rest = [cid, min(max(float(timeout), 0.0), MAX_POP)]
+            if wanted:
+                rest.append(_wanted_notices(wanted[0]))
         if method == "save_record" and len(rest) >= 3:
             self._check_room(str(rest[0]), str(rest[1]))
             _check_fields(rest[2], {})
@@ -266,3 +270,10 @@ def answer(call: Callable[[str, list[Any]], Any], body: bytes) -> bytes:
         return wire.pack([True, call(request[0], request[1])])
     except Exception as exc:
         return wire.pack(wire.error_reply(exc))
+
+
+def _wanted_notices(value: Any) -> int:
+    """A pop's `wanted`: a positive int, at most `MAX_WANTED`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CloudException(f"pop_notices: wanted must be a positive integer, not {value!r}")
+    return min(value, MAX_WANTED)

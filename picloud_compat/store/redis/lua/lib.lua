@@ -49,6 +49,8 @@ local NOTICE_TTL = 3600
 -- Notices are collected per client id during one script run, then pushed once each.
 local NOTICES = {}
 local NOTICE_ORDER = {}
+-- notices key -> {hold key, held key, whether a notice is not 'done'}
+local NOTICE_HOLDS = {}
 
 -- tenant -> cid -> its notices key (a map's batch shares one client). By tenant too: one
 -- script may notify two tenants (a steal settles one tenant's chunk, then claims
@@ -71,23 +73,59 @@ local function add_notice(t, cid, jid, status, result)
     list = {}
     NOTICES[key] = list
     NOTICE_ORDER[#NOTICE_ORDER + 1] = key
+    NOTICE_HOLDS[key] = {K.notice_hold(t, cid), K.held_notices(t, cid), false}
   end
   list[#list + 1] = tonumber(jid)
   list[#list + 1] = status
   list[#list + 1] = result or false
+  if status ~= 'done' then NOTICE_HOLDS[key][3] = true end
+end
+
+-- Everything held for a client goes onto its notices list, behind what is there.
+local function release_held(held, key)
+  if redis.call('EXISTS', held) == 0 then return end
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('RENAME', held, key)
+    return
+  end
+  while true do
+    local batch = redis.call('LPOP', held, 1000)
+    if not batch then return end
+    redis.call('RPUSH', key, unpack(batch))
+  end
+end
+
+-- A client waiting for many jobs (a map's result) may arm a hold: how many more
+-- notices it needs before it wants waking. Until then batches of 'done' notices wait
+-- on the side; the batch that reaches the count, or one with a failure (which ends
+-- most waits), releases them all. One wake-up per wait instead of one per finished
+-- job: that client CPU otherwise lands on the vCPUs running the jobs.
+local function push_notices(key, packed, count)
+  local hold, held, urgent = unpack(NOTICE_HOLDS[key])
+  if redis.call('GET', hold) then
+    if not urgent and redis.call('DECRBY', hold, count) > 0 then
+      redis.call('RPUSH', held, packed)
+      redis.call('EXPIRE', held, NOTICE_TTL)
+      return
+    end
+    redis.call('DEL', hold)
+    release_held(held, key)
+  end
+  redis.call('RPUSH', key, packed)
+  redis.call('EXPIRE', key, NOTICE_TTL)
 end
 
 local function flush_notices()
   for _, key in ipairs(NOTICE_ORDER) do
-    redis.call('RPUSH', key, cmsgpack.pack(NOTICES[key]))
-    redis.call('EXPIRE', key, NOTICE_TTL)
+    push_notices(key, cmsgpack.pack(NOTICES[key]), #NOTICES[key] / 3)
   end
   for _, field in ipairs(STATS_ORDER) do
     redis.call('HINCRBY', K.stats(), field, STATS[field])
   end
   if STATS_SUM > 0 then redis.call('HINCRBYFLOAT', K.stats(), 'runtime_sum', STATS_SUM) end
   -- emptied, so a script that flushes twice (advance.lua's claim may) sends each once
-  NOTICES, NOTICE_ORDER, STATS, STATS_ORDER, STATS_SUM = {}, {}, {}, {}, 0
+  NOTICES, NOTICE_ORDER, NOTICE_HOLDS = {}, {}, {}
+  STATS, STATS_ORDER, STATS_SUM = {}, {}, 0
 end
 
 -- Tell the submitting client and any watchers that `jid` finished. `cid` and

@@ -1,0 +1,121 @@
+"""Contract: a client's notice hold (`pop_notices(..., wanted)`), on every store.
+
+A client waiting for many jobs lets the store keep 'done' notices back until as many
+as it needs have come, so it wakes once per wait instead of once per job. The hold must
+never lose a notice or keep one back past a failure, the pop's timeout, or another
+pop that wants notices now.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from picloud_compat.store.records import Notice
+from tests.store.conftest import Checked
+from tests.store.test_contract import CID, claim, finish, notices, submit
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Popper:
+    """A blocking pop in a thread of its own: what it got, and when it returned."""
+
+    def __init__(self, pop: Callable[[], list[Notice]]) -> None:
+        self.got: list[Notice] | None = None
+        self.returned_at = 0.0
+        self._thread = threading.Thread(target=self._run, args=(pop,), daemon=True)
+        self._thread.start()
+        time.sleep(0.2)  # the pop is blocking (and its hold armed) by now
+
+    def _run(self, pop: Callable[[], list[Notice]]) -> None:
+        self.got = pop()
+        self.returned_at = time.monotonic()
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def join(self) -> list[Notice]:
+        self._thread.join(10)
+        assert self.got is not None, "the pop never returned"
+        return sorted(self.got, key=lambda n: n.jid)
+
+
+def finish_one(store: Checked, t: str, jid: int, status: str = "done") -> None:
+    """Claim and finish `jid` alone (a chunk of one), as a job process would."""
+    claim(store, t, [jid], token=f"tok{jid}")
+    finish(store, t, [jid], f"tok{jid}", status, end=True)
+
+
+def test_a_hold_keeps_done_notices_back_until_the_count(store: Checked, t: str) -> None:
+    a, b, c = submit(store, t, 3)
+    popper = Popper(lambda: store.pop_notices(t, CID, 4.0, 3))
+    finish_one(store, t, a)
+    finish_one(store, t, b)
+    time.sleep(0.5)
+    assert not popper.done(), "the pop woke before the count was reached"
+    finish_one(store, t, c)
+    ended = time.monotonic()
+    assert [n.jid for n in popper.join()] == [a, b, c]
+    assert popper.returned_at - ended < 2
+    assert notices(store, t) == []  # nothing left behind, held or not
+
+
+def test_a_failure_ends_a_hold_at_once(store: Checked, t: str) -> None:
+    a, b, _ = submit(store, t, 3)
+    popper = Popper(lambda: store.pop_notices(t, CID, 4.0, 3))
+    finish_one(store, t, a)
+    finish_one(store, t, b, "error")
+    ended = time.monotonic()
+    got = popper.join()
+    assert [(n.jid, n.status) for n in got] == [(a, "done"), (b, "error")]
+    assert popper.returned_at - ended < 2
+
+
+def test_a_held_pop_returns_what_came_at_its_timeout(store: Checked, t: str) -> None:
+    a, b, _, _ = submit(store, t, 4)
+    started = time.monotonic()
+    popper = Popper(lambda: store.pop_notices(t, CID, 1.0, 4))
+    finish_one(store, t, a)
+    finish_one(store, t, b)
+    assert [n.jid for n in popper.join()] == [a, b]
+    assert 0.9 <= popper.returned_at - started < 4
+
+
+def test_a_pop_that_wants_notices_now_ends_another_threads_hold(store: Checked, t: str) -> None:
+    a, b, _ = submit(store, t, 3)
+    popper = Popper(lambda: store.pop_notices(t, CID, 4.0, 3))
+    finish_one(store, t, a)
+    time.sleep(0.2)
+    now = store.pop_notices(t, CID, 0)  # another waiter: it may need `a`
+    finish_one(store, t, b)  # no hold any more: the first pop ends by now at the latest
+    ended = time.monotonic()
+    got = popper.join()
+    rest = store.pop_notices(t, CID, 0)
+    # `a` went to one pop or the other (Redis wakes the blocked one as the hold drops)
+    assert sorted(n.jid for n in now + got + rest) == [a, b]
+    assert popper.returned_at - ended < 2
+
+
+def test_a_hold_left_armed_is_dropped_by_the_next_plain_pop(store: Checked, t: str) -> None:
+    (a,) = submit(store, t, 1)
+    assert store.pop_notices(t, CID, 0.3, 5) == []  # armed, then the waiter gave up
+    finish_one(store, t, a)  # kept back: the hold outlives that pop a little
+    assert [n.jid for n in store.pop_notices(t, CID, 3.0)] == [a]
+
+
+def test_a_hold_is_one_clients(store: Checked, t: str) -> None:
+    (a,) = submit(store, t, 1)
+    (b,) = submit(store, t, 1, cid="cid-other")
+    popper = Popper(lambda: store.pop_notices(t, CID, 2.0, 2))
+    finish_one(store, t, b)
+    assert [n.jid for n in store.pop_notices(t, "cid-other", 3.0)] == [b]
+    assert not popper.done()
+    finish_one(store, t, a)
+    time.sleep(0.3)
+    assert not popper.done()  # one of two
+    now = store.pop_notices(t, CID, 0)  # drops the hold: `a` goes to one pop or the other
+    assert sorted(n.jid for n in now + popper.join()) == [a]
