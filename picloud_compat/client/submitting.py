@@ -61,10 +61,12 @@ def plain_sizes(rows: list[tuple[Any, ...]], limit: int) -> list[int] | None:
 
 
 def chunk_ranges(sizes: list[int], concurrency: int) -> Iterator[tuple[int, int]]:
-    """[start, end) ranges of ~N/(4 x concurrency) jobs, capped in count and bytes:
-    enough chunks to keep every process busy, few enough to amortize round trips."""
+    """[start, end) ranges of ~N/concurrency jobs, capped in count and bytes: a chunk
+    per process. Work stealing evens out the end (an idle process takes the back half
+    of a busy one's queued jobs), so more chunks would only add messages, submissions
+    and claims (mp.Pool, without stealing, makes four per process)."""
     count = len(sizes)
-    size = max(1, min(MAX_CHUNK_JOBS, math.ceil(count / (4 * concurrency))))
+    size = max(1, min(MAX_CHUNK_JOBS, math.ceil(count / concurrency)))
     start = 0
     while start < count:
         end, total = start, 0

@@ -40,7 +40,7 @@ def client(redis_server) -> Iterator[Client]:
 
 def published(c: Client, n: int, **options) -> list[ChunkRef]:
     """Submit `n` no-op jobs on c2 (no worker serves it); their chunks, in jid order
-    (8 of them: n/8 jobs each, as for 2 processes)."""
+    (2 of them: n/2 jobs each, a chunk per process as for 2 processes)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoWorkersWarning)
         jids = c.map(jf.noop, range(n), _type="c2", **options)
@@ -50,7 +50,7 @@ def published(c: Client, n: int, **options) -> list[ChunkRef]:
 
 
 def only(c: Client, chunk: ChunkRef) -> ChunkRef:
-    """Withdraw every offer but `chunk`'s (a map makes 8 chunks, taken oldest first)."""
+    """Withdraw every offer but `chunk`'s (a map makes 2 chunks, taken oldest first)."""
     store: RedisStore = c.store  # type: ignore[assignment]
     others = [m for m in store.redis.zrange(keys.stealable("c2"), 0, -1) if m != chunk.key.encode()]
     if others:
@@ -77,14 +77,14 @@ def steal(c: Client) -> tuple[ChunkRef, int] | StealMiss:
 
 
 def test_a_small_unstarted_chunk_is_taken_whole(client):
-    chunk = published(client, 16)[0]
+    chunk = published(client, 4)[0]
     assert chunk.count == 2
     assert steal(client) == (chunk, 0)  # the oldest offer
     assert client.info(chunk.first, ["worker"])[chunk.first]["worker"] == THIEF
 
 
 def test_a_big_unstarted_chunk_is_left_to_its_message(client):
-    chunks = published(client, 8 * (WHOLE_CHUNK + 8))
+    chunks = published(client, 2 * (WHOLE_CHUNK + 8))
     assert all(ch.count > WHOLE_CHUNK for ch in chunks)
     assert steal(client) is StealMiss.PENDING  # their messages will come: do not linger
     claim(client, chunks[1], 0, 1)  # started: now its back half may be taken
@@ -92,7 +92,7 @@ def test_a_big_unstarted_chunk_is_left_to_its_message(client):
 
 
 def test_the_back_half_of_a_chunk_in_progress(client):
-    chunk = only(client, published(client, 72)[3])
+    chunk = only(client, published(client, 18)[1])
     assert chunk.count == 9
     claim(client, chunk, 0, 1)  # the owner runs job 0; 1..8 wait behind it
     assert steal(client) == (chunk, 5)  # takes 5..8
@@ -107,7 +107,7 @@ def test_the_back_half_of_a_chunk_in_progress(client):
 
 
 def test_a_queued_run_in_the_middle_of_a_big_chunk_is_found(client):
-    chunk = only(client, published(client, 800)[2])
+    chunk = only(client, published(client, 200)[1])
     assert chunk.count == 100
     claim(client, chunk, 0, 10)  # the owner's front
     tail = chunk.count - 7
@@ -130,11 +130,13 @@ def test_nothing_offered_is_quiet(client):
 
 
 def test_offers_beyond_those_a_steal_looks_at_are_pending(client):
-    running = published(client, 8 * 20)  # 8 chunks whose every job is running ...
+    running = [ch for _ in range(4) for ch in published(client, 2 * 20)]  # 8 chunks ...
+    assert len(running) == 8  # ... whose every job is running ...
     for chunk in running:
         claim(client, chunk, 0, chunk.count)
     assert steal(client) is StealMiss.PENDING  # ... the oldest 8 offers: maybe more behind
-    waiting = published(client, 8 * 40)  # ... and 8 newer ones too big to take whole
+    waiting = [ch for _ in range(4) for ch in published(client, 2 * 40)]  # ... and 8 newer
+    assert len(waiting) == 8  # ones too big to take whole
     assert all(ch.count > WHOLE_CHUNK for ch in waiting)
     # whose messages will run them: a thief that lingered for new work would hold them up
     assert steal(client) is StealMiss.PENDING
