@@ -33,6 +33,9 @@ T = TypeVar("T")
 
 POP_SLICE = 0.5
 """Longest single blocking pop, so close() and deadlines are honoured promptly."""
+HOLD_SLICE = 0.25
+"""Longest pop that lets the store hold notices back: a waiter that starts beside it
+may take a notice the holding pop was waiting for, which then ends no later than this."""
 RECHECK_EVERY = 1.0
 """Seconds between status re-reads while waiting (a safety net, not the mechanism)."""
 MAX_PAGES = 512
@@ -59,6 +62,7 @@ class NoticeHub:
         self._leader = False
         self._waiters = 0  # threads in _wait_until
         self._holding = False  # the leader's pop lets the store hold notices back
+        self._beside = 0  # threads popping beside a holding leader
         self._finished = StatusTable()
         self._inline: dict[int, bytes] = {}
         self._inline_bytes = 0
@@ -184,9 +188,11 @@ class NoticeHub:
         """Wait (under the lock) until `ready()` or the deadline. One waiting thread at a
         time pops notices (the leader); the others sleep on the condition. A leader that
         waits alone, with no callbacks to run, may let the store hold notices back until
-        `wanted` came; a thread that starts waiting meanwhile drops that hold. Closing
-        the client fails the wait: nothing would ever end it (a closed simulator runs no
-        more jobs)."""
+        `wanted` came, for `HOLD_SLICE` at most; a thread that starts waiting meanwhile
+        pops beside it with plain pops, which get held notices too, and the next leader
+        waits for it. Closing the client
+        fails the wait: nothing would ever end it (a closed simulator runs no more
+        jobs)."""
         with self._cond:
             self._waiters += 1
         try:
@@ -211,22 +217,27 @@ class NoticeHub:
                 if remaining is not None and remaining <= 0:
                     return
                 slice_ = POP_SLICE if remaining is None else min(POP_SLICE, remaining)
-                release = self._leader and self._holding
-                if self._leader and not release:
-                    self._cond.wait(slice_)
-                    continue
-                if release:  # what the leader lets the store hold back may be ours
-                    self._holding = False
+                beside = self._leader and self._holding
+                if not beside and (self._leader or self._beside):
+                    self._cond.wait(slice_)  # one plain pop at a time, or a notice could
+                    continue  # go to a pop that does not need it while ours blocks
+                if beside:
+                    self._beside += 1
                 else:
                     self._leader = True
                     alone = self._waiters == 1 and not self._callbacks
                     hold = wanted if alone else 1
                     self._holding = hold > 1
-            if release:
-                self._pump(0.0, 1)
+            if beside:  # what the leader lets the store hold back may be ours: pop too
+                try:
+                    self._pump(slice_, 1)
+                finally:
+                    with self._cond:
+                        self._beside -= 1
+                        self._cond.notify_all()
                 continue
             try:
-                self._pump(slice_, hold)
+                self._pump(min(slice_, HOLD_SLICE) if hold > 1 else slice_, hold)
             finally:
                 with self._cond:
                     self._leader = self._holding = False

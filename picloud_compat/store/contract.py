@@ -89,9 +89,9 @@ class ClientStore(Protocol):
     def pop_notices(self, t: str, cid: str, timeout: float, wanted: int = 1) -> list[Notice]:
         """Block up to `timeout` seconds for completion notices addressed to `cid`.
 
-        `wanted` > 1 arms a hold: the store may keep 'done' notices back until that many
-        have come (or one that is not 'done'), and at the timeout returns what came. A
-        later pop with `wanted` 1 drops the hold, and ends one another thread holds."""
+        `wanted` > 1 arms a hold: the store may keep 'done' notices back from this pop
+        until that many have come (or one that is not 'done'), and at the timeout returns
+        what came. A plain pop (`wanted` 1) gets every notice at once, held or not."""
         ...
 
     def unfinished(self, t: str) -> list[int]:

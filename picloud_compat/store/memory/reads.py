@@ -61,21 +61,40 @@ class MemoryReads(MemoryState):
         """Block up to `timeout` seconds for completion notices addressed to `cid`;
         with `wanted` > 1, until that many have come or one is not 'done'."""
         deadline = time.monotonic() + max(timeout, 0)
-        key = (t, cid)
+        key, held = (t, cid), wanted > 1
         with self._lock:
             box = self._notices[key]
-            if wanted > 1 and not box:
-                self._notice_holds[key] = wanted
-            elif self._notice_holds.pop(key, None) is not None:
-                self._notice_cond.notify_all()  # a pop in another thread held: end it
-            while not (box and key not in self._notice_holds) and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._notice_cond.wait(remaining)
+            if not box:
+                self._wait_for_notices(key, held, wanted, deadline)
             out = list(box)
             box.clear()
             return out
+
+    def _wait_for_notices(
+        self, key: tuple[str, str], held: bool, wanted: int, deadline: float
+    ) -> None:
+        """Wait (lock held) until a notice came for a plain pop, or the hold was released
+        for a held one, or the deadline."""
+        box = self._notices[key]
+        if held:
+            self._notice_holds[key] = wanted
+        else:
+            self._plain_pops[key] += 1
+
+        def ready() -> bool:
+            return bool(box) and not (held and key in self._notice_holds)
+
+        try:
+            while not ready() and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._notice_cond.wait(remaining)
+        finally:
+            if not held:
+                self._plain_pops[key] -= 1
+                if not self._plain_pops[key]:
+                    del self._plain_pops[key]
 
     def jobs(self, t: str) -> list[tuple[int, str, str]]:
         """(jid, status, spec id) of every job of the tenant."""

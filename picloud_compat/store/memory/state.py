@@ -57,8 +57,10 @@ class MemoryState:
         self._watchers: dict[Key, set[str]] = defaultdict(set)
         self._unfinished: dict[str, set[int]] = defaultdict(set)
         self._notices: dict[tuple[str, str], deque[Notice]] = defaultdict(deque)
-        # a client's hold: how many more 'done' notices before its pop wants waking
+        # a client's hold: how many more 'done' notices before its held pop wants
+        # waking; and how many plain pops wait (they take any notice at once)
         self._notice_holds: dict[tuple[str, str], int] = {}
+        self._plain_pops: dict[tuple[str, str], int] = defaultdict(int)
         # the simulator's broker: per environment ('' none, else KEY:NAME, whose jobs
         # only processes of that environment's interpreter take), (priority, seq, chunk)
         self._queues: dict[str, list[tuple[int, int, ChunkRef]]] = defaultdict(list)
@@ -100,11 +102,12 @@ class MemoryState:
             self._notice_cond.notify_all()
 
     def _count_towards_hold(self, box: tuple[str, str], status: str) -> bool:
-        """Count one notice against the client's hold; True when it should be woken."""
+        """Count one notice against the client's hold; True when its pops should wake
+        (a plain pop takes any notice at once, held or not)."""
         left = self._notice_holds.get(box)
         if left is not None and status == "done" and left > 1:
             self._notice_holds[box] = left - 1
-            return False
+            return self._plain_pops[box] > 0
         self._notice_holds.pop(box, None)
         return True
 

@@ -21,8 +21,6 @@ class RedisBase:
         self.redis = client
         self.settings = settings
         self._scripts = scripts.register(client)
-        # (tenant, cid) of clients whose notice hold this process may have left armed
-        self._holds: set[tuple[str, str]] = set()
 
     @classmethod
     def from_url(cls, url: str, settings: Settings) -> Self:

@@ -97,9 +97,10 @@ end
 
 -- A client waiting for many jobs (a map's result) may arm a hold: how many more
 -- notices it needs before it wants waking. Until then batches of 'done' notices wait
--- on the side; the batch that reaches the count, or one with a failure (which ends
--- most waits), releases them all. One wake-up per wait instead of one per finished
--- job: that client CPU otherwise lands on the vCPUs running the jobs.
+-- on the side list; the batch that reaches the count, or one with a failure (which
+-- ends most waits), releases them all. A few wake-ups per wait instead of one per
+-- finished job: that client CPU otherwise lands on the vCPUs running the jobs. Plain
+-- pops watch both lists, so a hold never delays another waiter's notice.
 local function push_notices(key, packed, count)
   local hold, held, urgent = unpack(NOTICE_HOLDS[key])
   if redis.call('GET', hold) then
