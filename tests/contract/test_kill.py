@@ -107,8 +107,8 @@ def test_kill_without_jids_kills_every_unfinished_job(cloud, tmp_path):
 def test_a_killed_job_claimed_in_a_batch_never_starts(cloud, tmp_path):
     """Jobs are claimed in batches; one killed after being claimed must still not run."""
     marker = tmp_path / "ran"
-    # 96 jobs on 2 processes make chunks of 12 (N / 4 x concurrency): the first chunk
-    # is jobs 0-11, claimed in growing batches, with a slow job 8 among them.
+    # 96 jobs on 2 processes make chunks of 48 (N / concurrency): the first chunk's
+    # jobs are claimed in growing batches (1, 4, 16: 5-20 holds the slow job 8 and 10).
     seconds = [0.0] * 8 + [1.5] + [0.0] * 87
     jids = cloud.map(jf.logged_sleep, [str(marker)] * 96, seconds, range(96))
     wait_for(lambda: marker.exists() and "start 8 " in marker.read_text(), 30, "the slow job")
