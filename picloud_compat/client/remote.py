@@ -91,5 +91,6 @@ def remote_client(settings: Settings, *, notices: bool = True) -> Client:
         transport.close()
         raise
     store = RemoteStore(transport)
+    store.notice_holds = "notice_holds" in (session.get("features") or ())  # an older gateway
     scoped = settings.replace(signing_key=None, tenant_key=key)
     return Client(scoped, store, tenant, RemoteMode(scoped, store), notices=notices)

@@ -129,7 +129,10 @@ class ClientProtocol:
         """One call of an authenticated key, on a worker thread (the store blocks)."""
         if path == SESSION_PATH:
             key = tenant_key(self._secret, tenant).hex()
-            return 200, wire.pack({"api_key": tenant, "tenant_key": key})
+            # what this gateway understands beyond the first protocol: a newer client
+            # sends only what its gateway announces
+            features = ["notice_holds"]
+            return 200, wire.pack({"api_key": tenant, "tenant_key": key, "features": features})
         if path.startswith(RPC_PATH):
             return 200, answer(self._scope_for(tenant).call, body)
         return 404, b"no such call"

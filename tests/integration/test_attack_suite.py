@@ -782,7 +782,12 @@ def test_wrong_or_missing_credentials_get_401(scene: Scene, attempts: Attempts) 
     issued = wire.unpack(session.content)
     attempts.record(
         "A's /v1/session hands out only A's own tenant key",
-        issued == {"api_key": s.a_key, "tenant_key": tenant_key(SIGNING_KEY, s.a_key).hex()}
+        issued
+        == {
+            "api_key": s.a_key,
+            "tenant_key": tenant_key(SIGNING_KEY, s.a_key).hex(),
+            "features": ["notice_holds"],
+        }
         and not leaks(s, session.content),
         f"HTTP {session.status_code}: a session for {issued.get('api_key')}",
     )

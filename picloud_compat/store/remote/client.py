@@ -44,6 +44,9 @@ class RemoteStore:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        # whether the far side takes `pop_notices`'s `wanted` (a pool process always
+        # does; a gateway says so when a session opens)
+        self.notice_holds = True
 
     def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         """One remote call: its value, or the error the far side raised."""
@@ -96,7 +99,8 @@ class RemoteStore:
         return [s for part in _parts(jids) for s in self.call("watch", t, cid, part)]
 
     def pop_notices(self, t: str, cid: str, timeout: float, wanted: int = 1) -> list[Notice]:
-        args = (t, cid, timeout) if wanted <= 1 else (t, cid, timeout, wanted)
+        held = wanted > 1 and self.notice_holds
+        args = (t, cid, timeout, wanted) if held else (t, cid, timeout)
         return list(self.call("pop_notices", *args, timeout=timeout + 30.0))
 
     def unfinished(self, t: str) -> list[int]:
