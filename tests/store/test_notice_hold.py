@@ -134,3 +134,14 @@ def test_a_hold_is_one_clients(store: Checked, t: str) -> None:
     assert not popper.done()  # one of two
     assert [n.jid for n in store.pop_notices(t, CID, 0)] == [a]  # held, but not from it
     assert popper.join() == []
+
+
+@pytest.mark.parametrize("wanted", [1, 3])
+def test_a_pop_with_under_a_millisecond_left_returns_at_once(
+    store: Checked, t: str, wanted: int
+) -> None:
+    """A wait's last slice can be that short: it must not turn into 0 (block until
+    something comes) on the way to the store."""
+    started = time.monotonic()
+    assert store.pop_notices(t, CID, 0.0002, wanted) == []
+    assert time.monotonic() - started < 1
