@@ -190,9 +190,8 @@ class NoticeHub:
         waits alone, with no callbacks to run, may let the store hold notices back until
         `wanted` came, for `HOLD_SLICE` at most; a thread that starts waiting meanwhile
         pops beside it with plain pops, which get held notices too, and the next leader
-        waits for it. Closing the client
-        fails the wait: nothing would ever end it (a closed simulator runs no more
-        jobs)."""
+        waits for it. Closing the client fails the wait: nothing would ever end it (a
+        closed simulator runs no more jobs)."""
         with self._cond:
             self._waiters += 1
         try:

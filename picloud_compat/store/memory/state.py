@@ -107,7 +107,7 @@ class MemoryState:
         left = self._notice_holds.get(box)
         if left is not None and status == "done" and left > 1:
             self._notice_holds[box] = left - 1
-            return self._plain_pops[box] > 0
+            return self._plain_pops.get(box, 0) > 0  # a read: no entry left behind
         self._notice_holds.pop(box, None)
         return True
 
