@@ -76,7 +76,7 @@ class Supervisor(threading.Thread):
         while not self.stopping.is_set():
             try:
                 for request in self.store.pop_kill_requests(self.warden_name, self._wait):
-                    self.warden.kill(request.tenant, request.jid, request.token, request.worker)
+                    self.warden.kill(request.tenant, request.jid, request.token)
                 if self._check is not None:
                     self._check()
                 now = time.time()

@@ -7,9 +7,7 @@ file (written by `ChunkRunner`) and:
 
 - kills a job on request: SIGSTOP the process, re-read its state, and only if it is
   still running *that attempt* of *that job* SIGKILL it and its children (so a kill can
-  never hit the next job the process picked up), else SIGCONT; a job the process has
-  claimed but not started (it claims its next slow job ahead) gets a veto in its
-  state file instead, which the process reads before starting it;
+  never hit the next job the process picked up), else SIGCONT;
 - kills jobs that overrun ``_max_runtime`` (they end ``killed`` with the reason);
 - names the chunks its processes hold, so their leases are renewed and a whole-worker
   crash is noticed when they lapse, while a job that starves its own threads is not
@@ -21,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +26,7 @@ from pathlib import Path
 import psutil
 
 from picloud_compat.runner.hygiene import kill_descendants
-from picloud_compat.runner.state_file import ProcessState, read_state, worker_name, write_veto
+from picloud_compat.runner.state_file import ProcessState, read_state, worker_name
 from picloud_compat.store.records import ChunkRef
 
 log = logging.getLogger("picloud.warden")
@@ -78,12 +75,8 @@ class Warden:
             for ck in state.chunks
         ]
 
-    def kill(self, tenant: str, jid: int, token: str, worker: str | None = None) -> bool:
+    def kill(self, tenant: str, jid: int, token: str) -> bool:
         """Stop the process running (tenant, jid) under `token`; True if one was killed.
-
-        If none runs it and `worker` (the ``host:pid`` that claimed it) is one of ours,
-        that process claimed it ahead: frozen, it is either found running it by now
-        (killed) or vetoed from starting it.
 
         A parent helping a nested job runs in the same process: killing either kills the
         process, and the other is recovered like any job of a lost worker.
@@ -92,17 +85,9 @@ class Warden:
             for job in state.jobs:
                 if (job.tenant, job.jid, job.token) == (tenant, jid, token):
                     return self._stop_verify_kill(state.path, job.pid, tenant, jid, token)
-        host, _, pid = (worker or "").rpartition(":")
-        if host != socket.gethostname() or not pid.isdigit():
-            return False
-        path = self.state_dir / pid
-        if not path.exists():
-            return False
-        return self._stop_verify_kill(path, int(pid), tenant, jid, token, veto=True)
+        return False
 
-    def _stop_verify_kill(
-        self, path: Path, pid: int, tenant: str, jid: int, token: str, veto: bool = False
-    ) -> bool:
+    def _stop_verify_kill(self, path: Path, pid: int, tenant: str, jid: int, token: str) -> bool:
         if not _descends_from_us(pid):
             return False  # the pid was reused by a process that is not ours
         try:
@@ -113,9 +98,6 @@ class Warden:
         state = read_state(path)
         jobs = state.jobs if state else ()
         if not any((j.tenant, j.jid, j.token) == (tenant, jid, token) for j in jobs):
-            if veto:  # not started: it never will
-                write_veto(path, jid, token)
-                log.info("vetoed claimed job %s/%s (pid %s)", tenant, jid, pid)
             os.kill(pid, signal.SIGCONT)  # it moved on to another job meanwhile
             return False
         kill_descendants(pid)
@@ -146,8 +128,9 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_stopped(pid: int, patience: float = 0.1) -> None:
-    """SIGSTOP is delivered asynchronously: wait (briefly) until `pid` is stopped, so
-    what its state file says is what it does."""
+    """SIGSTOP is delivered asynchronously (a process running on another CPU stops when
+    it next enters the kernel): wait, briefly, until `pid` is stopped, so what its state
+    file says is what it does."""
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         try:

@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 from picloud_compat.errors import CloudException
 from picloud_compat.jobspec import JobSpec, SpecCache
-from picloud_compat.runner.chunk_pass import ChunkPass
 from picloud_compat.runner.execution import JobContext, JobOutput, Loaded, run_job
 from picloud_compat.runner.hygiene import CleanRoom, Leftovers, ProcessDamaged
 from picloud_compat.runner.leases import LeaseRenewal, OwnLeases
@@ -87,7 +86,6 @@ class ChunkRunner:
         self._leases = OwnLeases(renew_leases, identity.worker, settings.lease_seconds)
         self._streamer = OutputStreamer(store, self._leases.renew if renew_leases else None)
         self._output = JobOutput(settings.output_limit)  # reused: drained after each job
-        self._vetoes = self._state.vetoed(0, "") is not None  # the warden can stop a claim
         self._room: CleanRoom | None = None  # made before the first job (the baseline)
         self._damage: list[str] = []
         self._depth = 0  # chunks running in this process now (helping nests them)
@@ -132,130 +130,130 @@ class ChunkRunner:
     def _run(self, chunk: ChunkRef, stolen: tuple[str, Claim] | None, settle_later: bool) -> int:
         token, first_claim = stolen or (secrets.token_hex(8), None)
         codec = self.codec_for(chunk.tenant)
-        run = ChunkPass(chunk, token, self._recorder)
-        self._state.push(chunk.key)
+        ck = chunk.key
+        index, batch, ran, claimed = 0, 1, 0, 0
+        ended = False  # an advance that claimed nothing ended the chunk
+        pending: list[Outcome] = []
+        oldest = 0.0
+        self._state.push(ck)
         self._leases.hold(chunk)
         self._depth += 1
         if self._depth == 1:
             self._failed = []
         try:
-            while run.more(first_claim):
+            while first_claim is not None or index < chunk.count:
                 if self._draining():
                     unstarted = [j.jid for j in first_claim.jobs] if first_claim else []
-                    return self._hand_back(run, unstarted + run.take_ahead())
-                claim = run.next_claim(first_claim)
-                first_claim = None
+                    return self._hand_back(chunk, unstarted, pending, token, ran)
+                # outcomes not recorded yet ride with the claim
+                claim, ended = self._claim(chunk, pending, index, batch, token, first_claim)
+                first_claim, pending = None, []
+                index = claim.next_index
                 generation = claim.kill_generation  # read with the claim, atomically
+                claimed += len(claim.jobs)
                 jobs = claim.jobs
                 checked = time.perf_counter()
                 position = 0
                 while position < len(jobs):
-                    if position == len(jobs) - 1:
-                        run.send_ahead()
+                    job = jobs[position]
                     now = time.perf_counter()
-                    if run.pending and now - run.oldest > FLUSH_AFTER:
+                    if pending and now - oldest > FLUSH_AFTER:
                         # finished outcomes never wait for the next job to end
-                        self._recorder.finish(chunk, run.pending)
-                        run.pending = []
-                    if position and now - checked > RECHECK_CLAIMED and not run.streaming:
+                        self._recorder.finish(chunk, pending)
+                        pending = []
+                    if position and now - checked > RECHECK_CLAIMED:
                         if self._draining():  # the worker is scaling in: start nothing more
-                            return self._hand_back(run, [j.jid for j in jobs[position:]])
+                            rest = [j.jid for j in jobs[position:]]
+                            return self._hand_back(chunk, rest, pending, token, ran)
                         jobs, generation = self._recheck(chunk, jobs, position, generation)
                         checked = now
                         if position >= len(jobs):
                             break
-                    job = jobs[position]
+                        job = jobs[position]
                     spec = self._specs.get(chunk.tenant, job.spec_id)
                     started = time.perf_counter()
                     outcome = self._run_one(chunk, job, spec, codec, token)
+                    ran += 1
+                    if not pending:
+                        oldest = started
+                    pending.append(outcome)
+                    slow = outcome.runtime > TINY_JOB
+                    # A non-restartable job's outcome never waits for another job: if
+                    # this process died with it unrecorded, it would fail as "worker lost".
+                    restartable = spec.restartable
+                    due = slow or not restartable or len(pending) >= MAX_BATCH
+                    # The batch's last outcomes go with the next claim, or with the
+                    # chunk's end: one round trip either way.
+                    if self._damage or (due and position + 1 < len(jobs)):
+                        self._recorder.finish(chunk, pending)
+                        pending = []
                     position += 1
-                    if outcome is not None:  # None: killed before it started (a veto)
-                        jobs = self._after(run, outcome, spec.restartable, started, jobs, position)
-                        self._leave_if_damaged(run, job, jobs[position:])
-            if not run.ended:
-                self._end(run, settle_later)
-            return run.ran
+                    self._leave_if_damaged(chunk, job, jobs[position:], token)
+                    batch = 1 if (slow or not restartable) else min(batch * 4, MAX_BATCH)
+                    if slow and position < len(jobs):
+                        # The rest of the batch would sit behind slow jobs, looking
+                        # "processing": give it back and take it one job at a time.
+                        rest = [j.jid for j in jobs[position:]]
+                        self._recorder.unclaim(chunk, rest, token)
+                        claimed -= len(rest)
+                        index = rest[0] - chunk.first
+                        break
+            if not ended:
+                self._end(chunk, pending, claimed == chunk.count, settle_later)
+            return ran
         finally:
-            run.give_back_ahead()  # if it left early (an error)
             self._state.pop()
             self._leases.release()
             self._depth -= 1
             if self._depth == 0:
                 self.failed = self._failed
 
-    def _after(
-        self,
-        run: ChunkPass,
-        outcome: Outcome,
-        restartable: bool,
-        started: float,
-        jobs: list[ClaimedJob],
-        position: int,
-    ) -> list[ClaimedJob]:
-        """Take a job's outcome: record it now or let it ride with the next step, and
-        size the next claim. Returns the claimed jobs still to run here."""
-        run.ran += 1
-        if not run.pending:
-            run.oldest = started
-        run.pending.append(outcome)
-        slow = outcome.runtime > TINY_JOB
-        # A non-restartable job's outcome never waits for another job: if this process
-        # died with it unrecorded, it would fail as "worker lost".
-        run.streaming = slow and restartable and self._claims_ahead()
-        due = slow or not restartable or len(run.pending) >= MAX_BATCH
-        # The batch's last outcomes go with the next claim, or with the chunk's end: one
-        # round trip either way (claiming ahead, with the claim sent as the next starts).
-        if self._damage or (due and position < len(jobs) and not run.streaming):
-            self._recorder.finish(run.chunk, run.pending)
-            run.pending = []
-        run.batch = 1 if (slow or not restartable) else min(run.batch * 4, MAX_BATCH)
-        if run.streaming and run.chunk.count - run.index >= 3:
-            run.batch = 2  # the next job, and the one claimed ahead of it
-        keep = position + (1 if run.streaming else 0)  # a job claimed ahead stays ours
-        if slow and keep < len(jobs):
-            # The rest of the batch would sit behind slow jobs, looking "processing":
-            # give it back and take it one job at a time.
-            rest = [j.jid for j in jobs[keep:]]
-            self._recorder.unclaim(run.chunk, rest, run.token)
-            run.claimed -= len(rest)
-            run.index = rest[0] - run.chunk.first
-            return jobs[:keep]
-        return jobs
-
-    def _claims_ahead(self) -> bool:
-        """Whether this runner may claim its next job while one runs (`chunk_pass`): an
-        outermost chunk, a store that answers later, a warden that can veto a claim."""
-        return self._depth == 1 and self._recorder.defers and self._vetoes
-
-    def _end(self, run: ChunkPass, settle_later: bool) -> None:
+    def _end(
+        self, chunk: ChunkRef, pending: list[Outcome], ran_all: bool, settle_later: bool
+    ) -> None:
         """Record the chunk's last outcomes and end it, or leave that to `unsettled`."""
-        ran_all = run.claimed == run.chunk.count
         if settle_later:
-            self.unsettled = Settlement(run.chunk, tuple(run.pending), ran_all)
+            self.unsettled = Settlement(chunk, tuple(pending), ran_all)
         else:
-            self._recorder.finish(run.chunk, run.pending, end=True, ran_all=ran_all)
+            self._recorder.finish(chunk, pending, end=True, ran_all=ran_all)
 
-    def _leave_if_damaged(self, run: ChunkPass, job: ClaimedJob, rest: list[ClaimedJob]) -> None:
+    def _leave_if_damaged(
+        self, chunk: ChunkRef, job: ClaimedJob, rest: list[ClaimedJob], token: str
+    ) -> None:
         """If `job` damaged this process, nothing more runs in it: give back the `rest`
-        of the batch and what was claimed ahead, end the chunk (its outcomes were
-        recorded) and leave."""
+        of the batch, end the chunk (its outcomes were recorded) and leave."""
         if not self._damage:
             return
-        unstarted = [j.jid for j in rest] + run.take_ahead()
-        self._recorder.unclaim(run.chunk, unstarted, run.token)
-        self._recorder.finish(run.chunk, [], end=True)
-        raise ProcessDamaged(f"job {run.chunk.tenant}/{job.jid}: {'; '.join(self._damage)}")
+        self._recorder.unclaim(chunk, [j.jid for j in rest], token)
+        self._recorder.finish(chunk, [], end=True)
+        raise ProcessDamaged(f"job {chunk.tenant}/{job.jid}: {'; '.join(self._damage)}")
 
-    def _hand_back(self, run: ChunkPass, unstarted: list[int]) -> int:
+    def _claim(
+        self,
+        chunk: ChunkRef,
+        outcomes: list[Outcome],
+        index: int,
+        batch: int,
+        token: str,
+        stolen: Claim | None,
+    ) -> tuple[Claim, bool]:
+        """The next jobs: `stolen` (a thief's steal claimed them), else claimed now with
+        `outcomes` (`Recorder.claim`); and whether that ended the chunk."""
+        if stolen is not None:
+            return stolen, False
+        return self._recorder.claim(chunk, outcomes, index, batch, token)
+
+    def _hand_back(
+        self, chunk: ChunkRef, unstarted: list[int], pending: list[Outcome], token: str, ran: int
+    ) -> int:
         """The worker is draining: give back what this runner has not started, record
-        what it ran, and republish the chunk for another worker. Returns how many ran."""
-        chunk = run.chunk
-        self._recorder.finish(chunk, run.pending)  # first: they ran, longer patience
-        self._recorder.unclaim(chunk, unstarted, run.token)
+        what it ran, and republish the chunk for another worker. Returns `ran`."""
+        self._recorder.finish(chunk, pending)  # first: they ran, and get the longer patience
+        self._recorder.unclaim(chunk, unstarted, token)
         self._recorder.finish(chunk, [], end=True)
         loss = retrying(self.store.hand_back, chunk, self.identity.worker)
         log.info("chunk %s handed back while draining (%s)", chunk.key, loss)
-        return run.ran
+        return ran
 
     def _recheck(
         self, chunk: ChunkRef, jobs: list[ClaimedJob], position: int, generation: int
@@ -288,7 +286,7 @@ class ChunkRunner:
         spec: JobSpec,
         codec: Codec,
         token: str,
-    ) -> Outcome | None:
+    ) -> Outcome:
         wanted = spec.cores if self._depth == 1 else 1  # a helped job runs in its parent's
         if wanted <= 1:  # the chunk's own slot: nothing to widen (and no context manager)
             return self._run_held(chunk, job, spec, codec, token, False)
@@ -303,10 +301,7 @@ class ChunkRunner:
         codec: Codec,
         token: str,
         short_of_cores: bool,
-    ) -> Outcome | None:
-        """Run `job`, unless the warden vetoed it (None): it was killed while claimed.
-        The veto is read after the state file names the job, so a kill either finds
-        the job running (and stops the process) or vetoes it before it starts."""
+    ) -> Outcome:
         max_runtime = spec.max_runtime
         self._state.set_job(
             tenant=chunk.tenant,
@@ -316,10 +311,6 @@ class ChunkRunner:
             started=time.time(),
             max_runtime=None if max_runtime is None else max_runtime * 60.0,
         )
-        if self._state.vetoed(job.jid, token):
-            self._state.clear_job()
-            log.info("job %s/%s was killed before it started", chunk.tenant, job.jid)
-            return None
 
         sha = spec.fn
         # Fetched here, not in load(): a `_kill_process` job loads in a forked child,

@@ -71,11 +71,6 @@ class ChannelState:
         """The job ended."""
         self._channel.notify("state_clear", b"")
 
-    def vetoed(self, jid: int, token: str) -> bool | None:
-        """Unknown here (the state file is the pool process's): jobs start only on a
-        fresh claim."""
-        return None
-
     def close(self) -> None:
         """Nothing to release: the channel closes with the process."""
 

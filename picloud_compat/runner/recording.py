@@ -18,7 +18,7 @@ from picloud_compat.errors import ConnectionFailed
 from picloud_compat.runner.outages import OUTCOME_RETRY, retrying
 from picloud_compat.runner.outcomes import unsaveable
 from picloud_compat.runner.state_file import RunnerIdentity
-from picloud_compat.store.contract import DeferringStore, Pending, RunnerStore
+from picloud_compat.store.contract import RunnerStore
 from picloud_compat.store.records import ChunkRef, Claim, Outcome
 
 log = logging.getLogger("picloud.runner")
@@ -33,24 +33,6 @@ class Recorder:
     def __init__(self, store: RunnerStore, identity: RunnerIdentity) -> None:
         self.store = store
         self.identity = identity
-        self.defers = isinstance(store, DeferringStore)
-        """Whether `send_ahead` overlaps its round trip with the next job."""
-
-    def send_ahead(
-        self, chunk: ChunkRef, outcomes: list[Outcome], start: int, max_jobs: int, token: str
-    ) -> Ahead:
-        """Record `outcomes` and claim up to `max_jobs` (0: none) jobs from `start`,
-        answered by `Ahead.claim` later; the chunk is never ended by it."""
-        sent: Pending[Claim] | None = None
-        if isinstance(self.store, DeferringStore):
-            me = self.identity
-            try:
-                sent = self.store.send_advance(
-                    chunk, outcomes, start, max_jobs, MAX_BATCH_BYTES, me.worker, me.warden, token
-                )
-            except ConnectionFailed:
-                sent = None  # `Ahead.claim` takes the careful way
-        return Ahead(self, chunk, outcomes, start, max_jobs, token, sent)
 
     def claim(
         self, chunk: ChunkRef, outcomes: list[Outcome], start: int, max_jobs: int, token: str
@@ -128,56 +110,3 @@ class Recorder:
         except Exception:
             log.exception("job %s/%s: its outcome was refused", chunk.tenant, outcome.jid)
             retrying(self.store.finish, chunk, [unsaveable(outcome)], worker, end=False)
-
-
-class Ahead:
-    """Outcomes sent and the next jobs claimed while another job runs (`send_ahead`)."""
-
-    def __init__(
-        self,
-        recorder: Recorder,
-        chunk: ChunkRef,
-        outcomes: list[Outcome],
-        start: int,
-        max_jobs: int,
-        token: str,
-        sent: Pending[Claim] | None,
-    ) -> None:
-        self._recorder = recorder
-        self._step = (chunk, outcomes, start, max_jobs, token)
-        self._sent = sent
-        self._claim: Claim | None = None
-
-    def claim(self) -> Claim:
-        """What the step claimed (no jobs if it claimed none; the same on every call)."""
-        if self._claim is None:
-            self._claim = self._answer()
-        return self._claim
-
-    def _answer(self) -> Claim:
-        """Should the store have failed or refused the step, it is done again the
-        careful way: outcomes recorded first-writer-wins and a claim retried under the
-        same token are both safe to repeat."""
-        sent, self._sent = self._sent, None
-        if sent is not None:
-            try:
-                return sent.result()
-            except ConnectionFailed:
-                pass
-            except Exception:
-                log.exception("a claim-ahead step was refused; doing it step by step")
-        chunk, outcomes, start, max_jobs, token = self._step
-        self._recorder.finish(chunk, outcomes)
-        if max_jobs == 0:
-            return Claim(start, kill_generation=0)
-        me = self._recorder.identity
-        return retrying(
-            self._recorder.store.claim,
-            chunk,
-            start,
-            max_jobs,
-            MAX_BATCH_BYTES,
-            me.worker,
-            me.warden,
-            token,
-        )

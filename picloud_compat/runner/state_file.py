@@ -73,36 +73,25 @@ class JobStateSink(Protocol):
         """No job runs in the innermost chunk now."""
         ...
 
-    def vetoed(self, jid: int, token: str) -> bool | None:
-        """Whether the warden has forbidden that attempt to start (it was killed while
-        claimed but not started); None if this sink cannot tell, and then the runner
-        never starts a job whose claim it has not just confirmed."""
-        ...
-
     def close(self) -> None:
         """The runner stops."""
         ...
 
 
 class StateFile:
-    """What the warden reads about this process, in fixed regions of one file.
+    """What the warden reads about this process, in two fixed regions of one file.
 
     - chunks (written when a chunk starts or ends): the chunk keys this process holds,
       a stack, since a nested job runs inside its waiting parent;
     - job (written twice per job, so kept to one short line): the job running now, as
-      ``jid token pid started max_runtime tenant``, or blank between jobs;
-    - vetoes (written by the warden only, `veto`): ``jid token`` lines of claimed
-      attempts killed before they started, which the runner must not start.
+      ``jid token pid started max_runtime tenant``, or blank between jobs.
 
     Writes are single `pwrite`s of whole regions; the warden freezes the process
-    (SIGSTOP) before trusting what it reads or writing a veto, so neither side ever
-    acts on a torn record.
+    (SIGSTOP) before trusting what it reads, so it never acts on a torn record.
     """
 
     CHUNKS_SIZE = 896
     JOB_SIZE = 128
-    VETO_SIZE = 512
-    VETO_OFFSET = CHUNKS_SIZE + JOB_SIZE
     _BLANK_JOB = b" " * JOB_SIZE
 
     def __init__(self, directory: Path | None) -> None:
@@ -148,13 +137,6 @@ class StateFile:
         if self._fd is not None:
             os.pwrite(self._fd, self._BLANK_JOB, self.CHUNKS_SIZE)
 
-    def vetoed(self, jid: int, token: str) -> bool | None:
-        """Whether the warden vetoed that attempt (see the class doc)."""
-        if self._fd is None:
-            return None
-        vetoes = os.pread(self._fd, self.VETO_SIZE, self.VETO_OFFSET)
-        return f"\n{jid} {token}\n".encode() in b"\n" + vetoes
-
     def _write_chunks(self) -> None:
         if self._fd is None:
             return
@@ -170,7 +152,7 @@ class StateFile:
     def close(self) -> None:
         """Blank the file and close it (the process stops running jobs)."""
         if self._fd is not None:
-            os.pwrite(self._fd, b" " * (self.VETO_OFFSET + self.VETO_SIZE), 0)
+            os.pwrite(self._fd, b" " * (self.CHUNKS_SIZE + self.JOB_SIZE), 0)
             os.close(self._fd)
             self._fd = None
 
@@ -214,28 +196,9 @@ def read_state(path: Path) -> ProcessState | None:
         return None
     if not isinstance(head, dict) or not head.get("chunks"):
         return None
-    current = raw[StateFile.CHUNKS_SIZE : StateFile.VETO_OFFSET].decode(errors="replace")
-    lines = [*head.get("outer", []), current]
+    lines = [*head.get("outer", []), raw[StateFile.CHUNKS_SIZE :].decode(errors="replace")]
     jobs = tuple(job for job in map(_parse_job, lines) if job is not None)
     return ProcessState(path, tuple(head["chunks"]), jobs)
-
-
-def write_veto(path: Path, jid: int, token: str) -> None:
-    """Forbid the process owning state file `path` to start that attempt (the warden
-    calls this with the process frozen). The oldest vetoes make room for new ones: a
-    runner checks an attempt's veto within moments of its kill."""
-    line = f"{jid} {token}\n".encode()
-    try:
-        with open(path, "r+b") as f:
-            f.seek(StateFile.VETO_OFFSET)
-            lines = f.read(StateFile.VETO_SIZE).rstrip(b" \0").splitlines(keepends=True)
-            lines.append(line)
-            while sum(map(len, lines)) > StateFile.VETO_SIZE:
-                lines.pop(0)
-            f.seek(StateFile.VETO_OFFSET)
-            f.write(b"".join(lines).ljust(StateFile.VETO_SIZE))
-    except OSError:
-        pass  # the process is gone: there is nothing left to veto
 
 
 def _parse_job(line: str) -> RunningJob | None:

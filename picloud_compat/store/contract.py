@@ -15,7 +15,7 @@ follow `picloud_compat.status.TRANSITIONS`. Times are Unix seconds (float).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol
 
 from picloud_compat.store.records import (
     Account,
@@ -196,40 +196,6 @@ class RunnerStore(Protocol):
 
     def function(self, t: str, sha: str) -> bytes | None:
         """The sealed function of a claimed job."""
-        ...
-
-
-T_co = TypeVar("T_co", covariant=True)
-
-
-class Pending(Protocol[T_co]):
-    """A store step already sent, whose reply is read when asked for."""
-
-    def result(self) -> T_co:
-        """The reply (raising what the direct call would have raised)."""
-        ...
-
-
-@runtime_checkable
-class DeferringStore(Protocol):
-    """A runner store that can send a step and answer it later (`RedisStore`): a job
-    process claims its next job while the current one runs, and never waits a round
-    trip between slow jobs. Stores without it are used step by step."""
-
-    def send_advance(
-        self,
-        chunk: ChunkRef,
-        outcomes: Sequence[Outcome],
-        start: int,
-        max_jobs: int,
-        max_bytes: int,
-        worker: str,
-        warden: str,
-        token: str,
-    ) -> Pending[Claim]:
-        """`RunnerStore.advance`, sent now; unlike it, a claim of nothing never ends
-        the chunk (the runner still has a claimed job of it to run). `max_jobs` 0 only
-        records the outcomes."""
         ...
 
 

@@ -98,7 +98,6 @@ class AdvanceArgs(ClaimArgs):
 
     output_limit: int
     day: str
-    keep: bool  # a claim of nothing does not end the chunk (the runner claimed ahead)
 
 
 class KillArgs(_Retention):

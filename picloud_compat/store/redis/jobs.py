@@ -47,7 +47,6 @@ from picloud_compat.store.redis.connection import (
     as_blob,
     store_errors,
 )
-from picloud_compat.store.redis.sent import SentScript
 
 PENDING_ARGS_TTL = 3600
 """TTL of big arguments written just before their submit script runs."""
@@ -105,8 +104,6 @@ def claimed(client: redis.Redis, chunk: ChunkRef, reply: list[Any]) -> Claim:
 
 class RedisJobs(RedisBase):
     """The job-life state changes: `ClientStore` and `RunnerStore` writes."""
-
-    _sendable = False  # the advance script is known to Redis (see send_advance)
 
     def allocate(self, t: str, count: int) -> int:
         """Reserve `count` consecutive jids for tenant `t`; return the first."""
@@ -214,55 +211,14 @@ class RedisJobs(RedisBase):
         token: str,
     ) -> Claim:
         """`finish` then `claim` in one script; nothing left to claim ends the chunk."""
-        record = self._advance_args(chunk, start, max_jobs, max_bytes, worker, warden, token)
-        reply = self._run("advance", record, outcome_values(outcomes), "recording results")
-        return claimed(self.redis, chunk, reply)
-
-    def send_advance(
-        self,
-        chunk: ChunkRef,
-        outcomes: Sequence[Outcome],
-        start: int,
-        max_jobs: int,
-        max_bytes: int,
-        worker: str,
-        warden: str,
-        token: str,
-    ) -> SentScript[Claim]:
-        """`advance` sent now, its reply read later (`DeferringStore`)."""
-        record = self._advance_args(chunk, start, max_jobs, max_bytes, worker, warden, token)
-        record["keep"] = True
-        script = self._scripts["advance"]
-        if not self._sendable:  # a sent call cannot load its script when refused
-            with store_errors("loading scripts"):
-                script.sha = self.redis.script_load(script.script)
-            self._sendable = True
-        return SentScript(
-            self.redis,
-            script,
-            record,
-            outcome_values(outcomes),
-            lambda reply: claimed(self.redis, chunk, reply),
-            "recording results",
-        )
-
-    def _advance_args(
-        self,
-        chunk: ChunkRef,
-        start: int,
-        max_jobs: int,
-        max_bytes: int,
-        worker: str,
-        warden: str,
-        token: str,
-    ) -> AdvanceArgs:
         claim = self._claim_args(chunk, start, max_jobs, max_bytes, worker, warden, token)
-        return {
+        record: AdvanceArgs = {
             **claim,
             "output_limit": self.settings.output_limit,
             "day": utc_day(),
-            "keep": False,
         }
+        reply = self._run("advance", record, outcome_values(outcomes), "recording results")
+        return claimed(self.redis, chunk, reply)
 
     def _claim_args(
         self,
