@@ -15,7 +15,8 @@ from collections.abc import Callable
 import pytest
 
 from picloud_compat.store.records import Notice
-from tests.store.conftest import Checked
+from picloud_compat.store.redis import RedisStore
+from tests.store.conftest import Checked, base_settings, new_tenant
 from tests.store.test_contract import CID, claim, finish, notices, submit
 
 pytestmark = pytest.mark.timeout(60)
@@ -145,3 +146,49 @@ def test_a_pop_with_under_a_millisecond_left_returns_at_once(
     started = time.monotonic()
     assert store.pop_notices(t, CID, 0.0002, wanted) == []
     assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("finished_first", [False, True])
+def test_a_held_pop_is_one_round_trip_on_redis(store_redis_url: str, finished_first: bool) -> None:
+    """Arming, blocking and sweeping go in one request: each request costs the CPUs
+    that run the jobs (the client's and Redis's work both land there)."""
+    raw = RedisStore.from_url(store_redis_url, base_settings(store_redis_url))
+    store, t = Checked(raw, "redis"), new_tenant()
+    try:
+        a, b = submit(store, t, 2)
+        assert raw.pop_notices(t, CID, 0.01, 2) == []  # the store's first loads the script
+        if finished_first:
+            finish_one(store, t, a)
+            finish_one(store, t, b)
+        pool = raw.redis.connection_pool
+        conn = pool.get_connection()  # the one the pop gets next (the pool reuses it)
+        pool.release(conn)
+        sent: list[int] = []
+        send = conn.send_packed_command
+        conn.send_packed_command = lambda *a, **k: (sent.append(1), send(*a, **k))[1]  # type: ignore[method-assign]
+        got = raw.pop_notices(t, CID, 0.3, 2)
+        assert sorted(n.jid for n in got) == ([a, b] if finished_first else [])
+        assert len(sent) == 1
+    finally:
+        raw.close()
+
+
+def test_a_held_pop_after_redis_lost_its_scripts_still_pops(store_redis_url: str) -> None:
+    """The hold is queued by its sha alone: after a Redis restart (scripts gone) that
+    pop is a plain one, and the next is held again."""
+    raw = RedisStore.from_url(store_redis_url, base_settings(store_redis_url))
+    store, t = Checked(raw, "redis"), new_tenant()
+    try:
+        a, b, c = submit(store, t, 3)
+        assert raw.pop_notices(t, CID, 0.05, 2) == []  # loads and uses the script
+        raw.redis.script_flush()
+        finish_one(store, t, a)
+        assert [n.jid for n in raw.pop_notices(t, CID, 2.0, 3)] == [a]  # not held: plain
+        popper = Popper(lambda: raw.pop_notices(t, CID, 3.0, 2))
+        finish_one(store, t, b)
+        time.sleep(0.3)
+        assert not popper.done()  # held again: one of two
+        finish_one(store, t, c)
+        assert [n.jid for n in popper.join()] == [b, c]
+    finally:
+        raw.close()

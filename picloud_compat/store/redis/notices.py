@@ -4,7 +4,9 @@ A client waiting for many jobs arms a hold first (``hold.lua``): the finishing s
 then keep its 'done' notices on a side list until as many have come as it needs, or one
 is a failure (``push_notices`` in ``lib.lua``). A map's `result` wakes its client a few
 times instead of once per job, and the client's CPU stays off the vCPUs running the jobs.
-A held pop is two round trips (three when it times out).
+A held pop is one round trip: arming, the blocking pop and the sweep of what came
+travel in one pipeline (each request costs Redis and the client CPU that the jobs'
+vCPUs pay for).
 
 Nothing about a hold lives in the client or the gateway: a plain pop watches both lists,
 so it gets every notice at once whatever holds another thread, process or gateway
@@ -16,9 +18,11 @@ from __future__ import annotations
 from typing import cast
 
 import msgpack
+import redis.exceptions as rexc
 
 from picloud_compat.store import keys
 from picloud_compat.store.records import Notice
+from picloud_compat.store.redis import scripts
 from picloud_compat.store.redis.arguments import HoldArgs
 from picloud_compat.store.redis.base import RedisBase
 from picloud_compat.store.redis.connection import store_errors
@@ -33,31 +37,50 @@ waiting stops holding its notices back by itself."""
 class RedisNotices(RedisBase):
     """`ClientStore.pop_notices` on Redis."""
 
+    _hold_loaded = False  # hold.lua is known to Redis (this store loaded it)
+
     def pop_notices(self, t: str, cid: str, timeout: float, wanted: int = 1) -> list[Notice]:
         """Block up to `timeout` seconds for completion notices addressed to `cid`;
         with `wanted` > 1, until that many have come or one is not 'done'."""
         lists = [keys.notices(t, cid), keys.held_notices(t, cid)]
-        if wanted > 1:
-            args = HoldArgs(
-                tenant=t,
-                cid=cid,
-                wanted=wanted,
-                ttl_ms=int((max(timeout, 0.0) + HOLD_OUTLIVES_POP) * 1000),
-            )
-            self._run("hold", args, what="waiting for results")
+        if wanted > 1 and timeout > 0:
+            return self._held_pop(t, cid, lists, timeout, wanted)
         with store_errors("waiting for results"):
-            items: list[bytes] = []
-            if timeout > 0:
-                # held: only a released hold (or a failure) ends the wait; plain: any
-                # notice, held or not
-                watched = lists[:1] if wanted > 1 else lists
-                popped = self.redis.blmpop(
-                    timeout, len(watched), *watched, direction="LEFT", count=POP_COUNT
-                )
-                items = cast("list[bytes]", popped[1]) if popped else []
-            if not items and (timeout <= 0 or wanted > 1):  # whatever came, held or not
+            if timeout > 0:  # any notice, held for another waiter or not
+                popped = self.redis.blmpop(timeout, 2, *lists, direction="LEFT", count=POP_COUNT)
+            else:
                 popped = self.redis.lmpop(2, *lists, direction="LEFT", count=POP_COUNT)
-                items = cast("list[bytes]", popped[1]) if popped else []
+        return _unpacked(cast("list[bytes]", popped[1]) if popped else [])
+
+    def _held_pop(
+        self, t: str, cid: str, lists: list[str], timeout: float, wanted: int
+    ) -> list[Notice]:
+        """Arm the hold, block until it is released (or a failure, or the timeout), and
+        sweep both lists for what came meanwhile: one pipeline, one round trip."""
+        args = HoldArgs(
+            tenant=t,
+            cid=cid,
+            wanted=wanted,
+            ttl_ms=int((timeout + HOLD_OUTLIVES_POP) * 1000),
+        )
+        hold = self._scripts["hold"]
+        with store_errors("waiting for results"):
+            if not self._hold_loaded:  # queued by sha alone: make sure Redis has it
+                scripts.reload(self.redis, hold)
+                self._hold_loaded = True
+            pipe = self.redis.pipeline(transaction=False)
+            scripts.queue_call(pipe, hold, args)
+            pipe.blmpop(timeout, 1, lists[0], direction="LEFT", count=POP_COUNT)
+            pipe.lmpop(2, *lists, direction="LEFT", count=POP_COUNT)
+            armed, popped, swept = pipe.execute(raise_on_error=False)
+            if isinstance(armed, rexc.NoScriptError):  # Redis restarted: a plain pop
+                scripts.reload(self.redis, hold)  # this time; held again the next
+        for reply in (armed, popped, swept):
+            if isinstance(reply, Exception) and not isinstance(reply, rexc.NoScriptError):
+                raise reply
+        items = cast("list[bytes]", popped[1]) if popped else []
+        if swept:
+            items += cast("list[bytes]", swept[1])
         return _unpacked(items)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import msgpack
 import redis
 import redis.exceptions as rexc
+from redis.client import Pipeline
 from redis.commands.core import Script
 
 from picloud_compat.errors import CloudException, InvalidCredentials, UnknownJobError
@@ -96,6 +97,19 @@ def call(
     if client is None:
         return script(keys=[], args=args)
     return script(keys=[], args=args, client=client)
+
+
+def queue_call(pipe: Pipeline, script: Script, record: ScriptArgs) -> None:
+    """Queue `script` on a pipeline by its sha alone. (Given the Script object, redis-py
+    asks Redis which scripts it has before every such pipeline: a round trip more.) The
+    caller finds NoScriptError among the results if Redis lost its scripts (a restart),
+    and loads it for the next time with `reload`."""
+    pipe.evalsha(script.sha, 0, msgpack.packb(record, use_bin_type=False))
+
+
+def reload(client: redis.Redis, script: Script) -> None:
+    """Load `script` again (after NoScriptError from a `queue_call`)."""
+    script.sha = client.script_load(script.script)
 
 
 def raise_script_error(exc: rexc.ResponseError) -> None:
