@@ -148,12 +148,17 @@ class RedisJobs(RedisBase):
         if not external:
             return int(self._run("submit", record, [fn, *sub.depends_on, *sub.args], "submitting"))
         assert first is not None
+        script = self._scripts["submit"]
         with store_errors("submitting jobs"):
-            pipe = self.redis.pipeline(transaction=True)
-            for i, blob in enumerate(sub.args):
-                pipe.set(keys.args(t, first + i), blob, ex=PENDING_ARGS_TTL)
-            scripts.call(self._scripts["submit"], record, [fn, *sub.depends_on], client=pipe)
-            reply = pipe.execute(raise_on_error=False)[-1]
+            for loaded in (False, True):  # the script queued by sha: loaded on NoScript
+                pipe = self.redis.pipeline(transaction=True)
+                for i, blob in enumerate(sub.args):
+                    pipe.set(keys.args(t, first + i), blob, ex=PENDING_ARGS_TTL)
+                scripts.queue_call(pipe, script, record, [fn, *sub.depends_on])
+                reply = pipe.execute(raise_on_error=False)[-1]
+                if loaded or not isinstance(reply, rexc.NoScriptError):
+                    break
+                scripts.reload(self.redis, script)  # nothing ran: the SETs are redone
         if isinstance(reply, rexc.ResponseError):
             with store_errors("submitting jobs"):
                 scripts.raise_script_error(reply)

@@ -99,12 +99,14 @@ def call(
     return script(keys=[], args=args, client=client)
 
 
-def queue_call(pipe: Pipeline, script: Script, record: ScriptArgs) -> None:
+def queue_call(
+    pipe: Pipeline, script: Script, record: ScriptArgs, rest: Sequence[Any] = ()
+) -> None:
     """Queue `script` on a pipeline by its sha alone. (Given the Script object, redis-py
     asks Redis which scripts it has before every such pipeline: a round trip more.) The
     caller finds NoScriptError among the results if Redis lost its scripts (a restart),
     and loads it for the next time with `reload`."""
-    pipe.evalsha(script.sha, 0, msgpack.packb(record, use_bin_type=False))
+    pipe.evalsha(script.sha, 0, msgpack.packb(record, use_bin_type=False), *rest)
 
 
 def reload(client: redis.Redis, script: Script) -> None:
