@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from picloud_compat.errors import ConnectionFailed
+from picloud_compat.store import keys
 from picloud_compat.store.redis import RedisStore
 from tests.store.conftest import base_settings, new_tenant
 from tests.store.test_contract import claim, make_sub
@@ -52,3 +54,26 @@ def test_a_submit_with_big_arguments_after_redis_lost_its_scripts(raw: RedisStor
     got = claim(raw, t, jids)  # type: ignore[arg-type]
     assert [j.args for j in got.jobs] == [big, b"small"]
     assert raw.statuses(t, jids) == ["processing", "processing"]
+
+
+def test_a_script_redis_keeps_losing_is_an_outage(raw: RedisStore) -> None:
+    """Scripts flushed again between the reload and the resend (a Redis restarting over
+    and over): a typed outage, the submit did not happen, nothing is left for good."""
+    t = new_tenant()
+    big = b"B" * (70 * 1024)
+    raw.submit(t, make_sub(args=[big]))
+    load = raw.redis.script_load
+
+    def load_then_lose(script: str) -> str:
+        sha = load(script)
+        raw.redis.script_flush()
+        return sha
+
+    raw.redis.script_load = load_then_lose  # type: ignore[method-assign]
+    raw.redis.script_flush()
+    sub = make_sub(args=[big], fn_blob=None)
+    sub.first = raw.allocate(t, 1)
+    with pytest.raises(ConnectionFailed, match="lost its scripts"):
+        raw.submit(t, sub)
+    assert raw.statuses(t, [sub.first]) == [None]
+    assert 0 < raw.redis.ttl(keys.args(t, sub.first)) <= 3600  # expires by itself

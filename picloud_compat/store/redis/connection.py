@@ -56,7 +56,9 @@ def store_errors(what: str) -> Iterator[None]:
 
     Callers see one exception type instead of redis-py's many. A write refused because
     Redis is full (OOM) or is a replica (READONLY, mid-failover) is an outage too: the
-    caller's retry-through-outage logic applies, nothing is lost or run twice.
+    caller's retry-through-outage logic applies, nothing is lost or run twice. So is a
+    script Redis lacks even after it was loaded again (its scripts are being flushed, or
+    it keeps restarting): the script did not run.
     """
     try:
         yield
@@ -64,6 +66,8 @@ def store_errors(what: str) -> Iterator[None]:
         raise ConnectionFailed(f"{what} failed: cannot reach the job store ({exc})") from exc
     except _REFUSED_WRITE as exc:
         raise ConnectionFailed(f"{what} failed: the job store refused the write ({exc})") from exc
+    except rexc.NoScriptError as exc:
+        raise ConnectionFailed(f"{what} failed: the job store lost its scripts ({exc})") from exc
 
 
 class _HybridPacker:

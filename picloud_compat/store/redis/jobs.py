@@ -150,7 +150,7 @@ class RedisJobs(RedisBase):
         assert first is not None
         script = self._scripts["submit"]
         with store_errors("submitting jobs"):
-            for loaded in (False, True):  # the script queued by sha: loaded on NoScript
+            for loaded in (False, True):  # queued by sha: on NoScript, loaded and resent
                 pipe = self.redis.pipeline(transaction=True)
                 for i, blob in enumerate(sub.args):
                     pipe.set(keys.args(t, first + i), blob, ex=PENDING_ARGS_TTL)
@@ -158,7 +158,8 @@ class RedisJobs(RedisBase):
                 reply = pipe.execute(raise_on_error=False)[-1]
                 if loaded or not isinstance(reply, rexc.NoScriptError):
                     break
-                scripts.reload(self.redis, script)  # nothing ran: the SETs are redone
+                # the script did not run (the SETs did, with their TTL: written again)
+                scripts.reload(self.redis, script)
         if isinstance(reply, rexc.ResponseError):
             with store_errors("submitting jobs"):
                 scripts.raise_script_error(reply)

@@ -6,7 +6,9 @@ is a failure (``push_notices`` in ``lib.lua``). A map's `result` wakes its clien
 times instead of once per job, and the client's CPU stays off the vCPUs running the jobs.
 A held pop is one round trip: arming, the blocking pop and the sweep of what came
 travel in one pipeline (each request costs Redis and the client CPU that the jobs'
-vCPUs pay for).
+vCPUs pay for). The hold goes as EVAL, text included: were it sent by sha to a Redis
+that lost its scripts, the pop behind it would block without the release of what an
+earlier hold kept aside.
 
 Nothing about a hold lives in the client or the gateway: a plain pop watches both lists,
 so it gets every notice at once whatever holds another thread, process or gateway
@@ -18,7 +20,6 @@ from __future__ import annotations
 from typing import cast
 
 import msgpack
-import redis.exceptions as rexc
 
 from picloud_compat.store import keys
 from picloud_compat.store.records import Notice
@@ -36,8 +37,6 @@ waiting stops holding its notices back by itself."""
 
 class RedisNotices(RedisBase):
     """`ClientStore.pop_notices` on Redis."""
-
-    _hold_loaded = False  # hold.lua is known to Redis (this store loaded it)
 
     def pop_notices(self, t: str, cid: str, timeout: float, wanted: int = 1) -> list[Notice]:
         """Block up to `timeout` seconds for completion notices addressed to `cid`;
@@ -63,21 +62,12 @@ class RedisNotices(RedisBase):
             wanted=wanted,
             ttl_ms=int((timeout + HOLD_OUTLIVES_POP) * 1000),
         )
-        hold = self._scripts["hold"]
         with store_errors("waiting for results"):
-            if not self._hold_loaded:  # queued by sha alone: make sure Redis has it
-                scripts.reload(self.redis, hold)
-                self._hold_loaded = True
             pipe = self.redis.pipeline(transaction=False)
-            scripts.queue_call(pipe, hold, args)
+            scripts.queue_eval(pipe, self._scripts["hold"], args)
             pipe.blmpop(timeout, 1, lists[0], direction="LEFT", count=POP_COUNT)
             pipe.lmpop(2, *lists, direction="LEFT", count=POP_COUNT)
-            armed, popped, swept = pipe.execute(raise_on_error=False)
-            if isinstance(armed, rexc.NoScriptError):  # Redis restarted: a plain pop
-                scripts.reload(self.redis, hold)  # this time; held again the next
-        for reply in (armed, popped, swept):
-            if isinstance(reply, Exception) and not isinstance(reply, rexc.NoScriptError):
-                raise reply
+            _, popped, swept = pipe.execute()
         items = cast("list[bytes]", popped[1]) if popped else []
         if swept:
             items += cast("list[bytes]", swept[1])

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import redis
@@ -104,9 +104,17 @@ def queue_call(
 ) -> None:
     """Queue `script` on a pipeline by its sha alone. (Given the Script object, redis-py
     asks Redis which scripts it has before every such pipeline: a round trip more.) The
-    caller finds NoScriptError among the results if Redis lost its scripts (a restart),
-    and loads it for the next time with `reload`."""
+    caller finds NoScriptError among the results if Redis lost its scripts (a restart):
+    the script did not run, and `reload` loads it to send again."""
     pipe.evalsha(script.sha, 0, msgpack.packb(record, use_bin_type=False), *rest)
+
+
+def queue_eval(pipe: Pipeline, script: Script, record: ScriptArgs) -> None:
+    """Queue `script` on a pipeline with its text (EVAL): Redis runs its cached copy, or
+    compiles it if it lost its scripts (a restart), so the commands queued after it never
+    run without it. For scripts whose pipeline cannot be retried (a blocking pop)."""
+    text = cast(str, script.script)  # `register` made it from our source text
+    pipe.eval(text, 0, msgpack.packb(record, use_bin_type=False))
 
 
 def reload(client: redis.Redis, script: Script) -> None:
