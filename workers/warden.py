@@ -128,9 +128,9 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_stopped(pid: int, patience: float = 0.1) -> None:
-    """SIGSTOP is delivered asynchronously (a process running on another CPU stops when
-    it next enters the kernel): wait, briefly, until `pid` is stopped, so what its state
-    file says is what it does."""
+    """SIGSTOP is delivered asynchronously (a process running on another CPU stops a
+    moment after `kill` returns): wait, briefly, until `pid` is stopped, so what its
+    state file says is what it does."""
     deadline = time.monotonic() + patience
     while time.monotonic() < deadline:
         try:
