@@ -82,21 +82,13 @@ def register(client: redis.Redis) -> dict[str, Script]:
     return {name: client.register_script(source(name)) for name in NAMES}
 
 
-def call(
-    script: Script,
-    record: ScriptArgs,
-    rest: Sequence[Any] = (),
-    client: redis.Redis | None = None,
-) -> Any:
-    """Run `script` with its argument record and trailing list arguments.
-
-    `client` may be a pipeline, which queues the call. The reply is whatever the
-    script returns (Redis's conversion of Lua values), hence Any.
+def call(script: Script, record: ScriptArgs, rest: Sequence[Any] = ()) -> Any:
+    """Run `script` with its argument record and trailing list arguments (in a
+    pipeline: `queue_call`). The reply is whatever the script returns (Redis's
+    conversion of Lua values), hence Any.
     """
     args = [msgpack.packb(record, use_bin_type=False), *rest]  # Redis's cmsgpack has no bin type
-    if client is None:
-        return script(keys=[], args=args)
-    return script(keys=[], args=args, client=client)
+    return script(keys=[], args=args)
 
 
 def queue_call(
