@@ -209,3 +209,14 @@ def xfail_on(backend: str, request: pytest.FixtureRequest) -> Callable[[str, str
             request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
     return mark
+
+
+def count_requests(store: RedisStore) -> list[int]:
+    """A list that grows by one per request the store's next connection sends."""
+    pool = store.redis.connection_pool
+    conn = pool.get_connection()  # the one the next step gets (the pool reuses it)
+    pool.release(conn)
+    sent: list[int] = []
+    send = conn.send_packed_command
+    conn.send_packed_command = lambda *a, **k: (sent.append(1), send(*a, **k))[1]  # type: ignore[method-assign]
+    return sent

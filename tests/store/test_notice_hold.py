@@ -16,7 +16,7 @@ import pytest
 
 from picloud_compat.store.records import Notice
 from picloud_compat.store.redis import RedisStore
-from tests.store.conftest import Checked, base_settings, new_tenant
+from tests.store.conftest import Checked, base_settings, count_requests, new_tenant
 from tests.store.test_contract import CID, claim, finish, notices, submit
 
 pytestmark = pytest.mark.timeout(60)
@@ -159,12 +159,7 @@ def test_a_held_pop_is_one_round_trip_on_redis(store_redis_url: str, finished_fi
         if finished_first:
             finish_one(store, t, a)
             finish_one(store, t, b)
-        pool = raw.redis.connection_pool
-        conn = pool.get_connection()  # the one the pop gets next (the pool reuses it)
-        pool.release(conn)
-        sent: list[int] = []
-        send = conn.send_packed_command
-        conn.send_packed_command = lambda *a, **k: (sent.append(1), send(*a, **k))[1]  # type: ignore[method-assign]
+        sent = count_requests(raw)
         got = raw.pop_notices(t, CID, 0.3, 2)
         assert sorted(n.jid for n in got) == ([a, b] if finished_first else [])
         assert len(sent) == 1

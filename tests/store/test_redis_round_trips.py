@@ -10,7 +10,7 @@ import pytest
 from picloud_compat.errors import ConnectionFailed
 from picloud_compat.store import keys
 from picloud_compat.store.redis import RedisStore
-from tests.store.conftest import base_settings, new_tenant
+from tests.store.conftest import base_settings, count_requests, new_tenant
 from tests.store.test_contract import claim, make_sub
 
 
@@ -19,17 +19,6 @@ def raw(store_redis_url: str) -> Iterator[RedisStore]:
     store = RedisStore.from_url(store_redis_url, base_settings(store_redis_url))
     yield store
     store.close()
-
-
-def count_requests(store: RedisStore) -> list[int]:
-    """A list that grows by one per request the store's next connection sends."""
-    pool = store.redis.connection_pool
-    conn = pool.get_connection()  # the one the next step gets (the pool reuses it)
-    pool.release(conn)
-    sent: list[int] = []
-    send = conn.send_packed_command
-    conn.send_packed_command = lambda *a, **k: (sent.append(1), send(*a, **k))[1]  # type: ignore[method-assign]
-    return sent
 
 
 def test_a_submit_with_big_arguments_is_one_request(raw: RedisStore) -> None:
