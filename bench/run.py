@@ -7,8 +7,8 @@ One invocation starts a private redis-server, one picloud worker and one raw Cel
 (both prefork, concurrency 2, run from an empty directory), a simulator with 2 processes
 and a multiprocessing.Pool(2); every process is stopped by pid at the end. Repetitions
 are interleaved (rep -> workload -> system), each repetition starting one system later
-than the one before (a system's place in the round shifts its timings, so every system
-takes every place in turn); the table reports medians, and ratios are medians of
+than the one before (what ran just before a system may shift its timings, so every
+system takes every place in turn); the table reports medians, and ratios are medians of
 per-repetition ratios against raw Celery in the same repetition.
 
 W1  2,000 no-op jobs, submit all then gather          jobs/s
@@ -383,9 +383,9 @@ def main() -> None:
         for rep in range(args.reps):
             serial = serial_w3() if "W3" in chosen else 0.0
             serial_times.append(serial)
-            # Each repetition starts one system later: a system's place in the round
-            # shifts its timings (what ran just before it still holds the CPU or
-            # Redis), so every system takes every place in turn.
+            # Each repetition starts one system later: what ran just before a system
+            # may shift its timings (it may still hold the CPU or Redis), so every
+            # system takes every place in turn.
             shift = rep % len(systems)
             order = systems[shift:] + systems[:shift]
             for wname in chosen:
