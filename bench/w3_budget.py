@@ -29,12 +29,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import cloudpickle
+import psutil
 import redis
 
 from bench import run as br
@@ -54,11 +54,6 @@ def _cpu_ms(pids: list[int]) -> dict[int, float]:
                 pass
         out[pid] = total / 1e6
     return out
-
-
-def _children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
 
 
 def _one_map(client, roles: dict[int, str]) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -130,7 +125,8 @@ def main() -> None:
             client.result(client.map(wl.noop, list(range(50))))
             pool.map(wl.noop, list(range(50)))
         roles = {procs[0].pid: "redis-server", os.getpid(): "client", procs[1].pid: "worker main"}
-        roles.update({pid: "job processes" for pid in _children(procs[1].pid)})
+        pool_pids = [child.pid for child in psutil.Process(procs[1].pid).children()]
+        roles.update({pid: "job processes" for pid in pool_pids})
         rows, pool_walls = [], []
         for _ in range(args.maps):
             start = time.perf_counter()
