@@ -153,11 +153,16 @@ class Client:
             def serialize(index: int) -> bytes | memoryview:
                 return self.codec.arguments(rows[index], None, fast)
 
+        ranges = list(submitting.chunk_ranges(sizes, self.store.concurrency(options.type)))
+        if submitting.fits_one_request(sizes):
+            blobs_all = [serialize(i) for i in range(len(rows))]
+            chunks = tuple(end - start for start, end in ranges)
+            first = self._submit(spec, fn_blob, blobs_all, first=None, chunks=chunks)
+            return self._submitted(JobList(range(first, first + len(rows)), self, spec), callbacks)
         first = self.store.allocate(self.tenant, len(rows))
         submitted = 0
-        concurrency = self.store.concurrency(options.type)
         try:
-            for start, end in submitting.chunk_ranges(sizes, concurrency):
+            for start, end in ranges:
                 chunk = [serialize(i) for i in range(start, end)]
                 self._submit(spec, fn_blob, chunk, first=first + start)
                 submitted = end
@@ -169,13 +174,20 @@ class Client:
                 )
                 exc.jid = list(range(first, first + submitted))
             raise
-        jids = JobList(range(first, first + len(rows)), self, spec)
+        return self._submitted(JobList(range(first, first + len(rows)), self, spec), callbacks)
+
+    def _submitted(self, jids: JobList, callbacks: opts.Callbacks) -> JobList:
         if callbacks:
             self.hub.add_callbacks(jids, callbacks)
         return jids
 
     def _submit(
-        self, spec: JobSpec, fn_blob: bytes, args: Sequence[bytes | memoryview], first: int | None
+        self,
+        spec: JobSpec,
+        fn_blob: bytes,
+        args: Sequence[bytes | memoryview],
+        first: int | None,
+        chunks: tuple[int, ...] = (),
     ) -> int:
         self._availability.check(spec.type, spec.cores)
         if spec.env:
@@ -197,6 +209,7 @@ class Client:
             env=spec.env,
             first=first,
             parent=parent.jid if parent and parent.tenant == self.tenant else None,
+            chunks=chunks,
         )
         try:
             jid = self.store.submit(self.tenant, sub)

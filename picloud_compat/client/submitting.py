@@ -10,6 +10,8 @@ from typing import Any
 
 MAX_CHUNK_JOBS = 256
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
+ONE_REQUEST_JOBS = 256
+ONE_REQUEST_BYTES = 256 * 1024
 _PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
 
 
@@ -77,3 +79,11 @@ def chunk_ranges(sizes: list[int], concurrency: int) -> Iterator[tuple[int, int]
             end += 1
         yield start, end
         start = end
+
+
+def fits_one_request(sizes: list[int]) -> bool:
+    """Whether a map of jobs of these (estimated) sealed sizes is submitted in one
+    request, all its chunks together: one allocation and one script instead of a round
+    trip per chunk, so every process starts at once. A bigger map goes chunk by chunk,
+    so workers start on the first while the rest is still being prepared."""
+    return len(sizes) <= ONE_REQUEST_JOBS and sum(sizes) <= ONE_REQUEST_BYTES

@@ -42,7 +42,8 @@ class ClientStore(Protocol):
         ...
 
     def submit(self, t: str, sub: Submission) -> int:
-        """Create the chunk's jobs atomically and queue them; return the first jid.
+        """Create the jobs atomically and queue their chunks (one, or `sub.chunks`);
+        return the first jid.
 
         Jobs start `waiting` if a dependency is unfinished, `stalled` if one failed
         (unless ``depends_on_errors == 'ignore'``), else `queued`. Raises

@@ -111,6 +111,10 @@ class Submission:
     first: int | None = None  # pre-allocated jids (map); None allocates (call)
     parent: int | None = None  # the jid submitting this, for nested jobs
     env: str | None = None  # the environment (`_env`) its jobs run in: named in the message
+    chunks: tuple[int, ...] = ()
+    """The jobs split into chunks of these sizes, in order (each its own message, lease
+    and ledger entry), so a small map is one request: one allocation and one script
+    instead of a round trip per chunk. Empty: one chunk of every job."""
 
     def __post_init__(self) -> None:
         """Refuse what no client makes but a caller could: the queue becomes a Redis
@@ -131,6 +135,17 @@ class Submission:
             raise ValueError(f"jids stay below {MAX_JID}")
         if not all(isinstance(a, bytes | memoryview) for a in self.args):
             raise ValueError("arguments must be sealed blobs")
+        if self.chunks and not (
+            all(_is_int(n) and n >= 1 for n in self.chunks) and sum(self.chunks) == len(self.args)
+        ):
+            raise ValueError(
+                f"chunks must be sizes of at least 1 adding up to the {len(self.args)} jobs, "
+                f"got {self.chunks!r}"
+            )
+
+    def chunk_sizes(self) -> tuple[int, ...]:
+        """The sizes of the chunks this submission makes, in jid order."""
+        return self.chunks or (len(self.args),)
 
 
 def _is_int(value: object) -> bool:

@@ -13,6 +13,7 @@ discrepancies are strict xfails on the offending backend (`xfail_on`).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -78,6 +79,7 @@ def make_sub(
     first: int | None = None,
     parent: int | None = None,
     label: str | None = None,
+    chunks: tuple[int, ...] = (),
 ) -> Submission:
     """A Submission built the way `Client._submit` builds one."""
     options = SubmitOptions(
@@ -102,6 +104,7 @@ def make_sub(
         label=spec.label,
         first=first,
         parent=parent,
+        chunks=chunks,
     )
 
 
@@ -215,6 +218,63 @@ def test_submit_into_preallocated_jids(store: Checked, t: str) -> None:
     assert submit(store, t, 2, first=first) == [first, first + 1]
     assert statuses(store, t, range(first, first + 4)) == ["queued"] * 4
     assert store.allocate(t, 1) == first + 4
+
+
+def published(store: Checked, t: str) -> dict[str, str]:
+    """The tenant's published chunks that are not over: chunk key -> its Celery message
+    (Redis; the memory store, the simulator's broker, has none: '')."""
+    if store.backend == "redis":
+        entries = {key: entry[1] for key, entry in store.raw.ledger().items()}
+    else:
+        entries = {key: "" for key in store.raw._ledger}
+    return {key: msg for key, msg in entries.items() if key.startswith(f"{t}/")}
+
+
+def test_one_submission_makes_a_chunk_of_each_size(store: Checked, t: str) -> None:
+    # A small map is one request: one allocation, and a chunk (message, lease, ledger
+    # entry) per process, each claimed, run and ended on its own.
+    first = store.submit(t, make_sub(5, chunks=(3, 2)))
+    front, back = list(range(first, first + 3)), list(range(first + 3, first + 5))
+    assert statuses(store, t, front + back) == ["queued"] * 5
+    assert store.allocate(t, 1) == first + 5
+    chunks = published(store, t)
+    assert sorted(chunks) == sorted([chunk(t, front).key, chunk(t, back).key])
+    if store.backend == "redis":  # each message names its own chunk
+        for jids in (front, back):
+            body = json.loads(json.loads(chunks[chunk(t, jids).key])["body"])
+            assert body[0] == [{"t": t, "j": jids[0], "n": len(jids)}]
+    got = claim(store, t, back, token="b")
+    assert ([j.jid for j in got.jobs], got.next_index) == (back, 2)
+    finish(store, t, back, "b", end=True)
+    assert list(published(store, t)) == [chunk(t, front).key]
+    assert store.unfinished(t) == front
+    run(store, t, front)
+    assert published(store, t) == {} and store.unfinished(t) == []
+
+
+def test_chunks_of_one_submission_wait_for_their_parent_together(store: Checked, t: str) -> None:
+    (parent,) = submit(store, t)
+    first = store.submit(t, make_sub(4, deps=[parent], chunks=(2, 2)))
+    kids = list(range(first, first + 4))
+    assert statuses(store, t, kids) == ["waiting"] * 4
+    assert list(published(store, t)) == [chunk(t, [parent]).key]
+    run(store, t, [parent])
+    assert statuses(store, t, kids) == ["queued"] * 4
+    assert sorted(published(store, t)) == sorted([chunk(t, kids[:2]).key, chunk(t, kids[2:]).key])
+
+
+def test_chunks_of_one_submission_stall_together(store: Checked, t: str) -> None:
+    (parent,) = submit(store, t)
+    run(store, t, [parent], "error")
+    first = store.submit(t, make_sub(3, deps=[parent], chunks=(1, 2)))
+    assert statuses(store, t, range(first, first + 3)) == ["stalled"] * 3
+    assert published(store, t) == {} and store.unfinished(t) == []
+
+
+@pytest.mark.parametrize("chunks", [(2, 2), (3, 0), (1, 1, 1, -1), (1.5, 1.5), (True, 2)])
+def test_chunk_sizes_must_add_up_to_the_jobs(chunks: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=r"chunks must be sizes"):
+        make_sub(3, chunks=chunks)
 
 
 def test_unknown_dependency_raises_and_writes_nothing(store: Checked, t: str) -> None:

@@ -38,7 +38,7 @@ class MemoryJobs(MemoryState):
             return first
 
     def submit(self, t: str, sub: Submission) -> int:
-        """Create the chunk's jobs atomically and queue them; return the first jid."""
+        """Create the jobs atomically and queue their chunks; return the first jid."""
         with self._lock:
             account = self._accounts.get(t)
             if account is not None and not account.active:
@@ -80,8 +80,16 @@ class MemoryJobs(MemoryState):
                     self._notify(t, jid, "stalled", None)
                 else:
                     self._unfinished[t].add(jid)
-            chunk = self._chunk_id(first, count)
-            if status == "waiting":
+            if status != "stalled":
+                self._queue_chunks(t, sub, first, live)
+            return first
+
+    def _queue_chunks(self, t: str, sub: Submission, first: int, live: list[int]) -> None:
+        """Publish each chunk of a submission, or make it wait for the `live` parents."""
+        chunk_first = first
+        for size in sub.chunk_sizes():
+            if live:
+                chunk = self._chunk_id(chunk_first, size)
                 self._waiting[(t, chunk)] = {
                     "pending": len(live),
                     "deperr": sub.depends_on_errors,
@@ -89,9 +97,9 @@ class MemoryJobs(MemoryState):
                 }
                 for dep in live:
                     self._dependents[(t, dep)].append(chunk)
-            elif status == "queued":
-                self._publish(t, first, count, sub.priority)
-            return first
+            else:
+                self._publish(t, chunk_first, size, sub.priority)
+            chunk_first += size
 
     def next_chunk(self, timeout: float, worker: str, env: str = "") -> ChunkRef | None:
         """Block up to `timeout` for the most urgent queued chunk of environment `env`

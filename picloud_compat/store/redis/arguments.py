@@ -57,11 +57,12 @@ class SubmitArgs(_Retention):
     cid: str
     first: int | None  # None: the script allocates
     count: int
+    chunks: list[int]  # the chunk sizes, in jid order
+    templates: dict[str, str]  # a chunk size's Celery message, with @JID@ and @TAG@ left in
     spec_id: str
     spec: str
     fn_sha: str
     queue: str  # the Redis list (queue and priority step)
-    template: str  # the Celery message, with @JID@ and @TAG@ left in
     deperr: str
     parent: int | None
     args_stored: bool  # big arguments were SET around the script

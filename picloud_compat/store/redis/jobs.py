@@ -116,7 +116,7 @@ class RedisJobs(RedisBase):
         return last - count + 1
 
     def submit(self, t: str, sub: Submission) -> int:
-        """Create the chunk's jobs atomically and queue them; return the first jid."""
+        """Create the jobs atomically and queue their chunks; return the first jid."""
         s = self.settings
         # Big arguments bypass Lua (copying megabytes through Lua strings is slow): they
         # are SET with a TTL in the same MULTI and made persistent by the script, so a
@@ -126,6 +126,7 @@ class RedisJobs(RedisBase):
         if external and first is None:
             first = self.allocate(t, len(sub.args))
         fn = sub.fn_blob or b""  # b"": the store has it already
+        sizes = sub.chunk_sizes()
         record: SubmitArgs = {
             "tenant": t,
             "now": time.time(),
@@ -137,9 +138,13 @@ class RedisJobs(RedisBase):
             "fn_sha": sub.fn_sha,
             "retention": s.retention_seconds,
             "queue": queue_key(sub.queue, sub.priority),
-            "template": chunk_template(
-                t, len(sub.args), sub.queue, sub.priority, sub.display_name, sub.label, sub.env
-            ),
+            "chunks": list(sizes),
+            "templates": {
+                str(size): chunk_template(
+                    t, size, sub.queue, sub.priority, sub.display_name, sub.label, sub.env
+                )
+                for size in set(sizes)
+            },
             "deperr": sub.depends_on_errors,
             "parent": sub.parent,
             "inline_limit": s.inline_result_limit,

@@ -1,9 +1,10 @@
--- Create one chunk of jobs atomically: check dependencies, write records and
--- arguments, then queue (publish the Celery message), wait, or stall.
--- A: tenant, now, cid, first (false = allocate), count, spec_id, spec, fn_sha,
---    retention, queue (queue key), template, deperr, parent (false = none),
---    inline_limit, args_stored (the caller already SET the big arguments, with a TTL,
---    in the same MULTI; they are made persistent here).
+-- Create jobs atomically: check dependencies, write records and arguments, then queue
+-- each of their chunks (publish its Celery message), wait, or stall.
+-- A: tenant, now, cid, first (false = allocate), count, chunks (the chunk sizes in jid
+--    order, adding up to count), templates (each size's Celery message, by the size as
+--    text), spec_id, spec, fn_sha, retention, queue (queue key), deperr, parent
+--    (false = none), inline_limit, args_stored (the caller already SET the big
+--    arguments, with a TTL, in the same MULTI; they are made persistent here).
 -- ARGV[2]: the sealed function ('' = already stored; kept out of A so a big one is not
 -- copied through msgpack); ARGV[3..]: the dependency jids, then (unless args_stored)
 -- one sealed blob per job.
@@ -80,18 +81,28 @@ for i = 0, count - 1 do
   end
 end
 
-local chunk = first .. '+' .. count
-if not stalled then redis.call('SADD', K.unfinished(t), chunk) end
-local tpl = string.gsub(A.template, '@JID@', first)
-if status == 'waiting' then
-  local wkey = K.waiting_chunk(t, chunk)
-  redis.call('HSET', wkey, 'pending', #live, 'deperr', A.deperr, 'queue', A.queue, 'tpl', tpl)
-  for _, dep in ipairs(live) do
-    redis.call('RPUSH', K.dependents(t, dep), chunk)
-    redis.call('HSET', K.job(t, dep), 'kids', 1)
+if stalled then
+  flush_notices()
+  return first
+end
+local chunk_first = first
+for _, size in ipairs(A.chunks) do
+  local chunk = chunk_first .. '+' .. size
+  redis.call('SADD', K.unfinished(t), chunk)
+  local tpl = string.gsub(A.templates[tostring(size)], '@JID@', chunk_first)
+  if status == 'waiting' then
+    local wkey = K.waiting_chunk(t, chunk)
+    redis.call('HSET', wkey, 'pending', #live, 'deperr', A.deperr, 'queue', A.queue, 'tpl', tpl)
+    for _, dep in ipairs(live) do
+      redis.call('RPUSH', K.dependents(t, dep), chunk)
+    end
+  else
+    publish(t .. '/' .. chunk, A.queue, tpl, 0, now)
   end
-elseif status == 'queued' then
-  publish(t .. '/' .. chunk, A.queue, tpl, 0, now)
+  chunk_first = chunk_first + size
+end
+if status == 'waiting' then
+  for _, dep in ipairs(live) do redis.call('HSET', K.job(t, dep), 'kids', 1) end
 end
 flush_notices()
 return first
