@@ -83,6 +83,13 @@ def test_a_small_unstarted_chunk_is_taken_whole(client):
     assert client.info(chunk.first, ["worker"])[chunk.first]["worker"] == THIEF
 
 
+def test_a_chunk_of_the_same_map_nobody_started_is_taken_before_a_split(client):
+    first, second = published(client, 8)  # one request: offered at the same moment
+    claim(client, first, 0, 1)  # a process runs the first chunk's job 0; 1..3 wait
+    assert steal(client) == (second, 0)  # the woken thief takes the second chunk whole
+    assert steal(client) == (first, 2)  # then, with both started, a back half: 2..3
+
+
 def test_a_big_unstarted_chunk_is_left_to_its_message(client):
     chunks = published(client, 2 * (WHOLE_CHUNK + 8))
     assert all(ch.count > WHOLE_CHUNK for ch in chunks)

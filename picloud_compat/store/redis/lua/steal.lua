@@ -68,17 +68,40 @@ if A.settle then
   flush_notices()  -- now: were the steal to fail, no waiter would miss these outcomes
 end
 
+local function parse(ck)
+  local t, first, count = string.match(ck, '^(.*)/(%d+)%+(%d+)$')
+  return t, tonumber(first), tonumber(count)
+end
+
+-- Rather than split the started chunk offers[i], take whole a small chunk offered at
+-- the same moment (the same map's next chunk) that nobody has started: the processes
+-- woken for a map then each run a chunk of their own. `offers` is ZRANGE WITHSCORES's.
+local function unstarted_twin(offers, i)
+  for j = i + 2, #offers - 1, 2 do
+    if offers[j + 1] ~= offers[i + 1] then return nil end
+    local t, first, count = parse(offers[j])
+    if count <= A.whole and status(t, first) == 'queued' then
+      return offers[j], t, first, count
+    end
+  end
+  return nil
+end
+
 local OFFERS_LOOKED_AT = 8
 local pending = 0
 for _, queue in ipairs(A.types) do
   local skey = K.stealable(queue)
-  local offers = redis.call('ZRANGE', skey, 0, OFFERS_LOOKED_AT - 1)
-  if #offers == OFFERS_LOOKED_AT then pending = 1 end  -- there may be more behind
-  for _, ck in ipairs(offers) do
-    local t, first, count = string.match(ck, '^(.*)/(%d+)%+(%d+)$')
-    first, count = tonumber(first), tonumber(count)
+  local offers = redis.call('ZRANGE', skey, 0, OFFERS_LOOKED_AT - 1, 'WITHSCORES')
+  if #offers == 2 * OFFERS_LOOKED_AT then pending = 1 end  -- there may be more behind
+  for i = 1, #offers - 1, 2 do
+    local ck = offers[i]
+    local t, first, count = parse(ck)
     local start, spent, waits = start_of(t, first, count, ck)
     if waits then pending = 1 end
+    if start and start > 0 then
+      local twin, tt, tfirst, tcount = unstarted_twin(offers, i)
+      if twin then ck, t, first, count, start, spent = twin, tt, tfirst, tcount, 0, false end
+    end
     if start then
       local opts = redis.call('HGET', K.job(t, first + start), 'opts')
       local doc = opts and redis.call('GET', K.options(t, opts))
