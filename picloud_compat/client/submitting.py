@@ -10,7 +10,7 @@ from typing import Any
 
 MAX_CHUNK_JOBS = 256
 MAX_CHUNK_BYTES = 8 * 1024 * 1024
-ONE_REQUEST_JOBS = 256
+ONE_REQUEST_JOBS = 256  # so never more than MAX_CHUNKS chunks (store.records)
 ONE_REQUEST_BYTES = 256 * 1024
 _PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
 

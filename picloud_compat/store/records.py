@@ -27,6 +27,9 @@ def utc_day(when: float | None = None) -> str:
 
 MAX_CHUNK = 4096
 """Jobs per chunk at most (clients make chunks of up to 256)."""
+MAX_CHUNKS = 256
+"""Chunks one submission may make (each is a message and a ledger entry: a bound keeps
+one request from making a script publish thousands)."""
 
 RECORD_FIELDS: dict[str, str] = {
     "status": "status",
@@ -135,6 +138,10 @@ class Submission:
             raise ValueError(f"jids stay below {MAX_JID}")
         if not all(isinstance(a, bytes | memoryview) for a in self.args):
             raise ValueError("arguments must be sealed blobs")
+        if len(self.chunks) > MAX_CHUNKS:
+            raise ValueError(
+                f"a submission makes at most {MAX_CHUNKS} chunks, not {len(self.chunks)}"
+            )
         if self.chunks and not (
             all(_is_int(n) and n >= 1 for n in self.chunks) and sum(self.chunks) == len(self.args)
         ):

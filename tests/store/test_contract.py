@@ -28,6 +28,7 @@ from picloud_compat.options import SubmitOptions
 from picloud_compat.status import FINISHED, KILLED_MESSAGE, STALLED_MESSAGE, can_move
 from picloud_compat.store.memory import IllegalMove, MemoryStore
 from picloud_compat.store.records import (
+    MAX_CHUNKS,
     Account,
     ChunkRef,
     Claim,
@@ -275,6 +276,14 @@ def test_chunks_of_one_submission_stall_together(store: Checked, t: str) -> None
 def test_chunk_sizes_must_add_up_to_the_jobs(chunks: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"chunks must be sizes"):
         make_sub(3, chunks=chunks)
+
+
+def test_one_submission_makes_at_most_max_chunks_chunks(store: Checked, t: str) -> None:
+    first = store.submit(t, make_sub(MAX_CHUNKS, chunks=(1,) * MAX_CHUNKS))
+    assert len(published(store, t)) == MAX_CHUNKS
+    assert store.allocate(t, 1) == first + MAX_CHUNKS
+    with pytest.raises(ValueError, match=f"at most {MAX_CHUNKS} chunks"):
+        make_sub(MAX_CHUNKS + 1, chunks=(1,) * (MAX_CHUNKS + 1))
 
 
 def test_unknown_dependency_raises_and_writes_nothing(store: Checked, t: str) -> None:
