@@ -138,6 +138,8 @@ class Submission:
             raise ValueError(f"jids stay below {MAX_JID}")
         if not all(isinstance(a, bytes | memoryview) for a in self.args):
             raise ValueError("arguments must be sealed blobs")
+        if not isinstance(self.chunks, tuple):
+            raise ValueError(f"chunks must be a tuple of chunk sizes, got {self.chunks!r}"[:200])
         if len(self.chunks) > MAX_CHUNKS:
             raise ValueError(
                 f"a submission makes at most {MAX_CHUNKS} chunks, not {len(self.chunks)}"

@@ -54,7 +54,7 @@ from picloud_compat.rest.registry import RestRegistry
 from picloud_compat.settings import Settings
 from picloud_compat.signing import tenant_key
 from picloud_compat.store import keys
-from picloud_compat.store.records import ChunkRef, Outcome, Submission, WorkerInfo
+from picloud_compat.store.records import MAX_CHUNKS, ChunkRef, Outcome, Submission, WorkerInfo
 from picloud_compat.store.redis import RedisStore
 from picloud_compat.store.remote import wire
 from picloud_compat.store.remote.http import CONTENT_TYPE
@@ -1449,6 +1449,58 @@ def test_submit_cannot_plant_a_chunk_key_the_reaper_cannot_parse(
             admin_redis.zrem(keys.LEDGER_TIMES, key)
     with contextlib.suppress(Exception):
         s.a.kill()
+    attempts.check()
+
+
+def test_forged_chunk_sizes_are_refused_and_plant_nothing(
+    scene: Scene, attempts: Attempts, admin_redis: redis.Redis
+) -> None:
+    """`Submission.chunks` (a small map's chunk sizes, sent in one request) becomes chunk
+    keys, Celery messages and ledger entries in submit.lua. Sizes that are not positive
+    integers adding up to the jobs, or more than MAX_CHUNKS of them, must be refused
+    before anything is written; well-formed ones make one chunk each."""
+    s = scene
+    blob = bytes(s.a.codec.arguments(()))
+
+    def ledger() -> set[str]:  # A's published chunks
+        entries = (k.decode() for k in admin_redis.hkeys(keys.LEDGER))
+        return {k for k in entries if k.startswith(f"{s.a_key}/")}
+
+    bad: list[tuple[int, Any]] = [
+        (2, ("1e1", 1)),
+        (2, (2.5, -0.5)),
+        (2, (0, 2)),
+        (2, (-1, 3)),
+        (2, (1,)),
+        (2, (1, 1, 1)),
+        (2, ((1, 1),)),
+        (2, "11"),
+        (2, {"1": 1, "2": 1}),
+        (2, 2),
+        (MAX_CHUNKS + 1, (1,) * (MAX_CHUNKS + 1)),
+    ]
+    try:
+        for jobs, chunks in bad:
+            before = ledger()
+            sub = forged_submission(s.a, _whoami, args=[blob] * jobs, chunks=chunks)
+            reply = rpc(s.url, s.a_auth, "submit", [s.a_key, sub])
+            planted = ledger() - before
+            attempts.record(
+                f"submit {jobs} jobs with Submission.chunks={str(chunks)[:40]}",
+                not reply.answered and not planted,
+                f"{reply.describe()}; new ledger entries: {sorted(planted)[:4]}",
+            )
+        before = ledger()
+        sub = forged_submission(s.a, _whoami, args=[blob] * 3, chunks=(1, 2))
+        reply = rpc(s.url, s.a_auth, "submit", [s.a_key, sub])
+        made = ledger() - before
+        # the same channel, well-formed: answered, one chunk per size
+        assert reply.answered, reply.describe()
+        first = reply.result
+        assert made == {f"{s.a_key}/{first}+1", f"{s.a_key}/{first + 1}+2"}
+    finally:
+        with contextlib.suppress(Exception):
+            s.a.kill()
     attempts.check()
 
 
